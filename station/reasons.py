@@ -1,0 +1,59 @@
+"""The one vocabulary of verdict reasons.
+
+The values are stable strings: they are stored in events, printed in logs, sent over MQTT,
+matched by the feedback mapping and by tests. Add new ones at the end of their group; never
+rename one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a scan was refused. Reader reasons come first, in the order faults are reported."""
+
+    # -- the karekod reader (station.reader), in reporting order --
+    NOT_GS1 = "not_gs1"
+    INVALID_CHARACTER = "invalid_character"
+    INVALID_LENGTH = "invalid_length"
+    AMBIGUOUS = "ambiguous"
+    BAD_CHECK_DIGIT = "bad_check_digit"
+    INVALID_DATE = "invalid_date"
+    MISSING_FIELD = "missing_field"
+    EXPIRED = "expired"
+    SHORT_DATED = "short_dated"
+    # -- station rules (station.rules) --
+    DUPLICATE = "duplicate"
+    RECALLED = "recalled"
+    NOT_EXPECTED = "not_expected"
+    # -- the station itself --
+    STORAGE_ERROR = "storage_error"
+
+    @property
+    def rank(self) -> int:
+        """Position in the reporting order: when a scan has several faults, the lowest wins."""
+        return _ORDER[self]
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self]
+
+
+_ORDER = {reason: i for i, reason in enumerate(Reason)}
+
+DESCRIPTIONS: dict[Reason, str] = {
+    Reason.NOT_GS1: "Not a GS1 karekod.",
+    Reason.INVALID_CHARACTER: "A character outside the GS1 character set.",
+    Reason.INVALID_LENGTH: "A field is longer or shorter than GS1 allows.",
+    Reason.AMBIGUOUS: "Separators were lost and the fields can be split more than one way.",
+    Reason.BAD_CHECK_DIGIT: "A check digit is wrong.",
+    Reason.INVALID_DATE: "A date is not a real date.",
+    Reason.MISSING_FIELD: "A field this site needs is missing.",
+    Reason.EXPIRED: "The product has expired.",
+    Reason.SHORT_DATED: "The product expires too soon for this site.",
+    Reason.DUPLICATE: "This unit was already accepted here.",
+    Reason.RECALLED: "This batch is recalled.",
+    Reason.NOT_EXPECTED: "This unit is not in the expected delivery.",
+    Reason.STORAGE_ERROR: "The scan could not be stored; not accepted.",
+}

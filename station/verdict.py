@@ -1,0 +1,75 @@
+"""The local verdict on a scan: the reader's result plus the site's dating policy.
+
+Expiry is a business rule, not a parse error: an expired box is a perfectly readable karekod, so
+it is judged here, after reading, against the site's day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, NamedTuple
+
+from station.reader import Karekod, Profile, read
+from station.reasons import Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a site accepts."""
+
+    profile: Profile = Profile.ITS
+    min_shelf_life_days: int | None = None
+    """Refuse as ``short_dated`` a box with fewer days left than this (None: no minimum)."""
+
+
+class Verdict(NamedTuple):
+    """Accept or refuse, why, and what was read."""
+
+    ok: bool
+    reason: Reason | None
+    message: str
+    karekod: Karekod | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stable JSON shape used by ``station decode``, events and MQTT."""
+        k = self.karekod
+        return {
+            "ok": self.ok,
+            "reason": self.reason.value if self.reason else None,
+            "gtin": k.gtin if k else None,
+            "serial": k.serial if k else None,
+            "batch": k.batch if k else None,
+            "expiry": k.expiry.isoformat() if k and k.expiry else None,
+            "production_date": k.production_date.isoformat() if k and k.production_date else None,
+            "sscc": k.sscc if k else None,
+            "recovered": bool(k and k.recovered),
+            "message": self.message,
+        }
+
+    def refuse(self, reason: Reason, message: str) -> Verdict:
+        """The same reading, refused for a reason found after reading (station rules, storage)."""
+        return Verdict(False, reason, message, self.karekod)
+
+
+def judge(raw: bytes | str, policy: Policy, today: date) -> Verdict:
+    """Read ``raw`` and apply the dating policy as of ``today``. Never raises."""
+    reading = read(raw, policy.profile, today.year)
+    k = reading.karekod
+    if not reading.ok:
+        assert reading.reason is not None
+        return Verdict(False, reading.reason, reading.message, k)
+    assert k is not None
+    if k.expiry is not None:
+        left = (k.expiry - today).days
+        if left < 0:
+            return Verdict(False, Reason.EXPIRED, f"Expired on {k.expiry.isoformat()}.", k)
+        if policy.min_shelf_life_days is not None and left < policy.min_shelf_life_days:
+            return Verdict(
+                False,
+                Reason.SHORT_DATED,
+                f"Expires on {k.expiry.isoformat()}, {left} days from now; this site needs at least "
+                f"{policy.min_shelf_life_days}.",
+                k,
+            )
+    return Verdict(True, None, reading.message, k)
