@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from datetime import date
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from station import __version__
 
@@ -42,6 +42,164 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> Any:
+    from station.config import ConfigError, load
+
+    try:
+        return load(args.config)
+    except ConfigError as e:
+        print(f"station: bad configuration, not starting:\n{e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from station.daemon import run, setup_logging
+
+    setup_logging(args.log_level)
+    config = _config(args)
+    drain = args.drain_seconds if args.drain_seconds is not None else (3.0 if args.simulate else 0.0)
+    return run(config, simulate=args.simulate, drain_seconds=drain)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from station.config import ConfigError, load
+
+    try:
+        config = load(args.file)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok (station {config.station.id}, {config.station.operation}, profile {config.reader.profile})")
+    return 0
+
+
+def cmd_test_feedback(args: argparse.Namespace) -> int:
+    import time
+
+    from station.daemon import setup_logging
+    from station.feedback import GpioFeedback, Signal, simulated_pin_factory
+
+    setup_logging("INFO")
+    config = _config(args)
+    factory = None
+    if args.simulate:
+        factory = simulated_pin_factory(lambda pin, value: print(f"  {pin} {'on' if value else 'off'}", flush=True))
+    feedback = GpioFeedback(config.feedback, factory)
+    try:
+        for sig in Signal:
+            p = config.feedback.patterns[sig.value]
+            print(
+                f"{sig.value}: {p.led} LED x{p.blinks} ({p.seconds}s), {p.beeps} beep(s) of {p.beep_seconds}s",
+                flush=True,
+            )
+            feedback.show(sig)
+            time.sleep(max(p.seconds * (2 * p.blinks - 1), p.beep_seconds * (2 * p.beeps - 1)) + args.pause)
+    finally:
+        feedback.close()
+    return 0
+
+
+def _read_store(args: argparse.Namespace) -> Any:
+    from station.store import StorageError, Store
+
+    store = Store(_config(args).storage.path, readonly=True)
+    try:
+        store.open()
+    except StorageError as e:
+        print(f"station: cannot read the station file: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+    return store
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from station.daemon import status_path
+    from station.pipeline import _age
+
+    config = _config(args)
+    store = _read_store(args)
+    stats = store.stats()
+    daemon: dict[str, Any] = {}
+    try:
+        with open(status_path(config)) as f:
+            daemon = json.load(f)
+    except (OSError, ValueError):
+        pass
+    running = False
+    if daemon.get("pid") and daemon.get("state") != "stopped":
+        try:
+            os.kill(int(daemon["pid"]), 0)
+            running = (_age(daemon.get("at")) or 0) < 60
+        except (OSError, ValueError):
+            running = False
+    body = {
+        "station": config.station.id,
+        "daemon": "running" if running else "not running",
+        "mqtt_connected": daemon.get("mqtt_connected") if running else None,
+        "scanner_connected": daemon.get("scanner_connected") if running else None,
+        "events": stats.events,
+        "last_seq": stats.last_seq,
+        "backlog": stats.backlog,
+        "oldest_undelivered_age_s": _age(stats.oldest_undelivered_at),
+        "last_scan_at": stats.last_scan_at,
+        "refused_later": stats.refused_later,
+        "disk_free_bytes": daemon.get("disk_free_bytes"),
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if args.json:
+        print(json.dumps(body))
+    else:
+        width = max(len(k) for k in body)
+        for k, v in body.items():
+            print(f"{k:<{width}}  {'-' if v is None else v}")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    store = _read_store(args)
+    rows = store.events(args.last, args.reason)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    for r in rows:
+        verdict = "accept" if r["ok"] else f"reject {r['reason']}"
+        service = ""
+        if r["service_ok"] is not None:
+            service = f"  {r['service']}: {'ok' if r['service_ok'] else 'REFUSED ' + r['service_code']}"
+            service += f" {r['service_message']}" if not r["service_ok"] else ""
+        delivered = "delivered" if r["delivered_at"] else "queued"
+        reread = f" rereads={r['rereads']}" if r["rereads"] else ""
+        print(
+            f"{r['seq']:>7} {r['at']} {verdict:<24} {r['gtin'] or '-'} {r['serial'] or '-'} {r['batch'] or '-'}"
+            f" {delivered}{reread}{service}"
+        )
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from station.pipeline import _age
+
+    stats = _read_store(args).stats()
+    age = _age(stats.oldest_undelivered_at)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "undelivered": stats.backlog,
+                    "oldest_undelivered_age_s": age,
+                    "oldest_undelivered_at": stats.oldest_undelivered_at,
+                }
+            )
+        )
+    else:
+        print(f"undelivered  {stats.backlog}")
+        print(f"oldest       {stats.oldest_undelivered_at or '-'}" + (f" ({age:.0f} s ago)" if age is not None else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="station", description="Karekod Station: scan, verify, record, report.")
     parser.add_argument("--version", action="version", version=f"karekod-station {__version__}")
@@ -52,6 +210,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--today", metavar="YYYY-MM-DD", help="the day expiry is judged against (default: today)")
     p.add_argument("--min-shelf-life-days", type=int, metavar="N", default=None)
     p.set_defaults(func=cmd_decode)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=f"configuration file (default {DEFAULT_CONFIG})")
+        return p
+
+    p = with_config(sub.add_parser("run", help="run the station daemon"))
+    p.add_argument(
+        "--simulate",
+        action="store_true",
+        help="scans from stdin (one per line, GS as 0x1D), pins simulated and shown in the terminal",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=None,
+        help="when the input ends, wait this long for the backlog to be acked (simulate: 3)",
+    )
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    pc = csub.add_parser("check", help="check a configuration file; names each bad key with its line")
+    pc.add_argument("file", nargs="?", default=DEFAULT_CONFIG)
+    pc.set_defaults(func=cmd_config_check)
+
+    p = with_config(sub.add_parser("test-feedback", help="show every light and buzzer pattern once"))
+    p.add_argument("--simulate", action="store_true", help="mock pins, printed to the terminal")
+    p.add_argument("--pause", type=float, default=0.7, help="seconds between patterns")
+    p.set_defaults(func=cmd_test_feedback)
+
+    p = with_config(sub.add_parser("status", help="station health (works with or without the daemon)"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = with_config(sub.add_parser("events", help="the newest events, with the national service's answer"))
+    p.add_argument("--last", type=int, default=20, metavar="N")
+    p.add_argument("--reason", metavar="R", help="only this reason (refused_later: refused by the service)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_events)
+
+    p = with_config(sub.add_parser("queue", help="undelivered events and the age of the oldest"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_queue)
     return parser
 
 

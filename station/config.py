@@ -1,0 +1,320 @@
+"""Station configuration: one TOML file, checked key by key with the line each problem is on.
+
+``station config check FILE`` and the daemon share :func:`load`, so a file the check passes is a
+file the daemon starts with, and a bad one is refused with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from station.reader import Profile
+from station.verdict import Policy
+
+OPERATIONS = ("receipt", "dispatch", "use", "return", "deactivation")
+LEDS = ("green", "amber", "red")
+STATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; ``problems`` has one line per bad key."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """How one signal looks and sounds: an LED blinked ``blinks`` times, a buzzer beeped."""
+
+    led: str
+    seconds: float
+    blinks: int
+    beeps: int
+    beep_seconds: float
+    tone: str = "A5"
+    """Note for a passive (tonal) buzzer."""
+
+
+DEFAULT_PATTERNS = {
+    "accept": Pattern("green", 0.4, 1, 1, 0.08, "C6"),
+    "reject": Pattern("red", 1.5, 1, 1, 1.0, "A4"),
+    "duplicate": Pattern("amber", 0.2, 3, 3, 0.1, "E5"),
+    "refused_later": Pattern("red", 0.15, 6, 2, 0.4, "C5"),
+    "fault": Pattern("amber", 1.0, 1, 0, 0.0, "A4"),
+}
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    id: str
+    site: str = ""
+    operation: str = "receipt"
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    profile: Profile = Profile.ITS
+    min_shelf_life_days: int = 0
+    debounce_seconds: float = 1.0
+    duplicate_retention_days: int = 730
+
+    @property
+    def policy(self) -> Policy:
+        return Policy(self.profile, self.min_shelf_life_days or None)
+
+
+@dataclass(frozen=True)
+class ScannerConfig:
+    type: str = "stdin"
+    port: str = "/dev/scanner"
+    baudrate: int = 9600
+    suffix: str = "auto"
+    idle_ms: int = 50
+    max_length: int = 512
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: str = "/var/lib/karekod-station/station.db"
+    max_size_mb: int = 0
+    keep_delivered_days: int = 90
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = True
+    host: str = "localhost"
+    port: int = 1883
+    prefix: str = "karekod/v1"
+    client_id: str = ""
+    username: str = ""
+    password_file: str = ""
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    keepalive: int = 30
+    ack_timeout_seconds: float = 30.0
+    status_interval_seconds: float = 15.0
+    window: int = 1000
+    wait_for_central: bool = True
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    green_pin: int = 17
+    amber_pin: int = 27
+    red_pin: int = 22
+    buzzer_pin: int = 23
+    buzzer_type: str = "active"
+    active_high: bool = True
+    patterns: dict[str, Pattern] = field(default_factory=lambda: dict(DEFAULT_PATTERNS))
+
+
+@dataclass(frozen=True)
+class Config:
+    station: StationConfig
+    reader: ReaderConfig = ReaderConfig()
+    scanner: ScannerConfig = ScannerConfig()
+    storage: StorageConfig = StorageConfig()
+    mqtt: MqttConfig = MqttConfig()
+    feedback: FeedbackConfig = FeedbackConfig()
+    path: str = ""
+
+
+# -- checking ---------------------------------------------------------------------------------
+
+Check = Callable[[Any], str | None]
+"""A value check: None when fine, otherwise what is wrong."""
+
+
+def _typed(kind: type, also: Check | None = None) -> Check:
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, kind) and not (kind in (int, float) and isinstance(v, bool))
+        if kind is float and isinstance(v, int) and not isinstance(v, bool):
+            ok = True
+        if not ok:
+            return f"must be {'a number' if kind in (int, float) else kind.__name__}"
+        return also(v) if also else None
+
+    return check
+
+
+def _at_least(lo: float) -> Check:
+    return lambda v: None if v >= lo else f"must be at least {lo}"
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _pin(v: int) -> str | None:
+    return None if 0 <= v <= 27 else "must be a BCM GPIO number from 0 to 27"
+
+
+SCHEMA: dict[str, dict[str, Check]] = {
+    "station": {
+        "id": _typed(str, lambda v: None if STATION_ID.fullmatch(v) else "must be 1-64 letters, digits, - or _"),
+        "site": _typed(str),
+        "operation": _typed(str, _one_of(*OPERATIONS)),
+    },
+    "reader": {
+        "profile": _typed(str, _one_of(*(p.value for p in Profile))),
+        "min_shelf_life_days": _typed(int, _at_least(0)),
+        "debounce_seconds": _typed(float, _at_least(0)),
+        "duplicate_retention_days": _typed(int, _at_least(1)),
+    },
+    "scanner": {
+        "type": _typed(str, _one_of("stdin", "serial", "hid")),
+        "port": _typed(str),
+        "baudrate": _typed(int, _at_least(300)),
+        "suffix": _typed(str, _one_of("auto", "cr", "lf", "crlf", "tab", "none")),
+        "idle_ms": _typed(int, _at_least(5)),
+        "max_length": _typed(int, _at_least(64)),
+    },
+    "storage": {
+        "path": _typed(str, lambda v: None if v else "must not be empty"),
+        "max_size_mb": _typed(int, _at_least(0)),
+        "keep_delivered_days": _typed(int, _at_least(1)),
+    },
+    "mqtt": {
+        "enabled": _typed(bool),
+        "host": _typed(str),
+        "port": _typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
+        "prefix": _typed(str, lambda v: None if v and not {"+", "#"} & set(v) else "must be a topic without + or #"),
+        "client_id": _typed(str),
+        "username": _typed(str),
+        "password_file": _typed(str),
+        "tls": _typed(bool),
+        "ca_file": _typed(str),
+        "cert_file": _typed(str),
+        "key_file": _typed(str),
+        "keepalive": _typed(int, _at_least(5)),
+        "ack_timeout_seconds": _typed(float, _at_least(1)),
+        "status_interval_seconds": _typed(float, _at_least(1)),
+        "window": _typed(int, _at_least(1)),
+        "wait_for_central": _typed(bool),
+    },
+    "feedback": {
+        "green_pin": _typed(int, _pin),
+        "amber_pin": _typed(int, _pin),
+        "red_pin": _typed(int, _pin),
+        "buzzer_pin": _typed(int, _pin),
+        "buzzer_type": _typed(str, _one_of("active", "tonal")),
+        "active_high": _typed(bool),
+    },
+}
+PATTERN_SCHEMA: dict[str, Check] = {
+    "led": _typed(str, _one_of(*LEDS)),
+    "seconds": _typed(float, _at_least(0.01)),
+    "blinks": _typed(int, _at_least(1)),
+    "beeps": _typed(int, _at_least(0)),
+    "beep_seconds": _typed(float, _at_least(0)),
+    "tone": _typed(str, lambda v: None if re.fullmatch(r"[A-G][#b]?[0-8]", v) else "must be a note such as A4"),
+}
+
+
+def _line_index(text: str) -> dict[tuple[str, str], int]:
+    """(table, key) -> line number, so problems point at the line a technician must edit."""
+    index: dict[tuple[str, str], int] = {}
+    table = ""
+    for no, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", stripped)
+        if header and not stripped.startswith("[["):
+            table = header.group(1).replace(" ", "")
+            index.setdefault((table, ""), no)
+            continue
+        key = re.match(r'([A-Za-z0-9_\-]+|"[^"]*")\s*=', stripped)
+        if key:
+            index.setdefault((table, key.group(1).strip('"')), no)
+    return index
+
+
+def parse(text: str, path: str = "<config>") -> Config:
+    """Build a :class:`Config` from TOML text or raise :class:`ConfigError` naming every bad key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, [f"{path}: not valid TOML: {e}"]) from None
+    lines = _line_index(text)
+    problems: list[str] = []
+
+    def where(table: str, key: str) -> str:
+        no = lines.get((table, key)) or lines.get((table, ""))
+        return f"{path}:{no}" if no else path
+
+    def check_table(table: str, values: Any, schema: dict[str, Check]) -> dict[str, Any]:
+        good: dict[str, Any] = {}
+        if not isinstance(values, dict):
+            problems.append(f"{where(table, '')}: [{table}] must be a table")
+            return good
+        for key, value in values.items():
+            if isinstance(value, dict) and table == "feedback" and key in DEFAULT_PATTERNS:
+                continue
+            check = schema.get(key)
+            if check is None:
+                problems.append(f"{where(table, key)}: [{table}] {key}: unknown key")
+                continue
+            wrong = check(value)
+            if wrong:
+                problems.append(f"{where(table, key)}: [{table}] {key} = {value!r}: {wrong}")
+            else:
+                good[key] = float(value) if isinstance(value, int) and "seconds" in key else value
+        return good
+
+    for table in data:
+        if table not in SCHEMA:
+            problems.append(f"{where(table, '')}: [{table}]: unknown table")
+    tables = {table: check_table(table, data.get(table, {}), schema) for table, schema in SCHEMA.items()}
+    if "id" not in data.get("station", {}):
+        problems.append(f"{where('station', '')}: [station] id: required (the station's name in MQTT topics)")
+
+    patterns = dict(DEFAULT_PATTERNS)
+    feedback = data.get("feedback", {})
+    if isinstance(feedback, dict):
+        for name, values in feedback.items():
+            if not isinstance(values, dict):
+                continue
+            table = f"feedback.{name}"
+            if name not in DEFAULT_PATTERNS:
+                problems.append(
+                    f"{where(table, '')}: [{table}]: unknown signal; signals are {', '.join(DEFAULT_PATTERNS)}"
+                )
+                continue
+            good = check_table(table, values, PATTERN_SCHEMA)
+            base = DEFAULT_PATTERNS[name].__dict__
+            patterns[name] = Pattern(
+                **{**base, **{k: float(v) if k.endswith("seconds") else v for k, v in good.items()}}
+            )
+    if problems:
+        raise ConfigError(path, problems)
+    reader = dict(tables["reader"])
+    if "profile" in reader:
+        reader["profile"] = Profile(reader["profile"])
+    return Config(
+        station=StationConfig(**tables["station"]),
+        reader=ReaderConfig(**reader),
+        scanner=ScannerConfig(**tables["scanner"]),
+        storage=StorageConfig(**tables["storage"]),
+        mqtt=MqttConfig(**tables["mqtt"]),
+        feedback=FeedbackConfig(**tables["feedback"], patterns=patterns),
+        path=path,
+    )
+
+
+def load(path: str | Path) -> Config:
+    """Read and check a configuration file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(path), [f"{path}: cannot read: {e.strerror or e}"]) from None
+    return parse(text, str(path))

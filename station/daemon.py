@@ -1,0 +1,171 @@
+"""``station run``: wire config, store, pins, scanners and uplink together and run the scan loop.
+
+The scan loop is the one thread that judges scans; it also feeds the systemd watchdog, so a loop
+that hangs is restarted, while a loop that merely waits for scans is healthy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import sys
+import tempfile
+import threading
+import time
+from types import FrameType
+from typing import Any, BinaryIO
+
+from station import systemd
+from station.config import Config
+from station.events import Scan
+from station.feedback import GpioFeedback, simulated_pin_factory
+from station.pipeline import Station
+from station.scanners import Scanner, StreamScanner
+from station.store import StorageError, Store
+from station.uplink import MqttUplink, NoUplink, Uplink
+
+log = logging.getLogger("station")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("gpiozero").setLevel(logging.WARNING)
+
+
+def status_path(config: Config) -> str:
+    """Where the daemon leaves its health for ``station status``: beside the station file."""
+    return config.storage.path + ".status.json"
+
+
+def write_status(path: str, body: dict[str, Any]) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".status.", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        json.dump(body, f)
+    os.replace(tmp, path)
+
+
+def _backlog(store: Store) -> int:
+    try:
+        return store.stats().backlog
+    except StorageError:
+        return 0
+
+
+def make_scanners(config: Config, simulate: bool, stdin: BinaryIO) -> list[Scanner]:
+    if simulate or config.scanner.type == "stdin":
+        return [StreamScanner(stdin, "stdin", config.scanner.max_length)]
+    raise SystemExit(f"scanner type {config.scanner.type!r} is not supported by this build")
+
+
+def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, drain_seconds: float = 0.0) -> int:
+    """Run until SIGTERM/SIGINT, or until every scanner's input has ended (stdin at EOF).
+
+    When the input ends, wait up to ``drain_seconds`` for the central side to ack the backlog.
+    """
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    store = Store(config.storage.path, max_size_mb=config.storage.max_size_mb)
+    try:
+        store.open()
+        units, events = store.purge(config.reader.duplicate_retention_days, config.storage.keep_delivered_days)
+        if units or events:
+            log.info("purged %d accepted units past retention and %d delivered events", units, events)
+    except StorageError as e:
+        log.error("storage unavailable, every scan will be refused until it is back: %s", e)
+
+    pin_factory = None
+    if simulate:
+        names = {
+            config.feedback.green_pin: "green",
+            config.feedback.amber_pin: "amber",
+            config.feedback.red_pin: "red",
+            config.feedback.buzzer_pin: "buzzer",
+        }
+        lights = logging.getLogger("station.lights")
+
+        def echo(pin: Any, value: float) -> None:
+            label = names.get(int(str(pin).removeprefix("GPIO")), str(pin))
+            lights.info("%-6s %s", label, "on" if value else "off")
+
+        pin_factory = simulated_pin_factory(echo)
+    feedback = GpioFeedback(config.feedback, pin_factory)
+    station = Station(config, store, feedback)
+    uplink: Uplink = NoUplink()
+    if config.mqtt.enabled:
+        uplink = MqttUplink(config.mqtt, config.station.id, config.storage.path, station.status, station.on_result)
+    station.uplink = uplink
+
+    stop = threading.Event()
+    scans: queue.Queue[Scan] = queue.Queue()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    scanners = make_scanners(config, simulate, stdin)
+    threads = []
+    for scanner in scanners:
+        t = threading.Thread(target=scanner.run, args=(scans.put, stop), name=f"scanner-{scanner.name}", daemon=True)
+        t.start()
+        threads.append(t)
+    uplink.start()
+    systemd.notify("READY=1")
+    log.info(
+        "station %s ready: %s, profile %s, storage %s, mqtt %s",
+        config.station.id,
+        config.station.operation,
+        config.reader.profile.value,
+        config.storage.path,
+        f"{config.mqtt.host}:{config.mqtt.port}" if config.mqtt.enabled else "off",
+    )
+    spath = status_path(config)
+    next_status = 0.0
+    try:
+        while not stop.is_set():
+            try:
+                scan = scans.get(timeout=0.5)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads):
+                    break  # every input has ended
+            else:
+                station.handle(scan)
+            systemd.notify("WATCHDOG=1")
+            now = time.monotonic()
+            if now >= next_status:
+                for scanner in scanners:
+                    station.scanners_connected[scanner.name] = scanner.connected
+                try:
+                    write_status(spath, station.status())
+                except OSError as e:
+                    log.debug("status file not written: %s", e)
+                next_status = now + min(config.mqtt.status_interval_seconds, 5.0)
+        while not scans.empty():  # scans already read are judged and stored, not dropped
+            station.handle(scans.get_nowait())
+        deadline = time.monotonic() + drain_seconds
+        while not stop.is_set() and time.monotonic() < deadline and _backlog(store):
+            stop.wait(0.2)
+    finally:
+        systemd.notify("STOPPING=1")
+        stop.set()
+        uplink.stop()
+        feedback.close()
+        try:
+            body = station.status()
+            body["state"] = "stopped"
+            write_status(spath, body)
+        except OSError:
+            pass
+        store.close()
+        log.info("station %s stopped", config.station.id)
+    return 0

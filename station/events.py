@@ -1,0 +1,69 @@
+"""Events: what a station records and publishes for every scan, accepted or not.
+
+The payload is built once, when the event is recorded, and stored as JSON next to the row: the
+outbox then publishes bytes from disk without rebuilding them, and a re-send is byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from station.verdict import Verdict
+
+SCHEMA = "karekod.event/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """Raw bytes from one scanner, exactly as received, and when they arrived."""
+
+    raw: bytes
+    source: str = "stdin"
+    """Which scanner: a port, an input device, or ``stdin``."""
+    at: float = 0.0
+    """Wall-clock time (``time.time()``)."""
+    mono: float = 0.0
+    """Monotonic time (``time.monotonic()``): for debounce, never for records."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One recorded scan. ``seq`` is per station and gap-free; ``id`` is unique everywhere."""
+
+    id: str
+    seq: int
+    at: str
+    payload: bytes
+    verdict: Verdict
+
+
+def utc_iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def build_payload(
+    event_id: str, seq: int, at: str, station: str, site: str, operation: str, scan: Scan, verdict: Verdict
+) -> bytes:
+    """The JSON published on ``stations/{id}/events``: documented in the README."""
+    body: dict[str, Any] = {
+        "schema": SCHEMA,
+        "id": event_id,
+        "seq": seq,
+        "station": station,
+        "site": site,
+        "operation": operation,
+        "at": at,
+        "source": scan.source,
+        "raw": scan.raw.decode("utf-8", "backslashreplace"),
+        "raw_hex": scan.raw.hex(),
+        **verdict.as_dict(),
+    }
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,400 @@
+"""The station's SQLite file: events, the outbox, accepted units, results, recall and expected lists.
+
+WAL with ``synchronous=FULL`` on the scan path: a commit is on disk (fsync'd) when
+:meth:`Store.record` returns, which is before any light says accept. Other connections (the
+uplink thread, the field CLI) read alongside the daemon; the CLI opens the file read-only.
+
+Schema changes are numbered migrations kept in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from station.events import Event, Scan, build_payload, new_event_id, utc_iso
+from station.verdict import Verdict
+
+
+class StorageError(Exception):
+    """The file could not be written or read: disk full, read-only, corrupt, missing."""
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.table("events").create(
+        {
+            "seq": int,
+            "id": str,
+            "at": str,
+            "source": str,
+            "raw": bytes,
+            "ok": int,
+            "reason": str,
+            "message": str,
+            "gtin": str,
+            "serial": str,
+            "batch": str,
+            "expiry": str,
+            "production_date": str,
+            "sscc": str,
+            "recovered": int,
+            "payload": bytes,
+            "rereads": int,
+            "sent_at": float,
+            "delivered_at": str,
+        },
+        pk="seq",
+        not_null={"id", "at", "raw", "ok", "payload", "rereads"},
+        defaults={"rereads": 0},
+    )
+    db.table("events").create_index(["id"], unique=True)
+    db.execute("CREATE INDEX events_undelivered ON events(seq) WHERE delivered_at IS NULL")
+    db.execute("CREATE INDEX events_reason ON events(reason)")
+    db.execute(
+        "CREATE TABLE accepted_units (gtin TEXT NOT NULL, serial TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " at REAL NOT NULL, PRIMARY KEY (gtin, serial)) WITHOUT ROWID"
+    )
+    db.table("results").create(
+        {"event_id": str, "seq": int, "service": str, "ok": int, "code": str, "message": str, "at": str},
+        pk="event_id",
+    )
+    db.execute(
+        "CREATE TABLE recalls (gtin TEXT NOT NULL, batch TEXT NOT NULL, note TEXT, PRIMARY KEY (gtin, batch))"
+        " WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE expected (gtin TEXT NOT NULL, serial TEXT NOT NULL, delivery TEXT,"
+        " PRIMARY KEY (gtin, serial)) WITHOUT ROWID"
+    )
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+
+
+#: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``station queue``/``status`` and the MQTT status report."""
+
+    events: int
+    last_seq: int
+    backlog: int
+    oldest_undelivered_at: str | None
+    last_scan_at: str | None
+    refused_later: int
+
+
+class Store:
+    """One connection to the station file. Not shared between threads: open one per thread."""
+
+    def __init__(self, path: str | Path, *, max_size_mb: int = 0, readonly: bool = False, durable: bool = True):
+        self.path = str(path)
+        self.max_size_mb = max_size_mb
+        self.readonly = readonly
+        self.durable = durable
+        self._conn: sqlite3.Connection | None = None
+        self._seq = 0
+
+    # -- opening --
+
+    def open(self) -> sqlite3.Connection:
+        """Open (or reopen after a failure), migrate, and return the connection."""
+        if self._conn is not None:
+            return self._conn
+        try:
+            if self.readonly:
+                if not os.path.exists(self.path):
+                    raise StorageError(f"{self.path}: no such file")
+                conn = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA busy_timeout = 5000")
+            else:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA busy_timeout = 5000")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+                conn.execute("PRAGMA journal_size_limit = 4194304")
+                self._migrate(conn)
+                if self.max_size_mb:
+                    page = conn.execute("PRAGMA page_size").fetchone()[0]
+                    conn.execute(f"PRAGMA max_page_count = {self.max_size_mb * 1024 * 1024 // page}")
+            row = conn.execute(
+                "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
+                " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
+            ).fetchone()
+            self._seq = row[0]
+        except (sqlite3.Error, OSError) as e:
+            raise StorageError(f"{self.path}: {e}") from e
+        self._conn = conn
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StorageError(f"{self.path}: schema version {version} is newer than this station knows")
+        db = sqlite_utils.Database(conn)
+        for n in range(version, len(MIGRATIONS)):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                MIGRATIONS[n](db)
+                conn.execute(f"PRAGMA user_version = {n + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def _fail(self, e: BaseException) -> StorageError:
+        """Drop a connection that failed, so the next call reopens it (the disk may be back)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.rollback()
+                conn.close()
+            except sqlite3.Error:
+                pass
+        return StorageError(f"{self.path}: {e}")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        try:
+            return self.open().execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    # -- the scan path --
+
+    def record(self, scan: Scan, verdict: Verdict, station: str, site: str, operation: str) -> Event:
+        """Write one event, durably, and return it. Raises :class:`StorageError`; never half-writes."""
+        conn = self.open()
+        seq = self._seq + 1
+        event_id = new_event_id()
+        at = utc_iso(scan.at or time.time())
+        payload = build_payload(event_id, seq, at, station, site, operation, scan, verdict)
+        d = verdict.as_dict()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
+                " production_date, sscc, recovered, payload, rereads) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                (
+                    seq,
+                    event_id,
+                    at,
+                    scan.source,
+                    scan.raw,
+                    int(verdict.ok),
+                    d["reason"],
+                    d["message"],
+                    d["gtin"],
+                    d["serial"],
+                    d["batch"],
+                    d["expiry"],
+                    d["production_date"],
+                    d["sscc"],
+                    int(d["recovered"]),
+                    payload,
+                ),
+            )
+            if verdict.ok and d["gtin"] and d["serial"]:
+                conn.execute(
+                    "INSERT OR REPLACE INTO accepted_units (gtin, serial, seq, at) VALUES (?, ?, ?, ?)",
+                    (d["gtin"], d["serial"], seq, scan.at or time.time()),
+                )
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as e:
+            raise self._fail(e) from e
+        self._seq = seq
+        return Event(event_id, seq, at, payload, verdict)
+
+    def add_reread(self, seq: int) -> None:
+        """Count a conveyor re-read against the event it repeats (no fsync needed: a count, not a scan)."""
+        try:
+            conn = self.open()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("UPDATE events SET rereads = rereads + 1 WHERE seq = ?", (seq,))
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def accepted_seq(self, gtin: str, serial: str, since: float) -> int | None:
+        """The event that accepted this unit after ``since`` (epoch seconds), if any."""
+        rows = self._query(
+            "SELECT seq FROM accepted_units WHERE gtin = ? AND serial = ? AND at >= ?", (gtin, serial, since)
+        )
+        return rows[0][0] if rows else None
+
+    def is_recalled(self, gtin: str, batch: str | None) -> str | None:
+        """The recall note when this batch (or every batch, ``*``) of the GTIN is recalled."""
+        rows = self._query(
+            "SELECT coalesce(note, '') FROM recalls WHERE gtin = ? AND batch IN (?, '*')", (gtin, batch or "")
+        )
+        return rows[0][0] if rows else None
+
+    def expected_list_active(self) -> bool:
+        return bool(self._query("SELECT 1 FROM expected LIMIT 1"))
+
+    def is_expected(self, gtin: str, serial: str | None) -> bool:
+        return bool(self._query("SELECT 1 FROM expected WHERE gtin = ? AND serial IN (?, '*')", (gtin, serial or "")))
+
+    # -- lists filled by the central side --
+
+    def replace_recalls(self, rows: Iterable[tuple[str, str, str]]) -> int:
+        """Replace the recall list: (gtin, batch or ``*``, note)."""
+        return self._replace("recalls", "INSERT OR REPLACE INTO recalls (gtin, batch, note) VALUES (?, ?, ?)", rows)
+
+    def replace_expected(self, rows: Iterable[tuple[str, str, str]]) -> int:
+        """Replace the expected-units list: (gtin, serial or ``*``, delivery). Empty: no check."""
+        return self._replace(
+            "expected", "INSERT OR REPLACE INTO expected (gtin, serial, delivery) VALUES (?, ?, ?)", rows
+        )
+
+    def _replace(self, table: str, insert: str, rows: Iterable[tuple[str, str, str]]) -> int:
+        conn = self.open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(f"DELETE FROM {table}")
+            n = conn.executemany(insert, list(rows)).rowcount
+            conn.execute("COMMIT")
+            return n
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    # -- the outbox (uplink thread) --
+
+    def pending(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """Undelivered events after ``after_seq``, oldest first: (seq, id, payload)."""
+        return self._query(
+            "SELECT seq, id, payload FROM events WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+
+    def oldest_undelivered_seq(self) -> int | None:
+        rows = self._query("SELECT min(seq) FROM events WHERE delivered_at IS NULL")
+        return int(rows[0][0]) if rows[0][0] is not None else None
+
+    def mark_delivered(self, ids: Iterable[str]) -> int:
+        """Mark events the central ledger has stored; unknown ids are ignored. One commit per batch."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        conn = self.open()
+        now = utc_iso(time.time())
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            n = 0
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                marks = ",".join("?" * len(part))
+                n += conn.execute(
+                    f"UPDATE events SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({marks})", (now, *part)
+                ).rowcount
+            conn.execute("COMMIT")
+            return n
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def record_result(self, event_id: str, service: str, ok: bool, code: str, message: str) -> int | None:
+        """Store the national service's answer for an event; returns its seq (None: not ours)."""
+        conn = self.open()
+        try:
+            row = conn.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "INSERT OR REPLACE INTO results (event_id, seq, service, ok, code, message, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event_id, row[0], service, int(ok), code, message, utc_iso(time.time())),
+            )
+            return int(row[0])
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    # -- housekeeping and reports --
+
+    def purge(self, duplicate_retention_days: int, keep_delivered_days: int) -> tuple[int, int]:
+        """Forget accepted units past retention and delivered events past keeping. Seq never goes back."""
+        now = time.time()
+        conn = self.open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            units = conn.execute(
+                "DELETE FROM accepted_units WHERE at < ?", (now - duplicate_retention_days * 86400,)
+            ).rowcount
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_seq', ?)", (str(self._seq),))
+            events = conn.execute(
+                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                (utc_iso(now - keep_delivered_days * 86400),),
+            ).rowcount
+            conn.execute("COMMIT")
+            return units, events
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def stats(self) -> Stats:
+        row = self._query(
+            "SELECT (SELECT count(*) FROM events), (SELECT max(seq) FROM events),"
+            " (SELECT count(*) FROM events WHERE delivered_at IS NULL),"
+            " (SELECT at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1),"
+            " (SELECT at FROM events ORDER BY seq DESC LIMIT 1),"
+            " (SELECT count(*) FROM results WHERE ok = 0)"
+        )[0]
+        return Stats(row[0], row[1] or self._seq, row[2], row[3], row[4], row[5])
+
+    def events(self, last: int = 20, reason: str | None = None) -> list[dict[str, Any]]:
+        """The newest events (with the service's result, if any), oldest of them first."""
+        where, params = "", []
+        if reason == "refused_later":
+            where = "WHERE r.ok = 0"
+        elif reason:
+            where, params = "WHERE e.reason = ?", [reason]
+        rows = self._query(
+            "SELECT e.seq, e.id, e.at, e.ok, e.reason, e.message, e.gtin, e.serial, e.batch, e.expiry,"
+            " e.rereads, e.delivered_at, r.service, r.ok, r.code, r.message, e.raw"
+            f" FROM events e LEFT JOIN results r ON r.event_id = e.id {where} ORDER BY e.seq DESC LIMIT ?",
+            (*params, last),
+        )
+        keys = (
+            "seq",
+            "id",
+            "at",
+            "ok",
+            "reason",
+            "message",
+            "gtin",
+            "serial",
+            "batch",
+            "expiry",
+            "rereads",
+            "delivered_at",
+            "service",
+            "service_ok",
+            "service_code",
+            "service_message",
+            "raw",
+        )
+        out = []
+        for row in reversed(rows):
+            item = dict(zip(keys, row, strict=True))
+            item["ok"] = bool(item["ok"])
+            item["raw"] = bytes(item["raw"]).decode("utf-8", "backslashreplace")
+            if item["service_ok"] is not None:
+                item["service_ok"] = bool(item["service_ok"])
+            out.append(item)
+        return out

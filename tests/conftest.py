@@ -1,0 +1,5 @@
+"""Fixtures live in harness.py so tests can also import its helpers by name."""
+
+from harness import broker, central
+
+__all__ = ["broker", "central"]
