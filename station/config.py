@@ -258,8 +258,8 @@ def parse(text: str, path: str = "<config>") -> Config:
             problems.append(f"{where(table, '')}: [{table}] must be a table")
             return good
         for key, value in values.items():
-            if isinstance(value, dict) and table == "feedback" and key in DEFAULT_PATTERNS:
-                continue
+            if isinstance(value, dict) and table == "feedback":
+                continue  # a signal's pattern: checked below
             check = schema.get(key)
             if check is None:
                 problems.append(f"{where(table, key)}: [{table}] {key}: unknown key")
@@ -296,7 +296,7 @@ def parse(text: str, path: str = "<config>") -> Config:
                 **{**base, **{k: float(v) if k.endswith("seconds") else v for k, v in good.items()}}
             )
     if problems:
-        raise ConfigError(path, problems)
+        raise ConfigError(path, sorted(problems, key=_line_of))
     reader = dict(tables["reader"])
     if "profile" in reader:
         reader["profile"] = Profile(reader["profile"])
@@ -309,6 +309,11 @@ def parse(text: str, path: str = "<config>") -> Config:
         feedback=FeedbackConfig(**tables["feedback"], patterns=patterns),
         path=path,
     )
+
+
+def _line_of(problem: str) -> int:
+    m = re.match(r"[^:]*:(\d+):", problem)
+    return int(m.group(1)) if m else 0
 
 
 def load(path: str | Path) -> Config:

@@ -1,17 +1,20 @@
 """Feedback: green, amber and red LEDs and a buzzer, one pattern per signal, via gpiozero.
 
-The scan path only calls :meth:`Feedback.show`, which returns at once: gpiozero runs blinks and
-beeps in its own background threads, and a new signal cuts the previous one short (a conveyor
-reads ten boxes a second; the newest box is the one the operator looks at).
+The scan path only calls :meth:`Feedback.show`, which returns at once; a player thread switches
+the pins, and a new signal cuts the previous one short (a conveyor reads ten boxes a second; the
+newest box is the one the operator looks at).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Protocol
+
+from gpiozero.tones import Tone
 
 from station.config import FeedbackConfig, Pattern
 from station.reasons import Reason
@@ -71,7 +74,11 @@ def simulated_pin_factory(on_change: Callable[[int, float], None] | None = None)
 
 
 class GpioFeedback:
-    """LEDs and buzzer on GPIO pins; any gpiozero pin factory (MockFactory in tests)."""
+    """LEDs and buzzer on GPIO pins; any gpiozero pin factory (MockFactory in tests).
+
+    One player thread runs the patterns. :meth:`show` only hands it the new pattern, so the scan
+    path pays microseconds, not a thread start per blink as gpiozero's own ``blink()`` would.
+    """
 
     def __init__(self, config: FeedbackConfig, pin_factory: Any = None) -> None:
         from gpiozero import LED, Buzzer, TonalBuzzer
@@ -89,50 +96,63 @@ class GpioFeedback:
             self.buzzer = TonalBuzzer(config.buzzer_pin, pin_factory=pin_factory, octaves=3)
         else:
             self.buzzer = Buzzer(config.buzzer_pin, **kw)
-        self._tone_stop = threading.Event()
-        self._tone_thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._next: Pattern | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._play, name="feedback", daemon=True)
+        self._thread.start()
 
     def show(self, signal: Signal) -> None:
-        pattern = self.config.patterns[signal.value]
-        with self._lock:
-            self._all_off()
-            on = pattern.seconds
-            off = on if pattern.blinks > 1 else 0.0
-            self.leds[pattern.led].blink(on_time=on, off_time=off, n=pattern.blinks, background=True)
-            if pattern.beeps and pattern.beep_seconds > 0:
-                if self.tonal:
-                    self._play_tone(pattern)
-                else:
-                    self.buzzer.beep(
-                        on_time=pattern.beep_seconds, off_time=pattern.beep_seconds, n=pattern.beeps, background=True
-                    )
+        with self._cond:
+            self._next = self.config.patterns[signal.value]
+            self._cond.notify()
 
-    def _play_tone(self, pattern: Pattern) -> None:
-        from gpiozero.tones import Tone
+    def _play(self) -> None:
+        while True:
+            with self._cond:
+                while self._next is None and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                pattern, self._next = self._next, None
+            assert pattern is not None
+            self._run(pattern)
 
-        stop = self._tone_stop = threading.Event()
+    def _interrupted(self, seconds: float) -> bool:
+        """Wait, unless a newer pattern (or close) arrives first."""
+        with self._cond:
+            if self._next is None and not self._closing:
+                self._cond.wait(seconds)
+            return self._next is not None or self._closing
 
-        def run() -> None:
+    def _run(self, pattern: Pattern) -> None:
+        """Blink the LED and beep the buzzer side by side, on one timeline of on/off edges."""
+        edges: list[tuple[float, str, bool]] = []
+        for i in range(pattern.blinks):
+            edges += [(2 * i * pattern.seconds, "led", True), ((2 * i + 1) * pattern.seconds, "led", False)]
+        if pattern.beep_seconds > 0:
             for i in range(pattern.beeps):
-                if i and stop.wait(pattern.beep_seconds):
-                    return
-                self.buzzer.play(Tone(pattern.tone))
-                stopped = stop.wait(pattern.beep_seconds)
-                self.buzzer.stop()
-                if stopped:
-                    return
-
-        self._tone_thread = threading.Thread(target=run, name="tone", daemon=True)
-        self._tone_thread.start()
+                t = 2 * i * pattern.beep_seconds
+                edges += [(t, "buzzer", True), (t + pattern.beep_seconds, "buzzer", False)]
+        edges.sort(key=lambda e: (e[0], e[2]))  # at the same instant: off before on
+        self._all_off()
+        led = self.leds[pattern.led]
+        start = time.monotonic()
+        for at, what, on in edges:
+            delay = start + at - time.monotonic()
+            if delay > 0 and self._interrupted(delay):
+                break
+            if what == "led":
+                led.value = on
+            elif self.tonal:
+                self.buzzer.play(Tone(pattern.tone)) if on else self.buzzer.stop()
+            else:
+                self.buzzer.value = on
+        self._all_off()
 
     def _all_off(self) -> None:
         for led in self.leds.values():
             led.off()
-        self._tone_stop.set()
-        if self._tone_thread is not None:
-            self._tone_thread.join(1.0)
-            self._tone_thread = None
         if self.tonal:
             self.buzzer.stop()
         else:
@@ -140,7 +160,12 @@ class GpioFeedback:
 
     def close(self) -> None:
         """Every output off and released: the station is dark when the daemon is not running."""
-        with self._lock:
-            self._all_off()
-            for device in (*self.leds.values(), self.buzzer):
-                device.close()
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(5)
+        self._all_off()
+        for device in (*self.leds.values(), self.buzzer):
+            device.close()

@@ -56,7 +56,6 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
     db.table("events").create_index(["id"], unique=True)
     db.execute("CREATE INDEX events_undelivered ON events(seq) WHERE delivered_at IS NULL")
-    db.execute("CREATE INDEX events_reason ON events(reason)")
     db.execute(
         "CREATE TABLE accepted_units (gtin TEXT NOT NULL, serial TEXT NOT NULL, seq INTEGER NOT NULL,"
         " at REAL NOT NULL, PRIMARY KEY (gtin, serial)) WITHOUT ROWID"

@@ -1,0 +1,231 @@
+"""Station figures, each beside its own baseline measured in the same run on the same disk.
+
+- scan-to-feedback latency (p50/p99) vs a bare fsync'd SQLite insert   goal: <= 1.3x
+- outbox drain rate to Mosquitto vs raw paho QoS 1 publishing           goal: >= 60 %
+- daemon RSS and time to ready
+
+    .venv/bin/python bench/bench_station.py [--scans 2000] [--events 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+from paho.mqtt.enums import CallbackAPIVersion
+
+from station.config import Config, MqttConfig, StationConfig, StorageConfig
+from station.events import Scan
+from station.feedback import GpioFeedback
+from station.pipeline import Station
+from station.store import Store
+from station.uplink import MqttUplink
+from station.verdict import Policy, judge
+
+GS = "\x1d"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+def bench_latency(workdir: Path, n: int) -> None:
+    # Baseline: one row of the same size, one transaction, WAL + synchronous=FULL, nothing else.
+    bare = sqlite3.connect(workdir / "bare.db", isolation_level=None)
+    bare.execute("PRAGMA journal_mode=WAL")
+    bare.execute("PRAGMA synchronous=FULL")
+    bare.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, raw BLOB, payload BLOB)")
+    payload = b"x" * 520
+    base: list[float] = []
+    for _ in range(n):
+        t = time.perf_counter()
+        bare.execute("BEGIN IMMEDIATE")
+        bare.execute("INSERT INTO t (raw, payload) VALUES (?, ?)", (b"r" * 60, payload))
+        bare.execute("COMMIT")
+        base.append(time.perf_counter() - t)
+
+    config = Config(station=StationConfig("bench"), storage=StorageConfig(str(workdir / "station.db")))
+    factory = MockFactory(pin_class=MockPWMPin)
+    feedback = GpioFeedback(config.feedback, factory)
+    green = factory.pin(config.feedback.green_pin)
+    station = Station(config, Store(config.storage.path), feedback)
+    today = date(2026, 1, 1)
+    ours: list[float] = []
+    for i in range(n):
+        raw = f"]d2010869953609012221S{i:09d}{GS}1730123110LOT1\r".encode()
+        scan = Scan(raw, "bench", time.time(), time.monotonic() + i * 10)
+        before = len(green.states)
+        t = time.perf_counter()
+        out = station.handle(scan, today)
+        while len(green.states) <= before or not green.states[-1].state:
+            time.sleep(0)  # until the green pin is really on: scan to light, not scan to show()
+        ours.append(time.perf_counter() - t)
+        assert out.verdict.ok, out.verdict
+    feedback.close()
+    b50, b99, o50, o99 = pct(base, 50), pct(base, 99), pct(ours, 50), pct(ours, 99)
+    print(f"latency     bare fsync'd insert p50 {b50 * 1e3:7.3f} ms  p99 {b99 * 1e3:7.3f} ms")
+    print(
+        f"            scan-to-feedback    p50 {o50 * 1e3:7.3f} ms  p99 {o99 * 1e3:7.3f} ms"
+        f"   ratio p50 {o50 / b50:4.2f}x  p99 {o99 / b99:4.2f}x (goal <= 1.3x)"
+    )
+    print(f"            reader verdict alone p50 {_verdict_cost() * 1e3:6.3f} ms")
+
+
+def _verdict_cost() -> float:
+    raw = f"]d2010869953609012221S000000001{GS}1730123110LOT1".encode()
+    policy, today = Policy(), date(2026, 1, 1)
+    t = time.perf_counter()
+    for _ in range(2000):
+        judge(raw, policy, today)
+    return (time.perf_counter() - t) / 2000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Counter:
+    """A subscriber that counts messages on a topic and notes when the n-th arrives."""
+
+    def __init__(self, port: int, topic: str, expect: int) -> None:
+        self.expect = expect
+        self.count = 0
+        self.done = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        time.sleep(0.3)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        self.count += 1
+        if self.count >= self.expect:
+            self.done.set()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def bench_drain(workdir: Path, n: int) -> None:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n")
+    broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        # Baseline: raw paho, QoS 1, the same in-flight window, payloads of the same size.
+        store = Store(workdir / "outbox.db", durable=False)
+        today = date(2026, 1, 1)
+        v = judge(f"010869953609012221S1{GS}1730123110L", Policy(), today)
+        for _ in range(n):
+            store.record(
+                Scan(b"]d2" + os.urandom(20).hex().encode(), "bench", time.time(), 0.0), v, "bench", "", "receipt"
+            )
+        payload_size = len(store.pending(0, 1)[0][2])
+        store.close()
+
+        counter = Counter(port, "raw/#", n)
+        raw = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        raw.max_inflight_messages_set(100)
+        raw.connect("127.0.0.1", port)
+        raw.loop_start()
+        body = b"x" * payload_size
+        t = time.perf_counter()
+        for _ in range(n):
+            raw.publish("raw/events", body, qos=1)
+        counter.done.wait(120)
+        raw_rate = n / (time.perf_counter() - t)
+        raw.disconnect()
+        raw.loop_stop()
+        counter.close()
+
+        counter = Counter(port, "karekod/v1/stations/bench/events", n)
+        uplink = MqttUplink(
+            MqttConfig(
+                host="127.0.0.1", port=port, wait_for_central=False, window=100_000, status_interval_seconds=3600
+            ),
+            "bench",
+            str(workdir / "outbox.db"),
+            lambda store: {},
+        )
+        t = time.perf_counter()
+        uplink.start()
+        counter.done.wait(120)
+        drain_rate = counter.count / (time.perf_counter() - t)
+        uplink.stop()
+        counter.close()
+        print(
+            f"drain       raw paho QoS 1 {raw_rate:9,.0f} msg/s   outbox {drain_rate:9,.0f} events/s"
+            f"   ({drain_rate / raw_rate:4.0%} of raw, goal >= 60 %; {n:,} x {payload_size} B)"
+        )
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def bench_daemon(workdir: Path) -> None:
+    cfg = workdir / "daemon.toml"
+    cfg.write_text(f'[station]\nid = "bench"\n[storage]\npath = "{workdir / "daemon.db"}"\n[mqtt]\nenabled = false\n')
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "station.cli", "run", "--simulate", "-c", str(cfg)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    for line in proc.stdout:
+        if b"ready" in line:
+            break
+    ready = time.perf_counter() - t
+    out = proc.stdout
+    threading.Thread(target=lambda: [None for _ in out], daemon=True).start()  # keep the pipe flowing
+    for i in range(500):
+        proc.stdin.write(f"]d2010869953609012221M{i:06d}{GS}1730123110LOT1\n".encode())
+    proc.stdin.flush()
+    time.sleep(2)
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    rss = int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+    proc.stdin.close()
+    proc.wait(30)
+    print(f"daemon      time to ready {ready * 1e3:6.0f} ms   RSS after 500 scans {rss:5.1f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scans", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=20000)
+    args = parser.parse_args()
+    # On the project's own disk (not /tmp, which may be tmpfs): fsync must cost what it costs.
+    (ROOT / "var").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "var") as d:
+        workdir = Path(d)
+        bench_latency(workdir, args.scans)
+        bench_drain(workdir, args.events)
+        bench_daemon(workdir)
+    print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""The scan path in-process: rules, storage failures, feedback on MockFactory pins, the field CLI."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from station.config import Config, FeedbackConfig, ReaderConfig, StationConfig, StorageConfig, parse
+from station.events import Scan
+from station.feedback import GpioFeedback, Signal
+from station.pipeline import Station
+from station.reasons import Reason
+from station.rules import Debounce
+from station.store import MIGRATIONS, StorageError, Store
+from station.uplink import Result
+
+GS = "\x1d"
+TODAY = date(2026, 1, 1)
+
+
+def karekod(serial: str, gtin: str = "08699536090122", expiry: str = "300131", batch: str = "LOT1") -> bytes:
+    return f"]d201{gtin}21{serial}{GS}17{expiry}10{batch}".encode()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.mono = 1000.0
+
+    def scan(self, raw: bytes, advance: float = 5.0) -> Scan:
+        self.mono += advance
+        return Scan(raw, "test", time.time(), self.mono)
+
+
+_open: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_devices() -> Any:
+    """Close every feedback a test made, so gpiozero's blink threads end inside the test."""
+    yield
+    while _open:
+        _open.pop().close()
+
+
+@pytest.fixture
+def factory() -> MockFactory:
+    return MockFactory(pin_class=MockPWMPin)
+
+
+def feedback(config: FeedbackConfig, factory: MockFactory) -> GpioFeedback:
+    fb = GpioFeedback(config, factory)
+    _open.append(fb)
+    return fb
+
+
+def make_station(tmp_path: Path, factory: MockFactory, **reader: Any) -> Station:
+    config = Config(
+        station=StationConfig("t1", "site", "receipt"),
+        reader=ReaderConfig(**reader),
+        storage=StorageConfig(str(tmp_path / "s.db")),
+    )
+    store = Store(config.storage.path)
+    return Station(config, store, feedback(config.feedback, factory))
+
+
+def shows(station: Station, colour: str, timeout: float = 1.0) -> bool:
+    """The player thread lights the LED microseconds after show(): wait for exactly that LED."""
+    assert isinstance(station.feedback, GpioFeedback)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if [name for name, led in station.feedback.leds.items() if led.is_lit] == [colour]:
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_accept_reject_duplicate_and_lights(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory), Clock()
+    out = st.handle(clock.scan(karekod("A1")), TODAY)
+    assert out.verdict.ok and out.event is not None and out.event.seq == 1 and shows(st, "green")
+    out = st.handle(clock.scan(b"rubbish"), TODAY)
+    assert out.verdict.reason is Reason.NOT_GS1 and out.event is not None and shows(st, "red")
+    # the same unit in another raw form, later: a duplicate, shown amber
+    out = st.handle(clock.scan(karekod("A1")[3:]), TODAY)
+    assert out.verdict.reason is Reason.DUPLICATE and "event 1" in out.verdict.message and shows(st, "amber")
+    rows = st.store.events(10)
+    assert [(r["seq"], r["ok"], r["reason"]) for r in rows] == [
+        (1, True, None),
+        (2, False, "not_gs1"),
+        (3, False, "duplicate"),
+    ]
+
+
+def test_duplicate_survives_restart_and_retention(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory), Clock()
+    st.handle(clock.scan(karekod("R1")), TODAY)
+    st.store.close()
+    st2 = make_station(tmp_path, MockFactory(pin_class=MockPWMPin))
+    assert st2.handle(clock.scan(karekod("R1")), TODAY).verdict.reason is Reason.DUPLICATE
+    # with a retention of one day, a unit accepted two days ago is not a duplicate any more
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("UPDATE accepted_units SET at = at - 2 * 86400")
+    st3 = make_station(tmp_path, MockFactory(pin_class=MockPWMPin), duplicate_retention_days=1)
+    assert st3.handle(clock.scan(karekod("R1")[3:]), TODAY).verdict.ok
+    st3.store.purge(1, 90)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT count(*) FROM accepted_units").fetchone()[0] == 1
+
+
+def test_reread_debounce_is_one_scan(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory, debounce_seconds=1.0), Clock()
+    first = st.handle(clock.scan(karekod("D1")), TODAY)
+    assert shows(st, "green")
+    green = factory.pin(17)
+    changes = len(green.states)
+    for _ in range(5):  # a box sitting under the scanner, read every 0.6 s: still one scan
+        out = st.handle(clock.scan(karekod("D1"), advance=0.6), TODAY)
+        assert out.event is None and out.reread_of == first.event.seq  # type: ignore[union-attr]
+    assert len(green.states) == changes  # no second signal
+    out = st.handle(clock.scan(karekod("D1"), advance=1.5), TODAY)  # gone and back: a new scan
+    assert out.event is not None and out.verdict.reason is Reason.DUPLICATE
+    assert st.store.events(10)[0]["rereads"] == 5 and st.counters.rereads == 5
+
+
+def test_debounce_window_slides_and_forgets() -> None:
+    d = Debounce(1.0, size=2)
+    d.remember(b"a", 0.0, 1)
+    assert d.reread_of(b"a", 0.9) == 1 and d.reread_of(b"a", 1.8) == 1 and d.reread_of(b"a", 2.9) is None
+    d.remember(b"b", 3.0, 2)
+    d.remember(b"c", 3.0, 3)
+    assert d.reread_of(b"a", 3.0) is None  # pushed out by size
+
+
+def test_recall_and_expected_lists(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory), Clock()
+    st.store.open()
+    st.store.replace_recalls([("08699536090122", "BAD1", "Bakanlık geri çağırma 2026/12")])
+    out = st.handle(clock.scan(karekod("X1", batch="BAD1")), TODAY)
+    assert out.verdict.reason is Reason.RECALLED and "2026/12" in out.verdict.message
+    assert st.handle(clock.scan(karekod("X2", batch="GOOD")), TODAY).verdict.ok
+    st.store.replace_expected([("08699536090122", "X3", "irsaliye 42")])
+    assert st.handle(clock.scan(karekod("X4")), TODAY).verdict.reason is Reason.NOT_EXPECTED
+    assert st.handle(clock.scan(karekod("X3")), TODAY).verdict.ok
+    st.store.replace_expected([])
+    assert st.handle(clock.scan(karekod("X5")), TODAY).verdict.ok
+
+
+def test_expired_and_short_dated_are_refused(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory, min_shelf_life_days=90), Clock()
+    assert st.handle(clock.scan(karekod("E1", expiry="251231")), TODAY).verdict.reason is Reason.EXPIRED
+    assert st.handle(clock.scan(karekod("E2", expiry="260200")), TODAY).verdict.reason is Reason.SHORT_DATED
+    assert st.handle(clock.scan(karekod("E3", expiry="260500")), TODAY).verdict.ok
+
+
+def test_disk_full_gives_storage_error_and_red(tmp_path: Path, factory: MockFactory) -> None:
+    config = Config(station=StationConfig("t1"), storage=StorageConfig(str(tmp_path / "s.db"), max_size_mb=1))
+    st = Station(config, Store(config.storage.path, max_size_mb=1), feedback(config.feedback, factory))
+    clock = Clock()
+    big = b"01" + b"08699536090122" + b"21" + b"x" * 20 + GS.encode() + b"17300131" + b"10" + b"L" * 20
+    reasons = set()
+    for i in range(3000):
+        out = st.handle(clock.scan(big + str(i).encode()), TODAY)
+        reasons.add(out.verdict.reason)
+        if out.verdict.reason is Reason.STORAGE_ERROR:
+            break
+    assert out.verdict.reason is Reason.STORAGE_ERROR and not out.verdict.ok
+    assert out.event is None and shows(st, "red") and st.counters.storage_errors == 1
+    # an accepted scan is never shown green when it cannot be stored
+    out = st.handle(clock.scan(karekod("FULL1")), TODAY)
+    assert out.verdict.reason is Reason.STORAGE_ERROR and shows(st, "red")
+
+
+def test_read_only_and_corrupt_storage(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory), Clock()
+    assert st.handle(clock.scan(karekod("O1")), TODAY).verdict.ok
+    conn = st.store.open()
+    conn.execute("PRAGMA query_only = 1")  # the file turned read-only under the daemon
+    out = st.handle(clock.scan(karekod("O2")), TODAY)
+    assert out.verdict.reason is Reason.STORAGE_ERROR and shows(st, "red")
+    # the next scan reopens the file and works again: the failure is not sticky
+    assert st.handle(clock.scan(karekod("O3")), TODAY).verdict.ok
+    st.store.close()
+    # a corrupt file: every scan refused, nothing raised
+    db = tmp_path / "s.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    db.write_bytes(b"this is not a database" * 100)
+    st2 = make_station(tmp_path, MockFactory(pin_class=MockPWMPin))
+    out = st2.handle(clock.scan(karekod("O4")), TODAY)
+    assert out.verdict.reason is Reason.STORAGE_ERROR and shows(st2, "red")
+    # a path that cannot exist (read-only file system)
+    st3 = Station(
+        Config(station=StationConfig("t1")),
+        Store("/proc/karekod/s.db"),
+        feedback(FeedbackConfig(), MockFactory(pin_class=MockPWMPin)),
+    )
+    assert st3.handle(clock.scan(karekod("O5")), TODAY).verdict.reason is Reason.STORAGE_ERROR
+    assert st3.status()["storage"].startswith("error")
+
+
+def test_sequence_is_gap_free_across_failures_and_purge(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    clock = Clock()
+    from station.verdict import Policy, judge
+
+    v = judge(karekod("Q1"), Policy(), TODAY)
+    assert store.record(clock.scan(b"a"), v, "t", "", "receipt").seq == 1
+    store.open().execute("PRAGMA query_only = 1")
+    with pytest.raises(StorageError):
+        store.record(clock.scan(b"b"), v, "t", "", "receipt")
+    assert store.record(clock.scan(b"c"), v, "t", "", "receipt").seq == 2
+    store.mark_delivered([e["id"] for e in store.events(10)])
+    store.purge(1, keep_delivered_days=1)
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("UPDATE events SET delivered_at = '2000-01-01T00:00:00Z'")
+    store.purge(1, keep_delivered_days=1)
+    assert store.stats().events == 0
+    store.close()
+    assert Store(tmp_path / "s.db").record(clock.scan(b"d"), v, "t", "", "receipt").seq == 3
+
+
+def test_migrations_are_versioned(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    conn = store.open()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: on disk before the light
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    store.close()
+    with pytest.raises(StorageError, match="newer"):
+        Store(tmp_path / "s.db").open()
+
+
+def test_feedback_patterns_and_timing(factory: MockFactory) -> None:
+    fb = feedback(FeedbackConfig(), factory)
+    red, buzzer = factory.pin(22), factory.pin(23)
+    fb.show(Signal.REJECT)
+    time.sleep(1.7)
+    red_states = [s.state for s in red.states]
+    assert red_states[-2:] == [True, False]
+    on_time = red.states[-1].timestamp
+    assert 1.4 <= on_time <= 1.65  # red held 1.5 s
+    assert 0.9 <= buzzer.states[-1].timestamp <= 1.15  # one long buzz of 1.0 s
+    amber = factory.pin(27)
+    fb.show(Signal.DUPLICATE)
+    time.sleep(1.2)
+    assert [s.state for s in amber.states[1:]].count(True) == 3  # three amber blinks
+    fb.close()
+    assert not any(factory.pin(p).state for p in (17, 22, 23, 27))
+
+
+def test_new_signal_cuts_the_previous_one_short(factory: MockFactory) -> None:
+    fb = feedback(FeedbackConfig(), factory)
+    fb.show(Signal.REJECT)
+    time.sleep(0.05)
+    fb.show(Signal.ACCEPT)
+    time.sleep(0.05)
+    assert factory.pin(17).state and not factory.pin(22).state
+    assert 0.02 <= sum(s.timestamp for s in factory.pin(22).states[-1:]) < 0.2  # red was cut short
+    fb.close()
+
+
+def test_tonal_buzzer(factory: MockFactory) -> None:
+    fb = feedback(FeedbackConfig(buzzer_type="tonal"), factory)
+    fb.show(Signal.DUPLICATE)
+    time.sleep(0.7)
+    pin = factory.pin(23)
+    assert pin.frequency is None  # stopped after the pattern
+    assert sum(1 for s in pin.states if s.state) >= 3
+    fb.close()
+
+
+def test_service_refusal_shows_its_own_signal_and_is_listed(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory), Clock()
+    event = st.handle(clock.scan(karekod("S1")), TODAY).event
+    assert event is not None
+    seq = st.store.record_result(event.id, "its", False, "10204", "Ürün daha önce satılmış")
+    assert seq == event.seq
+    st.on_result(Result(event.id, seq, "its", False, "10204", "Ürün daha önce satılmış"))
+    time.sleep(0.05)
+    assert shows(st, "red") and factory.pin(22).states[-1].state  # refused_later blinks red
+    rows = st.store.events(5, "refused_later")
+    assert len(rows) == 1 and rows[0]["service_code"] == "10204" and rows[0]["ok"]
+
+
+def test_field_cli_reads_alongside(tmp_path: Path, factory: MockFactory) -> None:
+    st, clock = make_station(tmp_path, factory), Clock()
+    for i in range(3):
+        st.handle(clock.scan(karekod(f"C{i}")), TODAY)
+    st.handle(clock.scan(b"nope"), TODAY)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[station]\nid = "t1"\n[storage]\npath = "{tmp_path / "s.db"}"\n')
+    assert parse(cfg.read_text()).storage.path.endswith("s.db")
+
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "station.cli", *args, "-c", str(cfg)], capture_output=True, text=True, check=True
+        ).stdout
+
+    assert "undelivered  4" in cli("queue")
+    text = cli("events", "--last", "2")
+    assert "reject not_gs1" in text and text.count("\n") == 2
+    assert "reject not_gs1" in cli("events", "--reason", "not_gs1")
+    status = cli("status")
+    assert "daemon" in status and "not running" in status and "backlog" in status
