@@ -36,6 +36,16 @@ def cmd_decode(args: argparse.Namespace) -> int:
     today = date.fromisoformat(args.today) if args.today else date.today()
     policy = Policy(Profile(args.profile), args.min_shelf_life_days)
     out = sys.stdout
+    scans: Iterator[bytes]
+    if args.hid_events:
+        from station.hid import KeyDecoder, key_code, read_recording, replay
+
+        decoder = KeyDecoder(args.layout, key_code(args.gs_key) if args.gs_key else None)
+        with open(args.hid_events, encoding="utf-8") as f:
+            scans = (frame.raw for frame in replay(read_recording(f), decoder))
+            for raw in scans:
+                out.write(json.dumps(judge(raw, policy, today).as_dict(), ensure_ascii=False) + "\n")
+        return 0
     for line in _lines(sys.stdin.buffer):
         out.write(json.dumps(judge(line, policy, today).as_dict(), ensure_ascii=False) + "\n")
         out.flush()
@@ -200,6 +210,137 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def escape(raw: bytes) -> str:
+    """A scan as a technician needs to see it: control bytes named, nothing hidden."""
+    names = {0x1D: "<GS>", 0x1E: "<RS>", 0x0D: "<CR>", 0x0A: "<LF>", 0x09: "<TAB>", 0x1C: "<FS>", 0x04: "<EOT>"}
+    out = []
+    for ch in raw.decode("utf-8", "backslashreplace"):
+        if ord(ch) in names:
+            out.append(names[ord(ch)])
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"<{ord(ch):02X}>")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def cmd_scanners(args: argparse.Namespace) -> int:
+    import glob
+    import os
+
+    print("Serial ports (type = \"serial\", port = ...):")
+    try:
+        from serial.tools import list_ports
+
+        ports = list(list_ports.comports())
+    except Exception as e:  # pyserial missing or no sysfs: say so, do not fail
+        print(f"  (cannot list: {e})")
+        ports = []
+    for p in ports:
+        usb = f"usb:{p.vid:04x}:{p.pid:04x}" if p.vid is not None and p.pid is not None else "-"
+        serial_no = f"serial {p.serial_number}" if p.serial_number else ""
+        print(f"  {p.device:<16} {usb:<15} {p.description or ''} {serial_no}")
+    for link in sorted(glob.glob("/dev/serial/by-id/*")) + [x for x in ("/dev/scanner",) if os.path.exists(x)]:
+        print(f"  {link} -> {os.path.realpath(link)}")
+    if not ports:
+        print("  none found")
+    print("Input devices (type = \"hid\", device = ...):")
+    try:
+        import evdev
+
+        paths = evdev.list_devices()
+    except Exception as e:
+        print(f"  (cannot list: {e})")
+        paths = []
+    shown = 0
+    for path in paths:
+        try:
+            dev = evdev.InputDevice(path)
+        except OSError as e:
+            print(f"  {path}: cannot open ({e.strerror}); is this user in group 'input'?")
+            continue
+        keys = dev.capabilities().get(evdev.ecodes.EV_KEY, [])
+        kind = "keyboard" if evdev.ecodes.KEY_A in keys and evdev.ecodes.KEY_ENTER in keys else "other"
+        print(f"  {str(path):<20} usb:{dev.info.vendor:04x}:{dev.info.product:04x}  {kind:<8} {str(dev.name)!r}")
+        dev.close()
+        shown += 1
+    for link in sorted(glob.glob("/dev/input/by-id/*")):
+        print(f"  {link} -> {os.path.realpath(link)}")
+    if not shown:
+        print("  none found")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    import threading
+    import time
+
+    from station.config import ScannerConfig
+    from station.daemon import make_scanner, setup_logging
+    from station.events import Scan
+    from station.hid import HidScanner
+    from station.verdict import Policy, judge
+
+    setup_logging("WARNING")
+    if args.port or args.device:
+        sc = ScannerConfig(type="serial" if args.port else "hid", port=args.port or "", device=args.device or "",
+                           layout=args.layout, suffix=args.suffix, gs_key=args.gs_key)
+        configs: tuple[ScannerConfig, ...] = (sc,)
+        policy = Policy()
+    else:
+        config = _config(args)
+        configs, policy = config.scanners, config.reader.policy
+    scanners = [make_scanner(sc, sys.stdin.buffer) for sc in configs]
+    record = open(args.record, "a", encoding="utf-8") if args.record else None  # noqa: SIM115
+    lock = threading.Lock()
+    if record is not None:
+        hid = [s for s in scanners if isinstance(s, HidScanner)]
+        if not hid:
+            print("station trace: --record needs a hid scanner", file=sys.stderr)
+            return 2
+
+        def write(event: tuple[int, int, int, int, int]) -> None:
+            with lock:
+                record.write(json.dumps(list(event)) + "\n")
+                record.flush()
+
+        for s in hid:
+            s.on_event = write
+    last: dict[str, float] = {}
+
+    def show(scan: Scan) -> None:
+        v = judge(scan.raw, policy, date.today())
+        gap = scan.mono - last.get(scan.source, scan.mono)
+        last[scan.source] = scan.mono
+        with lock:
+            print(f"{time.strftime('%H:%M:%S')} {scan.source}  +{gap:.3f}s  ended by {scan.terminated_by or '-'}"
+                  f"  {len(scan.raw)} bytes, {scan.raw.count(0x1D)} GS")
+            print(f"  raw     {escape(scan.raw)}")
+            print(f"  verdict {'accept' if v.ok else 'reject ' + str(v.reason)}: {v.message}")
+            if v.karekod:
+                k = v.karekod
+                print(f"  fields  {' '.join(f'({ai}){val}' for ai, val in k.fields)}")
+            sys.stdout.flush()
+
+    stop = threading.Event()
+    threads = [threading.Thread(target=s.run, args=(show, stop), daemon=True) for s in scanners]
+    for t in threads:
+        t.start()
+    print(f"tracing {', '.join(s.name for s in scanners)}; Ctrl+C stops", flush=True)
+    try:
+        while any(t.is_alive() for t in threads):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(2)
+        if record is not None:
+            record.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="station", description="Karekod Station: scan, verify, record, report.")
     parser.add_argument("--version", action="version", version=f"karekod-station {__version__}")
@@ -209,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["its", "uts", "gs1"], default="its")
     p.add_argument("--today", metavar="YYYY-MM-DD", help="the day expiry is judged against (default: today)")
     p.add_argument("--min-shelf-life-days", type=int, metavar="N", default=None)
+    p.add_argument("--hid-events", metavar="FILE", help="replay a recorded HID event stream instead of stdin")
+    p.add_argument("--layout", choices=["us", "tr-q", "tr-f"], default="us", help="the scanner's keyboard layout")
+    p.add_argument("--gs-key", default="", metavar="KEY", help="a key the scanner sends for GS, e.g. KEY_F12")
     p.set_defaults(func=cmd_decode)
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -250,6 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", metavar="R", help="only this reason (refused_later: refused by the service)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_events)
+
+    p = sub.add_parser("scanners", help="list serial ports and input devices that could be scanners")
+    p.set_defaults(func=cmd_scanners)
+
+    p = with_config(sub.add_parser("trace", help="show each scan as the scanner sent it, and what it decodes to"))
+    p.add_argument("--port", help="trace this serial port instead of the configured scanners")
+    p.add_argument("--device", help="trace this input device (path, usb:VVVV:PPPP or name)")
+    p.add_argument("--layout", choices=["us", "tr-q", "tr-f"], default="us")
+    p.add_argument("--suffix", choices=["auto", "cr", "lf", "crlf", "tab", "none"], default="auto")
+    p.add_argument("--gs-key", default="")
+    p.add_argument("--record", metavar="FILE", help="append every raw HID input event to FILE as JSON lines")
+    p.set_defaults(func=cmd_trace)
 
     p = with_config(sub.add_parser("queue", help="undelivered events and the age of the oldest"))
     p.add_argument("--json", action="store_true")

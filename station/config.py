@@ -73,12 +73,18 @@ class ReaderConfig:
 
 @dataclass(frozen=True)
 class ScannerConfig:
+    name: str = ""
     type: str = "stdin"
     port: str = "/dev/scanner"
+    """Serial: the tty (a udev symlink such as /dev/scanner survives re-plugging)."""
     baudrate: int = 9600
     suffix: str = "auto"
     idle_ms: int = 50
     max_length: int = 512
+    device: str = ""
+    """HID: /dev/input/by-id/... path, usb:VVVV:PPPP, or the device name."""
+    layout: str = "us"
+    gs_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ class FeedbackConfig:
 class Config:
     station: StationConfig
     reader: ReaderConfig = ReaderConfig()
-    scanner: ScannerConfig = ScannerConfig()
+    scanners: tuple[ScannerConfig, ...] = (ScannerConfig(),)
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     feedback: FeedbackConfig = FeedbackConfig()
@@ -179,6 +185,10 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "suffix": _typed(str, _one_of("auto", "cr", "lf", "crlf", "tab", "none")),
         "idle_ms": _typed(int, _at_least(5)),
         "max_length": _typed(int, _at_least(64)),
+        "device": _typed(str),
+        "layout": _typed(str, _one_of("us", "tr-q", "tr-f")),
+        "gs_key": _typed(str, lambda v: None if not v or re.fullmatch(r"KEY_[A-Z0-9]+|\d+", v) else
+                         "must be an evdev key name such as KEY_F12"),
     },
     "storage": {
         "path": _typed(str, lambda v: None if v else "must not be empty"),
@@ -258,8 +268,8 @@ def parse(text: str, path: str = "<config>") -> Config:
             problems.append(f"{where(table, '')}: [{table}] must be a table")
             return good
         for key, value in values.items():
-            if isinstance(value, dict) and table == "feedback":
-                continue  # a signal's pattern: checked below
+            if isinstance(value, dict) and table in ("feedback", "scanner"):
+                continue  # a signal's pattern, a named scanner: checked below
             check = schema.get(key)
             if check is None:
                 problems.append(f"{where(table, key)}: [{table}] {key}: unknown key")
@@ -295,6 +305,23 @@ def parse(text: str, path: str = "<config>") -> Config:
             patterns[name] = Pattern(
                 **{**base, **{k: float(v) if k.endswith("seconds") else v for k, v in good.items()}}
             )
+    scanners: list[ScannerConfig] = []
+    scanner_table = data.get("scanner", {})
+    if isinstance(scanner_table, dict):
+        named = {k: v for k, v in scanner_table.items() if isinstance(v, dict)}
+        for name, values in named.items():
+            if not STATION_ID.fullmatch(name):
+                at = where(f"scanner.{name}", "")
+                problems.append(f"{at}: [scanner.{name}]: name must be letters, digits, - or _")
+            good = check_table(f"scanner.{name}", values, SCHEMA["scanner"])
+            scanners.append(ScannerConfig(**{**tables["scanner"], **good, "name": name}))
+        if not named:
+            scanners.append(ScannerConfig(**tables["scanner"]))
+    for sc in scanners:
+        label = f"scanner.{sc.name}" if sc.name else "scanner"
+        if sc.type == "hid" and not sc.device:
+            problems.append(f"{where(label, '')}: [{label}] device: required for a hid scanner "
+                            "(a /dev/input/by-id path, usb:VVVV:PPPP or the device name)")
     if problems:
         raise ConfigError(path, sorted(problems, key=_line_of))
     reader = dict(tables["reader"])
@@ -303,7 +330,7 @@ def parse(text: str, path: str = "<config>") -> Config:
     return Config(
         station=StationConfig(**tables["station"]),
         reader=ReaderConfig(**reader),
-        scanner=ScannerConfig(**tables["scanner"]),
+        scanners=tuple(scanners),
         storage=StorageConfig(**tables["storage"]),
         mqtt=MqttConfig(**tables["mqtt"]),
         feedback=FeedbackConfig(**tables["feedback"], patterns=patterns),

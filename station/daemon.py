@@ -19,11 +19,11 @@ from types import FrameType
 from typing import Any, BinaryIO
 
 from station import systemd
-from station.config import Config
+from station.config import Config, ScannerConfig
 from station.events import Scan
 from station.feedback import GpioFeedback, simulated_pin_factory
 from station.pipeline import Station
-from station.scanners import Scanner, StreamScanner
+from station.scanners import Scanner, SerialScanner, StreamScanner
 from station.store import StorageError, Store
 from station.uplink import MqttUplink, NoUplink, Uplink
 
@@ -60,10 +60,21 @@ def _backlog(store: Store) -> int:
         return 0
 
 
+def make_scanner(sc: ScannerConfig, stdin: BinaryIO) -> Scanner:
+    """One configured scanner; each has its own framing or key state."""
+    if sc.type == "serial":
+        return SerialScanner(sc.port, sc.baudrate, sc.suffix, sc.idle_ms, sc.max_length, sc.name or sc.port)
+    if sc.type == "hid":
+        from station.hid import HidScanner
+
+        return HidScanner(sc.device, sc.layout, sc.gs_key, max(sc.idle_ms, 20), sc.max_length, sc.name or sc.device)
+    return StreamScanner(stdin, sc.name or "stdin", sc.max_length)
+
+
 def make_scanners(config: Config, simulate: bool, stdin: BinaryIO) -> list[Scanner]:
-    if simulate or config.scanner.type == "stdin":
-        return [StreamScanner(stdin, "stdin", config.scanner.max_length)]
-    raise SystemExit(f"scanner type {config.scanner.type!r} is not supported by this build")
+    if simulate:
+        return [StreamScanner(stdin, "stdin", config.scanners[0].max_length)]
+    return [make_scanner(sc, stdin) for sc in config.scanners]
 
 
 def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, drain_seconds: float = 0.0) -> int:

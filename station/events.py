@@ -27,7 +27,9 @@ class Scan:
     at: float = 0.0
     """Wall-clock time (``time.time()``)."""
     mono: float = 0.0
-    """Monotonic time (``time.monotonic()``): for debounce, never for records."""
+    """Monotonic time (``time.monotonic()``): for debounce and the reject arm, never for records."""
+    terminated_by: str = ""
+    """What ended the scan on the wire: ``suffix``, ``idle``, ``overflow`` (see station.framing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ def build_payload(
         "operation": operation,
         "at": at,
         "source": scan.source,
+        "terminated_by": scan.terminated_by or None,
         "raw": scan.raw.decode("utf-8", "backslashreplace"),
         "raw_hex": scan.raw.hex(),
         **verdict.as_dict(),

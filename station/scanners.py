@@ -6,13 +6,15 @@ the station funnels them into one queue so one thread judges and records them in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from station.events import Scan
+from station.framing import Framer
 
 log = logging.getLogger(__name__)
 
@@ -65,3 +67,85 @@ class StreamScanner:
                 emit(Scan(line, self.name, time.time(), time.monotonic()))
         finally:
             self._connected = False
+
+
+class Backoff:
+    """Growing waits between reconnect attempts: 0.5 s, x1.5 each time, at most ``cap``."""
+
+    def __init__(self, first: float = 0.5, cap: float = 10.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.delay = first
+
+    def next(self) -> float:
+        delay = self.delay
+        self.delay = min(self.cap, self.delay * 1.5)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class SerialScanner:
+    """A USB-CDC or RS-232 scanner through pyserial.
+
+    Opened exclusively (a second reader would steal bytes), framed by suffix or idle gap, and
+    reopened with backoff when the port disappears and comes back (unplug, USB reset).
+    """
+
+    def __init__(self, port: str, baudrate: int = 9600, suffix: str = "auto", idle_ms: int = 50,
+                 max_length: int = 512, name: str | None = None) -> None:
+        self.port = port
+        self.baudrate = baudrate
+        self.name = name or port
+        self.framer = Framer(suffix, idle_ms / 1000, max_length)
+        self._connected = False
+        self.backoff = Backoff()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def _open(self) -> Any:
+        import serial
+
+        return serial.Serial(self.port, self.baudrate, timeout=min(0.02, self.framer.idle / 2), exclusive=True)
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        import serial
+
+        while not stop.is_set():
+            try:
+                port = self._open()
+            except (serial.SerialException, OSError) as e:
+                delay = self.backoff.next()
+                if self._connected or delay == self.backoff.first:
+                    log.warning("%s: cannot open (%s); retrying", self.name, e)
+                self._connected = False
+                stop.wait(delay)
+                continue
+            log.info("%s: open", self.name)
+            self._connected = True
+            self.backoff.reset()
+            try:
+                self._read(port, emit, stop)
+            except (serial.SerialException, OSError) as e:
+                log.warning("%s: lost (%s); a partial scan is dropped", self.name, e)
+            finally:
+                self._connected = False
+                self.framer.reset()
+                with contextlib.suppress(Exception):
+                    port.close()
+
+    def _read(self, port: Any, emit: Emit, stop: threading.Event) -> None:
+        while not stop.is_set():
+            data = port.read(max(1, port.in_waiting))
+            now = time.monotonic()
+            frames = self.framer.feed(data, now) if data else []
+            if not data:
+                frame = self.framer.flush(now)
+                frames = [frame] if frame else []
+            for frame in frames:
+                if frame.terminated_by == "overflow":
+                    log.warning("%s: more than %d bytes without a suffix; cut", self.name, self.framer.max_length)
+                emit(Scan(frame.raw, self.name, time.time(), now, frame.terminated_by))
