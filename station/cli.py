@@ -228,7 +228,7 @@ def cmd_scanners(args: argparse.Namespace) -> int:
     import glob
     import os
 
-    print("Serial ports (type = \"serial\", port = ...):")
+    print('Serial ports (type = "serial", port = ...):')
     try:
         from serial.tools import list_ports
 
@@ -244,7 +244,7 @@ def cmd_scanners(args: argparse.Namespace) -> int:
         print(f"  {link} -> {os.path.realpath(link)}")
     if not ports:
         print("  none found")
-    print("Input devices (type = \"hid\", device = ...):")
+    print('Input devices (type = "hid", device = ...):')
     try:
         import evdev
 
@@ -261,7 +261,7 @@ def cmd_scanners(args: argparse.Namespace) -> int:
             continue
         keys = dev.capabilities().get(evdev.ecodes.EV_KEY, [])
         kind = "keyboard" if evdev.ecodes.KEY_A in keys and evdev.ecodes.KEY_ENTER in keys else "other"
-        print(f"  {str(path):<20} usb:{dev.info.vendor:04x}:{dev.info.product:04x}  {kind:<8} {str(dev.name)!r}")
+        print(f"  {path!s:<20} usb:{dev.info.vendor:04x}:{dev.info.product:04x}  {kind:<8} {str(dev.name)!r}")
         dev.close()
         shown += 1
     for link in sorted(glob.glob("/dev/input/by-id/*")):
@@ -283,8 +283,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     setup_logging("WARNING")
     if args.port or args.device:
-        sc = ScannerConfig(type="serial" if args.port else "hid", port=args.port or "", device=args.device or "",
-                           layout=args.layout, suffix=args.suffix, gs_key=args.gs_key)
+        sc = ScannerConfig(
+            type="serial" if args.port else "hid",
+            port=args.port or "",
+            device=args.device or "",
+            layout=args.layout,
+            suffix=args.suffix,
+            gs_key=args.gs_key,
+        )
         configs: tuple[ScannerConfig, ...] = (sc,)
         policy = Policy()
     else:
@@ -313,8 +319,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
         gap = scan.mono - last.get(scan.source, scan.mono)
         last[scan.source] = scan.mono
         with lock:
-            print(f"{time.strftime('%H:%M:%S')} {scan.source}  +{gap:.3f}s  ended by {scan.terminated_by or '-'}"
-                  f"  {len(scan.raw)} bytes, {scan.raw.count(0x1D)} GS")
+            print(
+                f"{time.strftime('%H:%M:%S')} {scan.source}  +{gap:.3f}s  ended by {scan.terminated_by or '-'}"
+                f"  {len(scan.raw)} bytes, {scan.raw.count(0x1D)} GS"
+            )
             print(f"  raw     {escape(scan.raw)}")
             print(f"  verdict {'accept' if v.ok else 'reject ' + str(v.reason)}: {v.message}")
             if v.karekod:

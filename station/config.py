@@ -122,7 +122,24 @@ class FeedbackConfig:
     buzzer_pin: int = 23
     buzzer_type: str = "active"
     active_high: bool = True
+    stack_green_pin: int = -1
+    """A three-colour stack light (through a relay board) mirrors the LEDs; -1: none fitted."""
+    stack_amber_pin: int = -1
+    stack_red_pin: int = -1
+    stack_active_high: bool = True
+    pin_factory: str = "auto"
     patterns: dict[str, Pattern] = field(default_factory=lambda: dict(DEFAULT_PATTERNS))
+
+
+@dataclass(frozen=True)
+class RejectConfig:
+    enabled: bool = False
+    pin: int = 24
+    delay_ms: int = 800
+    """From the scan to the box reaching the arm: belt distance / belt speed - actuator latency."""
+    pulse_ms: int = 150
+    mode: str = "hold_to_pass"
+    active_high: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,7 @@ class Config:
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     feedback: FeedbackConfig = FeedbackConfig()
+    reject: RejectConfig = RejectConfig()
     path: str = ""
 
 
@@ -187,8 +205,12 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "max_length": _typed(int, _at_least(64)),
         "device": _typed(str),
         "layout": _typed(str, _one_of("us", "tr-q", "tr-f")),
-        "gs_key": _typed(str, lambda v: None if not v or re.fullmatch(r"KEY_[A-Z0-9]+|\d+", v) else
-                         "must be an evdev key name such as KEY_F12"),
+        "gs_key": _typed(
+            str,
+            lambda v: (
+                None if not v or re.fullmatch(r"KEY_[A-Z0-9]+|\d+", v) else "must be an evdev key name such as KEY_F12"
+            ),
+        ),
     },
     "storage": {
         "path": _typed(str, lambda v: None if v else "must not be empty"),
@@ -219,6 +241,19 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "red_pin": _typed(int, _pin),
         "buzzer_pin": _typed(int, _pin),
         "buzzer_type": _typed(str, _one_of("active", "tonal")),
+        "active_high": _typed(bool),
+        "stack_green_pin": _typed(int, lambda v: None if v == -1 else _pin(v)),
+        "stack_amber_pin": _typed(int, lambda v: None if v == -1 else _pin(v)),
+        "stack_red_pin": _typed(int, lambda v: None if v == -1 else _pin(v)),
+        "stack_active_high": _typed(bool),
+        "pin_factory": _typed(str, _one_of("auto", "lgpio", "rpigpio", "mock")),
+    },
+    "reject": {
+        "enabled": _typed(bool),
+        "pin": _typed(int, _pin),
+        "delay_ms": _typed(int, _at_least(0)),
+        "pulse_ms": _typed(int, _at_least(10)),
+        "mode": _typed(str, _one_of("pulse", "hold_to_pass")),
         "active_high": _typed(bool),
     },
 }
@@ -320,8 +355,29 @@ def parse(text: str, path: str = "<config>") -> Config:
     for sc in scanners:
         label = f"scanner.{sc.name}" if sc.name else "scanner"
         if sc.type == "hid" and not sc.device:
-            problems.append(f"{where(label, '')}: [{label}] device: required for a hid scanner "
-                            "(a /dev/input/by-id path, usb:VVVV:PPPP or the device name)")
+            problems.append(
+                f"{where(label, '')}: [{label}] device: required for a hid scanner "
+                "(a /dev/input/by-id path, usb:VVVV:PPPP or the device name)"
+            )
+    fb, rj = {**tables["feedback"]}, tables["reject"]
+    pins: dict[int, str] = {}
+    for key in (
+        "green_pin",
+        "amber_pin",
+        "red_pin",
+        "buzzer_pin",
+        "stack_green_pin",
+        "stack_amber_pin",
+        "stack_red_pin",
+    ):
+        pin = fb.get(key, getattr(FeedbackConfig, key))
+        if pin != -1:
+            if pin in pins:
+                problems.append(f"{where('feedback', key)}: [feedback] {key} = {pin}: also used by {pins[pin]}")
+            pins[pin] = key
+    if rj.get("enabled") and rj.get("pin", RejectConfig.pin) in pins:
+        pin = rj.get("pin", RejectConfig.pin)
+        problems.append(f"{where('reject', 'pin')}: [reject] pin = {pin}: also used by [feedback] {pins[pin]}")
     if problems:
         raise ConfigError(path, sorted(problems, key=_line_of))
     reader = dict(tables["reader"])
@@ -334,6 +390,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         storage=StorageConfig(**tables["storage"]),
         mqtt=MqttConfig(**tables["mqtt"]),
         feedback=FeedbackConfig(**tables["feedback"], patterns=patterns),
+        reject=RejectConfig(**tables["reject"]),
         path=path,
     )
 

@@ -18,7 +18,8 @@ import time
 from types import FrameType
 from typing import Any, BinaryIO
 
-from station import systemd
+from station import pins, systemd
+from station.actuator import RejectArm
 from station.config import Config, ScannerConfig
 from station.events import Scan
 from station.feedback import GpioFeedback, simulated_pin_factory
@@ -92,23 +93,41 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     except StorageError as e:
         log.error("storage unavailable, every scan will be refused until it is back: %s", e)
 
-    pin_factory = None
+    pin_factory: Any = None
     if simulate:
         names = {
             config.feedback.green_pin: "green",
             config.feedback.amber_pin: "amber",
             config.feedback.red_pin: "red",
             config.feedback.buzzer_pin: "buzzer",
+            config.feedback.stack_green_pin: "stack-green",
+            config.feedback.stack_amber_pin: "stack-amber",
+            config.feedback.stack_red_pin: "stack-red",
         }
+        if config.reject.enabled:
+            names[config.reject.pin] = "reject-arm"
         lights = logging.getLogger("station.lights")
 
         def echo(pin: Any, value: float) -> None:
             label = names.get(int(str(pin).removeprefix("GPIO")), str(pin))
-            lights.info("%-6s %s", label, "on" if value else "off")
+            lights.info("%-11s %s", label, "on" if value else "off")
 
         pin_factory = simulated_pin_factory(echo)
+    else:
+        try:
+            pin_factory = pins.make(config.feedback.pin_factory)
+        except pins.PinFactoryError as e:
+            log.error("cannot drive the lights: %s", e)
+            return 3
     feedback = GpioFeedback(config.feedback, pin_factory)
-    station = Station(config, store, feedback)
+    arm = None
+    if config.reject.enabled:
+        rc = config.reject
+        arm = RejectArm(rc.pin, rc.delay_ms / 1000, rc.pulse_ms / 1000, rc.mode, rc.active_high, pin_factory)
+        log.info(
+            "reject arm on GPIO%d: %s, %d ms after the scan, %d ms pulse", rc.pin, rc.mode, rc.delay_ms, rc.pulse_ms
+        )
+    station = Station(config, store, feedback, reject_arm=arm)
     uplink: Uplink = NoUplink()
     if config.mqtt.enabled:
         uplink = MqttUplink(config.mqtt, config.station.id, config.storage.path, station.status, station.on_result)
@@ -171,6 +190,8 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
         stop.set()
         uplink.stop()
         feedback.close()
+        if arm is not None:
+            arm.close()
         try:
             body = station.status()
             body["state"] = "stopped"

@@ -90,6 +90,17 @@ class GpioFeedback:
             "amber": LED(config.amber_pin, **kw),
             "red": LED(config.red_pin, **kw),
         }
+        stack_kw: dict[str, Any] = {"pin_factory": pin_factory, "active_high": config.stack_active_high}
+        self.stack = {
+            colour: LED(pin, **stack_kw)
+            for colour, pin in (
+                ("green", config.stack_green_pin),
+                ("amber", config.stack_amber_pin),
+                ("red", config.stack_red_pin),
+            )
+            if pin >= 0
+        }
+        """The stack light's lamps, through relays: they follow the LEDs."""
         self.buzzer: Any
         self.tonal = config.buzzer_type == "tonal"
         if self.tonal:
@@ -137,6 +148,7 @@ class GpioFeedback:
         edges.sort(key=lambda e: (e[0], e[2]))  # at the same instant: off before on
         self._all_off()
         led = self.leds[pattern.led]
+        lamp = self.stack.get(pattern.led)
         start = time.monotonic()
         for at, what, on in edges:
             delay = start + at - time.monotonic()
@@ -144,6 +156,8 @@ class GpioFeedback:
                 break
             if what == "led":
                 led.value = on
+                if lamp is not None:
+                    lamp.value = on
             elif self.tonal:
                 self.buzzer.play(Tone(pattern.tone)) if on else self.buzzer.stop()
             else:
@@ -151,7 +165,7 @@ class GpioFeedback:
         self._all_off()
 
     def _all_off(self) -> None:
-        for led in self.leds.values():
+        for led in (*self.leds.values(), *self.stack.values()):
             led.off()
         if self.tonal:
             self.buzzer.stop()
@@ -167,5 +181,5 @@ class GpioFeedback:
             self._cond.notify()
         self._thread.join(5)
         self._all_off()
-        for device in (*self.leds.values(), self.buzzer):
+        for device in (*self.leds.values(), *self.stack.values(), self.buzzer):
             device.close()

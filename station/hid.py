@@ -39,31 +39,148 @@ SYN_REPORT, SYN_DROPPED = 0, 3
 KEY_UP, KEY_DOWN, KEY_HOLD = 0, 1, 2
 
 KEYS: dict[str, int] = {
-    "KEY_1": 2, "KEY_2": 3, "KEY_3": 4, "KEY_4": 5, "KEY_5": 6, "KEY_6": 7, "KEY_7": 8, "KEY_8": 9,
-    "KEY_9": 10, "KEY_0": 11, "KEY_MINUS": 12, "KEY_EQUAL": 13, "KEY_TAB": 15,
-    "KEY_Q": 16, "KEY_W": 17, "KEY_E": 18, "KEY_R": 19, "KEY_T": 20, "KEY_Y": 21, "KEY_U": 22,
-    "KEY_I": 23, "KEY_O": 24, "KEY_P": 25, "KEY_LEFTBRACE": 26, "KEY_RIGHTBRACE": 27, "KEY_ENTER": 28,
-    "KEY_LEFTCTRL": 29, "KEY_A": 30, "KEY_S": 31, "KEY_D": 32, "KEY_F": 33, "KEY_G": 34, "KEY_H": 35,
-    "KEY_J": 36, "KEY_K": 37, "KEY_L": 38, "KEY_SEMICOLON": 39, "KEY_APOSTROPHE": 40, "KEY_GRAVE": 41,
-    "KEY_LEFTSHIFT": 42, "KEY_BACKSLASH": 43, "KEY_Z": 44, "KEY_X": 45, "KEY_C": 46, "KEY_V": 47,
-    "KEY_B": 48, "KEY_N": 49, "KEY_M": 50, "KEY_COMMA": 51, "KEY_DOT": 52, "KEY_SLASH": 53,
-    "KEY_RIGHTSHIFT": 54, "KEY_KPASTERISK": 55, "KEY_LEFTALT": 56, "KEY_SPACE": 57, "KEY_CAPSLOCK": 58,
-    "KEY_F1": 59, "KEY_F2": 60, "KEY_F3": 61, "KEY_F4": 62, "KEY_F5": 63, "KEY_F6": 64, "KEY_F7": 65,
-    "KEY_F8": 66, "KEY_F9": 67, "KEY_F10": 68, "KEY_NUMLOCK": 69, "KEY_KP7": 71, "KEY_KP8": 72,
-    "KEY_KP9": 73, "KEY_KPMINUS": 74, "KEY_KP4": 75, "KEY_KP5": 76, "KEY_KP6": 77, "KEY_KPPLUS": 78,
-    "KEY_KP1": 79, "KEY_KP2": 80, "KEY_KP3": 81, "KEY_KP0": 82, "KEY_KPDOT": 83, "KEY_102ND": 86,
-    "KEY_F11": 87, "KEY_F12": 88, "KEY_KPENTER": 96, "KEY_RIGHTCTRL": 97, "KEY_KPSLASH": 98,
+    "KEY_1": 2,
+    "KEY_2": 3,
+    "KEY_3": 4,
+    "KEY_4": 5,
+    "KEY_5": 6,
+    "KEY_6": 7,
+    "KEY_7": 8,
+    "KEY_8": 9,
+    "KEY_9": 10,
+    "KEY_0": 11,
+    "KEY_MINUS": 12,
+    "KEY_EQUAL": 13,
+    "KEY_TAB": 15,
+    "KEY_Q": 16,
+    "KEY_W": 17,
+    "KEY_E": 18,
+    "KEY_R": 19,
+    "KEY_T": 20,
+    "KEY_Y": 21,
+    "KEY_U": 22,
+    "KEY_I": 23,
+    "KEY_O": 24,
+    "KEY_P": 25,
+    "KEY_LEFTBRACE": 26,
+    "KEY_RIGHTBRACE": 27,
+    "KEY_ENTER": 28,
+    "KEY_LEFTCTRL": 29,
+    "KEY_A": 30,
+    "KEY_S": 31,
+    "KEY_D": 32,
+    "KEY_F": 33,
+    "KEY_G": 34,
+    "KEY_H": 35,
+    "KEY_J": 36,
+    "KEY_K": 37,
+    "KEY_L": 38,
+    "KEY_SEMICOLON": 39,
+    "KEY_APOSTROPHE": 40,
+    "KEY_GRAVE": 41,
+    "KEY_LEFTSHIFT": 42,
+    "KEY_BACKSLASH": 43,
+    "KEY_Z": 44,
+    "KEY_X": 45,
+    "KEY_C": 46,
+    "KEY_V": 47,
+    "KEY_B": 48,
+    "KEY_N": 49,
+    "KEY_M": 50,
+    "KEY_COMMA": 51,
+    "KEY_DOT": 52,
+    "KEY_SLASH": 53,
+    "KEY_RIGHTSHIFT": 54,
+    "KEY_KPASTERISK": 55,
+    "KEY_LEFTALT": 56,
+    "KEY_SPACE": 57,
+    "KEY_CAPSLOCK": 58,
+    "KEY_F1": 59,
+    "KEY_F2": 60,
+    "KEY_F3": 61,
+    "KEY_F4": 62,
+    "KEY_F5": 63,
+    "KEY_F6": 64,
+    "KEY_F7": 65,
+    "KEY_F8": 66,
+    "KEY_F9": 67,
+    "KEY_F10": 68,
+    "KEY_NUMLOCK": 69,
+    "KEY_KP7": 71,
+    "KEY_KP8": 72,
+    "KEY_KP9": 73,
+    "KEY_KPMINUS": 74,
+    "KEY_KP4": 75,
+    "KEY_KP5": 76,
+    "KEY_KP6": 77,
+    "KEY_KPPLUS": 78,
+    "KEY_KP1": 79,
+    "KEY_KP2": 80,
+    "KEY_KP3": 81,
+    "KEY_KP0": 82,
+    "KEY_KPDOT": 83,
+    "KEY_102ND": 86,
+    "KEY_F11": 87,
+    "KEY_F12": 88,
+    "KEY_KPENTER": 96,
+    "KEY_RIGHTCTRL": 97,
+    "KEY_KPSLASH": 98,
     "KEY_RIGHTALT": 100,
 }
 K = KEYS
 
 # Printable keys as (unshifted, shifted), in key order 1..0 - =, Q..], A..\, Z../, 102nd, space.
-_ROWS = ["KEY_GRAVE", "KEY_1", "KEY_2", "KEY_3", "KEY_4", "KEY_5", "KEY_6", "KEY_7", "KEY_8", "KEY_9", "KEY_0",
-         "KEY_MINUS", "KEY_EQUAL", "KEY_Q", "KEY_W", "KEY_E", "KEY_R", "KEY_T", "KEY_Y", "KEY_U", "KEY_I",
-         "KEY_O", "KEY_P", "KEY_LEFTBRACE", "KEY_RIGHTBRACE", "KEY_A", "KEY_S", "KEY_D", "KEY_F", "KEY_G",
-         "KEY_H", "KEY_J", "KEY_K", "KEY_L", "KEY_SEMICOLON", "KEY_APOSTROPHE", "KEY_BACKSLASH", "KEY_Z",
-         "KEY_X", "KEY_C", "KEY_V", "KEY_B", "KEY_N", "KEY_M", "KEY_COMMA", "KEY_DOT", "KEY_SLASH",
-         "KEY_102ND", "KEY_SPACE"]
+_ROWS = [
+    "KEY_GRAVE",
+    "KEY_1",
+    "KEY_2",
+    "KEY_3",
+    "KEY_4",
+    "KEY_5",
+    "KEY_6",
+    "KEY_7",
+    "KEY_8",
+    "KEY_9",
+    "KEY_0",
+    "KEY_MINUS",
+    "KEY_EQUAL",
+    "KEY_Q",
+    "KEY_W",
+    "KEY_E",
+    "KEY_R",
+    "KEY_T",
+    "KEY_Y",
+    "KEY_U",
+    "KEY_I",
+    "KEY_O",
+    "KEY_P",
+    "KEY_LEFTBRACE",
+    "KEY_RIGHTBRACE",
+    "KEY_A",
+    "KEY_S",
+    "KEY_D",
+    "KEY_F",
+    "KEY_G",
+    "KEY_H",
+    "KEY_J",
+    "KEY_K",
+    "KEY_L",
+    "KEY_SEMICOLON",
+    "KEY_APOSTROPHE",
+    "KEY_BACKSLASH",
+    "KEY_Z",
+    "KEY_X",
+    "KEY_C",
+    "KEY_V",
+    "KEY_B",
+    "KEY_N",
+    "KEY_M",
+    "KEY_COMMA",
+    "KEY_DOT",
+    "KEY_SLASH",
+    "KEY_102ND",
+    "KEY_SPACE",
+]
 
 
 def _layout(unshifted: str, shifted: str) -> dict[int, tuple[str, str]]:
@@ -83,7 +200,7 @@ LAYOUTS: dict[str, dict[int, tuple[str, str]]] = {
     ),
     "tr-f": _layout(
         "+1234567890/-fgğıodrnhpqwuieaütkmlyşxjövcçzsb.,< ",
-        '*!"^$%&\'()=?_FGĞIODRNHPQWUİEAÜTKMLYŞXJÖVCÇZSB:;> ',
+        "*!\"^$%&'()=?_FGĞIODRNHPQWUİEAÜTKMLYŞXJÖVCÇZSB:;> ",
     ),
 }
 
@@ -91,16 +208,48 @@ LAYOUTS: dict[str, dict[int, tuple[str, str]]] = {
 #: ``]`` of a ``]d2`` symbology identifier among them.
 THIRD_LEVEL: dict[str, dict[int, str]] = {
     "us": {},
-    "tr-q": {K["KEY_7"]: "{", K["KEY_8"]: "[", K["KEY_9"]: "]", K["KEY_0"]: "}", K["KEY_3"]: "#", K["KEY_4"]: "$",
-             K["KEY_Q"]: "@", K["KEY_MINUS"]: "\\", K["KEY_EQUAL"]: "|", K["KEY_102ND"]: "|"},
-    "tr-f": {K["KEY_7"]: "{", K["KEY_8"]: "[", K["KEY_9"]: "]", K["KEY_0"]: "}", K["KEY_3"]: "#", K["KEY_Q"]: "@",
-             K["KEY_MINUS"]: "\\", K["KEY_EQUAL"]: "|", K["KEY_102ND"]: "|"},
+    "tr-q": {
+        K["KEY_7"]: "{",
+        K["KEY_8"]: "[",
+        K["KEY_9"]: "]",
+        K["KEY_0"]: "}",
+        K["KEY_3"]: "#",
+        K["KEY_4"]: "$",
+        K["KEY_Q"]: "@",
+        K["KEY_MINUS"]: "\\",
+        K["KEY_EQUAL"]: "|",
+        K["KEY_102ND"]: "|",
+    },
+    "tr-f": {
+        K["KEY_7"]: "{",
+        K["KEY_8"]: "[",
+        K["KEY_9"]: "]",
+        K["KEY_0"]: "}",
+        K["KEY_3"]: "#",
+        K["KEY_Q"]: "@",
+        K["KEY_MINUS"]: "\\",
+        K["KEY_EQUAL"]: "|",
+        K["KEY_102ND"]: "|",
+    },
 }
 
-KEYPAD = {K["KEY_KP0"]: "0", K["KEY_KP1"]: "1", K["KEY_KP2"]: "2", K["KEY_KP3"]: "3", K["KEY_KP4"]: "4",
-          K["KEY_KP5"]: "5", K["KEY_KP6"]: "6", K["KEY_KP7"]: "7", K["KEY_KP8"]: "8", K["KEY_KP9"]: "9",
-          K["KEY_KPDOT"]: ".", K["KEY_KPMINUS"]: "-", K["KEY_KPPLUS"]: "+", K["KEY_KPASTERISK"]: "*",
-          K["KEY_KPSLASH"]: "/"}
+KEYPAD = {
+    K["KEY_KP0"]: "0",
+    K["KEY_KP1"]: "1",
+    K["KEY_KP2"]: "2",
+    K["KEY_KP3"]: "3",
+    K["KEY_KP4"]: "4",
+    K["KEY_KP5"]: "5",
+    K["KEY_KP6"]: "6",
+    K["KEY_KP7"]: "7",
+    K["KEY_KP8"]: "8",
+    K["KEY_KP9"]: "9",
+    K["KEY_KPDOT"]: ".",
+    K["KEY_KPMINUS"]: "-",
+    K["KEY_KPPLUS"]: "+",
+    K["KEY_KPASTERISK"]: "*",
+    K["KEY_KPSLASH"]: "/",
+}
 SHIFTS = {K["KEY_LEFTSHIFT"], K["KEY_RIGHTSHIFT"]}
 CTRLS = {K["KEY_LEFTCTRL"], K["KEY_RIGHTCTRL"]}
 ENDS = {K["KEY_ENTER"]: "\r", K["KEY_KPENTER"]: "\r", K["KEY_TAB"]: "\t"}
@@ -124,8 +273,7 @@ class KeyDecoder:
     without keys. ``SYN_DROPPED`` (the kernel lost events) throws the partial scan away.
     """
 
-    def __init__(self, layout: str = "us", gs_key: int | None = None, idle: float = 0.1,
-                 max_length: int = 512) -> None:
+    def __init__(self, layout: str = "us", gs_key: int | None = None, idle: float = 0.1, max_length: int = 512) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
         self.layout = layout
@@ -315,7 +463,8 @@ def find_device(spec: str) -> Any | None:
         keys = dev.capabilities().get(EV_KEY, [])
         matches = (
             f"{dev.info.vendor:04x}" == want_usb[0] and f"{dev.info.product:04x}" == want_usb[1]
-            if want_usb else dev.name == spec
+            if want_usb
+            else dev.name == spec
         )
         if matches and K["KEY_A"] in keys and K["KEY_ENTER"] in keys:
             return dev
@@ -326,9 +475,16 @@ def find_device(spec: str) -> Any | None:
 class HidScanner:
     """A keyboard-wedge scanner through evdev: grabbed, decoded, found again when re-plugged."""
 
-    def __init__(self, device: str, layout: str = "us", gs_key: str = "", idle_ms: int = 100,
-                 max_length: int = 512, name: str | None = None,
-                 finder: Callable[[str], InputDevice | None] = find_device) -> None:
+    def __init__(
+        self,
+        device: str,
+        layout: str = "us",
+        gs_key: str = "",
+        idle_ms: int = 100,
+        max_length: int = 512,
+        name: str | None = None,
+        finder: Callable[[str], InputDevice | None] = find_device,
+    ) -> None:
         self.device = device
         self.name = name or device
         self.decoder = KeyDecoder(layout, key_code(gs_key) if gs_key else None, idle_ms / 1000, max_length)

@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any
 
 from station import __version__
+from station.actuator import RejectArm
 from station.config import Config
 from station.events import Event, Scan, utc_iso
 from station.feedback import Feedback, Signal, signal_for
@@ -51,8 +52,16 @@ class Counters:
 class Station:
     """Judges, records and signals scans. The scanner, pins and broker are handed in."""
 
-    def __init__(self, config: Config, store: Store, feedback: Feedback, uplink: Uplink | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        feedback: Feedback,
+        uplink: Uplink | None = None,
+        reject_arm: RejectArm | None = None,
+    ) -> None:
         self.config = config
+        self.reject_arm = reject_arm
         self.store = store
         self.feedback = feedback
         self.uplink: Uplink = uplink or NoUplink()
@@ -89,10 +98,14 @@ class Station:
             verdict = verdict.refuse(Reason.STORAGE_ERROR, "Scan not stored; not accepted. Call a technician.")
             self._count(verdict)
             self.feedback.show(Signal.REJECT)
+            if self.reject_arm is not None:
+                self.reject_arm.reject(scan.mono)
             log.error("scan %s reason=storage_error raw=%r: %s", "reject", scan.raw, e)
             return Outcome(verdict)
         self.debounce.remember(scan.raw, scan.mono, event.seq)
         self.feedback.show(signal_for(verdict))
+        if not verdict.ok and self.reject_arm is not None:
+            self.reject_arm.reject(scan.mono)
         self.uplink.wake()
         self._count(verdict)
         if verdict.ok:

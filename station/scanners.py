@@ -93,8 +93,15 @@ class SerialScanner:
     reopened with backoff when the port disappears and comes back (unplug, USB reset).
     """
 
-    def __init__(self, port: str, baudrate: int = 9600, suffix: str = "auto", idle_ms: int = 50,
-                 max_length: int = 512, name: str | None = None) -> None:
+    def __init__(
+        self,
+        port: str,
+        baudrate: int = 9600,
+        suffix: str = "auto",
+        idle_ms: int = 50,
+        max_length: int = 512,
+        name: str | None = None,
+    ) -> None:
         self.port = port
         self.baudrate = baudrate
         self.name = name or port

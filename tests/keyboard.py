@@ -7,8 +7,14 @@ from station.hid import EV_KEY, EV_SYN, KEYPAD, KEYS, LAYOUTS, SYN_REPORT, THIRD
 GS = "\x1d"
 
 
-def type_text(text: str, layout: str = "us", gs: str = "ctrl", end: str = "enter", start: float = 1_700_000_000.0,
-              gap: float = 0.002) -> list[Event]:
+def type_text(
+    text: str,
+    layout: str = "us",
+    gs: str = "ctrl",
+    end: str = "enter",
+    start: float = 1_700_000_000.0,
+    gap: float = 0.002,
+) -> list[Event]:
     """Events for ``text`` typed on ``layout``. ``gs``: ctrl (Ctrl+]), alt (Alt+KP 0029), f12, drop."""
     reverse: dict[str, tuple[int, bool]] = {}
     for code, (low, high) in LAYOUTS[layout].items():
@@ -21,7 +27,7 @@ def type_text(text: str, layout: str = "us", gs: str = "ctrl", end: str = "enter
         nonlocal t
         t += gap / 4
         sec = int(t)
-        events.append((sec, int(round((t - sec) * 1e6)), ev_type, code, value))
+        events.append((sec, round((t - sec) * 1e6), ev_type, code, value))
 
     def tap(code: int) -> None:
         ev(EV_KEY, code, 1)

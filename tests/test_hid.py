@@ -13,15 +13,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from harness import wait_for
 from keyboard import type_text
+
 from station.events import Scan
 from station.hid import EV_KEY, EV_SYN, KEYS, SYN_DROPPED, SYN_REPORT, HidScanner, KeyDecoder, replay
 from station.reader import Profile, read
 
 GS = "\x1d"
-CODE = f"]d20108699536090122" f"21Ab-c.d/e_f{GS}17301231" "10lot-7/x.i"
+CODE = f"]d2010869953609012221Ab-c.d/e_f{GS}1730123110lot-7/x.i"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,17 +51,17 @@ def test_configured_gs_key() -> None:
 
 def test_wrong_layout_is_caught_not_accepted() -> None:
     # scanner types US, station decodes Turkish Q: the identifier and punctuation change
-    (text, _), = decode(type_text(CODE, "us"), "tr-q")
+    ((text, _),) = decode(type_text(CODE, "us"), "tr-q")
     assert text.startswith("üd2")
     r = read(text, Profile.ITS, 2026)
     assert r.reason == "invalid_character" and "Turkish" in r.message
     # Turkish F swaps letters silently; the garbled identifier still gives it away
-    (text, _), = decode(type_text(CODE, "us"), "tr-f")
+    ((text, _),) = decode(type_text(CODE, "us"), "tr-f")
     assert text.startswith("we2") and read(text, Profile.ITS, 2026).reason == "invalid_character"
 
 
 def test_missing_gs_is_recovered_by_the_reader() -> None:
-    (text, _), = decode(type_text(f"0108699536090122" f"21SER123{GS}17301231" "10LOT9", "us", gs="drop"), "us")
+    ((text, _),) = decode(type_text(f"010869953609012221SER123{GS}1730123110LOT9", "us", gs="drop"), "us")
     r = read(text, Profile.ITS, 2026)
     assert GS not in text and r.ok and r.karekod is not None and r.karekod.recovered
 
@@ -71,33 +71,49 @@ def test_tab_suffix_idle_end_and_caps_lock() -> None:
     events = type_text("ABC", "us", end="none") + type_text("DEF", "us", end="none", start=1_700_000_001.0)
     assert decode(events, "us") == [("ABC", "idle"), ("DEF", "idle")]
     caps = [(0, 0, EV_KEY, KEYS["KEY_CAPSLOCK"], 1), (0, 100, EV_KEY, KEYS["KEY_CAPSLOCK"], 0)]
-    shifted_i = [(0, 200, EV_KEY, KEYS["KEY_LEFTSHIFT"], 1), (0, 300, EV_KEY, KEYS["KEY_I"], 1),
-                 (0, 400, EV_KEY, KEYS["KEY_I"], 0), (0, 500, EV_KEY, KEYS["KEY_LEFTSHIFT"], 0)]
-    plain = [(0, 600, EV_KEY, KEYS["KEY_I"], 1), (0, 700, EV_KEY, KEYS["KEY_I"], 0),
-             (0, 800, EV_KEY, KEYS["KEY_APOSTROPHE"], 1), (0, 900, EV_KEY, KEYS["KEY_ENTER"], 1)]
+    shifted_i = [
+        (0, 200, EV_KEY, KEYS["KEY_LEFTSHIFT"], 1),
+        (0, 300, EV_KEY, KEYS["KEY_I"], 1),
+        (0, 400, EV_KEY, KEYS["KEY_I"], 0),
+        (0, 500, EV_KEY, KEYS["KEY_LEFTSHIFT"], 0),
+    ]
+    plain = [
+        (0, 600, EV_KEY, KEYS["KEY_I"], 1),
+        (0, 700, EV_KEY, KEYS["KEY_I"], 0),
+        (0, 800, EV_KEY, KEYS["KEY_APOSTROPHE"], 1),
+        (0, 900, EV_KEY, KEYS["KEY_ENTER"], 1),
+    ]
     assert decode(caps + shifted_i + plain, "us") == [("iI'\r", "suffix")]
     assert decode(caps + shifted_i + plain, "tr-q") == [("ıIİ\r", "suffix")]
 
 
 def test_shift_tracked_on_release_and_autorepeat_ignored() -> None:
-    ev = [(0, 0, EV_KEY, KEYS["KEY_LEFTSHIFT"], 1), (0, 1, EV_KEY, KEYS["KEY_A"], 1),
-          (0, 2, EV_KEY, KEYS["KEY_A"], 2), (0, 3, EV_KEY, KEYS["KEY_LEFTSHIFT"], 0),
-          (0, 4, EV_KEY, KEYS["KEY_A"], 0), (0, 5, EV_KEY, KEYS["KEY_B"], 1), (0, 6, EV_KEY, KEYS["KEY_ENTER"], 1)]
+    ev = [
+        (0, 0, EV_KEY, KEYS["KEY_LEFTSHIFT"], 1),
+        (0, 1, EV_KEY, KEYS["KEY_A"], 1),
+        (0, 2, EV_KEY, KEYS["KEY_A"], 2),
+        (0, 3, EV_KEY, KEYS["KEY_LEFTSHIFT"], 0),
+        (0, 4, EV_KEY, KEYS["KEY_A"], 0),
+        (0, 5, EV_KEY, KEYS["KEY_B"], 1),
+        (0, 6, EV_KEY, KEYS["KEY_ENTER"], 1),
+    ]
     assert decode(ev, "us") == [("Ab\r", "suffix")]
 
 
 def test_syn_dropped_discards_the_partial_scan() -> None:
-    first = type_text("0108699536090122" "21XYZ", "us", end="none")
-    drop = [(first[-1][0], first[-1][1] + 10, EV_SYN, SYN_DROPPED, 0),
-            (first[-1][0], first[-1][1] + 20, EV_KEY, KEYS["KEY_A"], 1),  # ignored until SYN_REPORT
-            (first[-1][0], first[-1][1] + 30, EV_SYN, SYN_REPORT, 0)]
+    first = type_text("010869953609012221XYZ", "us", end="none")
+    drop = [
+        (first[-1][0], first[-1][1] + 10, EV_SYN, SYN_DROPPED, 0),
+        (first[-1][0], first[-1][1] + 20, EV_KEY, KEYS["KEY_A"], 1),  # ignored until SYN_REPORT
+        (first[-1][0], first[-1][1] + 30, EV_SYN, SYN_REPORT, 0),
+    ]
     second = type_text(CODE, "us", start=first[-1][0] + first[-1][1] / 1e6 + 0.001)
     assert decode(first + drop + second, "us") == [(CODE + "\r", "suffix")]
 
 
 def test_max_length_bounds_a_stuck_key() -> None:
     ev = [(0, i, EV_KEY, KEYS["KEY_7"], 1) for i in range(5000)] + [(0, 6000, EV_KEY, KEYS["KEY_ENTER"], 1)]
-    (text, how), = decode(ev, "us", max_length=64)
+    ((text, how),) = decode(ev, "us", max_length=64)
     assert how == "overflow" and len(text) == 65  # 64 characters and the suffix
 
 
@@ -177,7 +193,7 @@ def test_hid_scanner_grabs_and_survives_unplug_mid_scan() -> None:
         assert plugged[0].grabbed
         plugged[0].push(type_text(CODE, "us"))
         wait_for(lambda: len(scans) == 1, 5, what="a scan")
-        plugged[0].push(type_text("0108699536090122" "21HALF", "us", end="none"))
+        plugged[0].push(type_text("010869953609012221HALF", "us", end="none"))
         plugged[0].unplug()
         wait_for(lambda: not scanner.connected, 5, what="the unplug")
         present.set()  # plugged in again: found by its USB id
@@ -194,8 +210,24 @@ def test_decode_replays_a_recording(tmp_path: Path) -> None:
     rec = tmp_path / "scan.jsonl"
     events = type_text(CODE, "tr-q", gs="alt") + type_text("garbage", "tr-q", start=1_700_000_005.0)
     rec.write_text("".join(json.dumps(list(e)) + "\n" for e in events))
-    out = subprocess.run([sys.executable, "-m", "station.cli", "decode", "--hid-events", str(rec), "--layout",
-                          "tr-q", "--today", "2026-01-01"], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "station.cli",
+            "decode",
+            "--hid-events",
+            str(rec),
+            "--layout",
+            "tr-q",
+            "--today",
+            "2026-01-01",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["ok"] for r in rows] == [True, False]
     assert rows[0]["serial"] == "Ab-c.d/e_f" and rows[1]["reason"] == "not_gs1"

@@ -8,14 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness import wait_for
+
 from station.events import Scan
 from station.framing import Frame, Framer
 from station.scanners import SerialScanner
 
 GS = b"\x1d"
-CODE = b"]d20108699536090122" b"21ABC" + GS + b"17301231" b"10LOT1"
+CODE = b"]d2010869953609012221ABC" + GS + b"1730123110LOT1"
 
 
 class Pty:
@@ -63,8 +63,11 @@ def test_suffix_framing_and_several_scans_in_one_read(tmp_path: Path, scanner_ru
     wait_for(lambda: scanner.connected, 5, what="the port to open")
     pty.send(CODE + b"\r\n" + CODE.replace(b"ABC", b"DEF") + b"\r" + CODE.replace(b"ABC", b"XYZ") + b"\t")
     wait_for(lambda: len(scans) == 3, 5, what="three scans")
-    assert [s.raw for s in scans] == [CODE + b"\r\n", CODE.replace(b"ABC", b"DEF") + b"\r",
-                                      CODE.replace(b"ABC", b"XYZ") + b"\t"]
+    assert [s.raw for s in scans] == [
+        CODE + b"\r\n",
+        CODE.replace(b"ABC", b"DEF") + b"\r",
+        CODE.replace(b"ABC", b"XYZ") + b"\t",
+    ]
     assert all(s.terminated_by == "suffix" and s.source.endswith("scanner") for s in scans)
     assert GS in scans[0].raw  # GS is data, never a separator of scans
 

@@ -1,0 +1,78 @@
+"""Choosing gpiozero's pin factory: lgpio on a Pi 5 (RPi.GPIO does not work there), RPi.GPIO or
+lgpio on older Pis, gpiozero's MockFactory for ``--simulate`` and tests.
+
+A fallback that silently picks another library hides the real fault (a missing ``.[pi]`` extra,
+an unwritable working directory for lgpio), so ``auto`` names what it chose and fails clearly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class PinFactoryError(RuntimeError):
+    pass
+
+
+def board_model() -> str:
+    """The Raspberry Pi model from the device tree, or "" when this is not a Pi."""
+    try:
+        with open("/proc/device-tree/model", "rb") as f:
+            return f.read().rstrip(b"\0").decode("ascii", "replace")
+    except OSError:
+        return ""
+
+
+def choose(name: str = "auto", model: str | None = None, available: set[str] | None = None) -> str:
+    """The factory to use: ``lgpio``, ``rpigpio`` or ``mock``. Pure, so it is testable anywhere.
+
+    >>> choose("auto", "Raspberry Pi 5 Model B Rev 1.0", {"lgpio", "rpigpio"})
+    'lgpio'
+    >>> choose("auto", "Raspberry Pi 4 Model B Rev 1.4", {"rpigpio"})
+    'rpigpio'
+    """
+    if name != "auto":
+        return name
+    model = board_model() if model is None else model
+    if available is None:
+        available = {
+            n
+            for n, mod in (("lgpio", "lgpio"), ("rpigpio", "RPi.GPIO"))
+            if importlib.util.find_spec(mod.split(".")[0]) is not None
+        }
+    if not model.startswith("Raspberry Pi"):
+        raise PinFactoryError('not a Raspberry Pi: run with --simulate, or set [feedback] pin_factory = "mock"')
+    if "Raspberry Pi 5" in model or "Compute Module 5" in model:
+        if "lgpio" not in available:
+            raise PinFactoryError("a Pi 5 needs lgpio: pip install '.[pi]' (RPi.GPIO does not work on a Pi 5)")
+        return "lgpio"
+    for candidate in ("lgpio", "rpigpio"):
+        if candidate in available:
+            return candidate
+    raise PinFactoryError("no pin library: pip install '.[pi]' for lgpio and RPi.GPIO")
+
+
+def make(name: str = "auto") -> Any:
+    """A gpiozero pin factory. GPIOZERO_PIN_FACTORY in the environment wins, as gpiozero documents."""
+    env = os.environ.get("GPIOZERO_PIN_FACTORY")
+    if env:
+        log.info("pins: %s (from GPIOZERO_PIN_FACTORY)", env)
+        return None  # gpiozero reads the variable itself
+    chosen = choose(name)
+    log.info("pins: %s", chosen)
+    if chosen == "mock":
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+        return MockFactory(pin_class=MockPWMPin)
+    if chosen == "lgpio":
+        from gpiozero.pins.lgpio import LGPIOFactory
+
+        return LGPIOFactory()
+    from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+    return RPiGPIOFactory()

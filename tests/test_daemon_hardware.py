@@ -1,0 +1,96 @@
+"""The daemon with a real serial scanner (a pseudo-terminal), mock pins, and systemd's notify socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness import ROOT, wait_for
+
+GS = b"\x1d"
+
+
+def test_daemon_serial_scanner_notify_and_clean_stop(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    link = tmp_path / "scanner"
+    link.symlink_to(os.ttyname(slave))
+    os.close(slave)
+    db = tmp_path / "station.db"
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(
+        f'[station]\nid = "pty-1"\n[scanner]\ntype = "serial"\nport = "{link}"\nsuffix = "cr"\n'
+        f'[storage]\npath = "{db}"\n[mqtt]\nenabled = false\n[feedback]\npin_factory = "mock"\n'
+        "[reject]\nenabled = true\npin = 24\ndelay_ms = 100\n"
+    )
+    notify = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(0.2)
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "2000000"}
+    env.pop("GPIOZERO_PIN_FACTORY", None)
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "station.cli", "run", "-c", str(cfg)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    messages: list[str] = []
+
+    def got(text: str) -> bool:
+        try:
+            while True:
+                messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+        return any(text in m for m in messages)
+
+    try:
+        wait_for(lambda: got("READY=1"), 20, what="READY=1")
+        code = b"]d2010869953609012221PTY1" + GS + b"1730123110LOT1"
+        os.write(master, code + b"\r" + b"not a karekod\r" + code.replace(b"PTY1", b"PTY2") + b"\r")
+
+        def rows() -> list[tuple[int, str | None, str]]:
+            if not db.exists():
+                return []
+            with sqlite3.connect(db) as conn:
+                return conn.execute("SELECT ok, reason, source FROM events ORDER BY seq").fetchall()
+
+        wait_for(lambda: len(rows()) == 3, 20, what="three events")
+        assert [(ok, reason) for ok, reason, _ in rows()] == [(1, None), (0, "not_gs1"), (1, None)]
+        assert rows()[0][2] == str(link)
+        messages.clear()
+        wait_for(lambda: got("WATCHDOG=1"), 5, what="watchdog pings from the scan loop")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert got("STOPPING=1")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+        sock.close()
+    text = log.read_text()
+    assert "reject arm on GPIO24" in text and "pins: mock" in text and "stopped" in text
+
+
+def test_daemon_refuses_to_guess_pins_off_a_pi(tmp_path: Path) -> None:
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(f'[station]\nid = "x"\n[storage]\npath = "{tmp_path / "s.db"}"\n[mqtt]\nenabled = false\n')
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    start = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "station.cli", "run", "-c", str(cfg)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 3 and "not a Raspberry Pi" in out.stdout and time.monotonic() - start < 20
