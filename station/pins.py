@@ -20,12 +20,17 @@ class PinFactoryError(RuntimeError):
 
 
 def board_model() -> str:
-    """The Raspberry Pi model from the device tree, or "" when this is not a Pi."""
-    try:
-        with open("/proc/device-tree/model", "rb") as f:
-            return f.read().rstrip(b"\0").decode("ascii", "replace")
-    except OSError:
-        return ""
+    """The Raspberry Pi model from the device tree, or "" when this is not a Pi.
+
+    /sys first: the systemd unit's ``ProcSubset=pid`` hides /proc/device-tree.
+    """
+    for path in ("/sys/firmware/devicetree/base/model", "/proc/device-tree/model"):
+        try:
+            with open(path, "rb") as f:
+                return f.read().rstrip(b"\0").decode("ascii", "replace")
+        except OSError:
+            continue
+    return ""
 
 
 def choose(name: str = "auto", model: str | None = None, available: set[str] | None = None) -> str:
