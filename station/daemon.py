@@ -22,7 +22,7 @@ from station import pins, systemd
 from station.actuator import RejectArm
 from station.config import Config, ScannerConfig
 from station.events import Scan
-from station.feedback import GpioFeedback, simulated_pin_factory
+from station.feedback import GpioFeedback, Signal, simulated_pin_factory
 from station.pipeline import Station
 from station.scanners import Scanner, SerialScanner, StreamScanner
 from station.store import StorageError, Store
@@ -144,9 +144,18 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     signal.signal(signal.SIGINT, on_signal)
 
     scanners = make_scanners(config, simulate, stdin)
+    crashed: list[str] = []
+
+    def guarded(scanner: Scanner) -> None:
+        try:
+            scanner.run(scans.put, stop)
+        except Exception:
+            log.exception("scanner %s crashed", scanner.name)
+            crashed.append(scanner.name)
+
     threads = []
     for scanner in scanners:
-        t = threading.Thread(target=scanner.run, args=(scans.put, stop), name=f"scanner-{scanner.name}", daemon=True)
+        t = threading.Thread(target=guarded, args=(scanner,), name=f"scanner-{scanner.name}", daemon=True)
         t.start()
         threads.append(t)
     uplink.start()
@@ -161,6 +170,7 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     )
     spath = status_path(config)
     next_status = 0.0
+    exit_code = 0
     try:
         while not stop.is_set():
             try:
@@ -170,11 +180,18 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
                     break  # every input has ended
             else:
                 station.handle(scan)
-            systemd.notify("WATCHDOG=1")
+            if crashed:
+                log.error("stopping: a scanner thread died (%s); systemd restarts the station", ", ".join(crashed))
+                exit_code = 1
+                break
+            systemd.notify("WATCHDOG=1")  # only a scan loop that goes round feeds the watchdog
             now = time.monotonic()
             if now >= next_status:
                 for scanner in scanners:
+                    was = station.scanners_connected.get(scanner.name)
                     station.scanners_connected[scanner.name] = scanner.connected
+                    if was and not scanner.connected:
+                        feedback.show(Signal.FAULT)  # scanner unplugged: amber, until it is back
                 try:
                     write_status(spath, station.status())
                 except OSError as e:
@@ -200,4 +217,4 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
             pass
         store.close()
         log.info("station %s stopped", config.station.id)
-    return 0
+    return exit_code
