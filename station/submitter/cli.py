@@ -1,0 +1,289 @@
+"""``station-submitter``: run the central submitter, serve the sandbox services, and answer operators."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from types import FrameType
+from typing import Any
+
+DEFAULT_CONFIG = "/etc/karekod-submitter/submitter.toml"
+log = logging.getLogger("submitter")
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from station.config import ConfigError
+    from station.submitter.config import load
+
+    try:
+        return load(args.config)
+    except ConfigError as e:
+        print(f"station-submitter: bad configuration:\n{e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _ledger(args: argparse.Namespace) -> Any:
+    from station.submitter.ledger import Ledger
+
+    config = _config(args)
+    return config, Ledger(config.ledger, config.id)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from station import systemd
+    from station.config import ConfigError
+    from station.submitter.central import Central
+    from station.submitter.notifier import Notifier
+
+    _setup_logging(args.log_level)
+    config, ledger = _ledger(args)
+    central = Central(config, ledger)
+    try:
+        notifier = Notifier(config, ledger, central.publish_results)
+    except ConfigError as e:
+        print(f"station-submitter: {e}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    central.start()
+    threads = [
+        threading.Thread(target=central.run, args=(stop,), name="ingest", daemon=True),
+        threading.Thread(target=notifier.run, args=(stop,), name="notifier", daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    systemd.notify("READY=1")
+    log.info(
+        "submitter %s ready: %s environment, ledger %s, %d site(s)",
+        config.id,
+        config.environment,
+        config.ledger.split("@")[-1],
+        len(config.sites),
+    )
+    while not stop.wait(1):
+        systemd.notify("WATCHDOG=1")
+    for t in threads:
+        t.join(10)
+    central.stop()
+    log.info("submitter stopped")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from station.submitter.sandbox import Sandbox, make_server
+
+    _setup_logging("INFO")
+    sandbox = Sandbox(args.latency_ms, args.error_rate, args.lost_answer_rate)
+    if args.seed:
+        with open(args.seed, encoding="utf-8") as f:
+            sandbox.seed(json.load(f))
+    server = make_server(sandbox, args.host, args.port)
+    log.info(
+        "sandbox ÜTS and İTS on http://%s:%d (latency %s ms, error rate %s, lost answers %s)",
+        args.host,
+        server.server_address[1],
+        args.latency_ms,
+        args.error_rate,
+        args.lost_answer_rate,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(f"{args.config}: ok ({len(config.sites)} site(s), {config.environment} environment)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config, ledger = _ledger(args)
+    stations = {}
+    for station, state, at, status in ledger.query("SELECT station, state, at, status FROM stations"):
+        body = json.loads(status or "{}")
+        stations[station] = {
+            "state": state,
+            "seen_s_ago": round(time.time() - at, 1) if at else None,
+            "backlog": body.get("backlog"),
+        }
+    for station, n, last in ledger.query("SELECT station, count(*), max(received_at) FROM events GROUP BY station"):
+        stations.setdefault(station, {}).update(events=n, last_event_s_ago=round(time.time() - last, 1))
+    services: dict[str, dict[str, int]] = {}
+    for service, state, n in ledger.query("SELECT coalesce(service, '-'), state, count(*) FROM jobs GROUP BY 1, 2"):
+        services.setdefault(service, {})[state] = n
+    body = {"submitter": config.id, "environment": config.environment, "stations": stations, "services": services}
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False))
+        return 0
+    print(f"submitter {config.id} ({config.environment})")
+    print("stations:")
+    for name, s in sorted(stations.items()):
+        print(
+            f"  {name:<24} {s.get('state') or '?':<8} events {s.get('events', 0):>7}  last event "
+            f"{s.get('last_event_s_ago', '-')} s ago  backlog {s.get('backlog', '-')}"
+        )
+    print("services:")
+    for service, states in sorted(services.items()):
+        print(f"  {service:<4} " + "  ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    return 0
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    _, ledger = _ledger(args)
+    jobs = ledger.jobs("state IN ('refused', 'failed', 'in_doubt')", limit=args.last)
+    for j in jobs:
+        row = {
+            "event_id": j.event_id,
+            "station": j.station,
+            "site": j.site,
+            "service": j.service,
+            "operation": j.operation,
+            "gtin": j.gtin,
+            "serial": j.serial,
+            "batch": j.batch,
+            "state": j.state,
+            "code": j.code,
+            "message": j.message,
+            "attempts": j.attempts,
+        }
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            print(
+                f"{j.event_id}  {j.station:<16} {j.service or '-':<4} {j.state:<9} {j.code or '-':<16} "
+                f"{j.gtin} {j.serial or j.batch}  {j.message or ''}"
+            )
+    if not jobs and not args.json:
+        print("no failures")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    _, ledger = _ledger(args)
+    bad = [i for i in args.ids if not ledger.retry(i)]
+    for i in bad:
+        print(f"{i}: not a failed, refused or in-doubt unit", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    _, ledger = _ledger(args)
+    start = datetime.fromisoformat(args.date_from).timestamp()
+    end = datetime.fromisoformat(args.date_to).timestamp() + (86400 if len(args.date_to) == 10 else 0)
+    rows = ledger.query(
+        "SELECT j.event_id, j.station, j.site, j.service, j.operation, j.gtin, j.serial, j.batch, j.expiry, e.at,"
+        " j.state, j.ok, j.code, j.message, j.reference, j.attempts, j.updated_at"
+        " FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.created_at >= ? AND j.created_at < ?"
+        " ORDER BY j.created_at",
+        (start, end),
+    )
+    out = csv.writer(sys.stdout)
+    out.writerow(
+        [
+            "event_id",
+            "station",
+            "site",
+            "service",
+            "operation",
+            "gtin",
+            "serial",
+            "batch",
+            "expiry",
+            "scanned_at",
+            "state",
+            "ok",
+            "code",
+            "message",
+            "reference",
+            "attempts",
+            "updated_at",
+        ]
+    )
+    for r in rows:
+        out.writerow(
+            [
+                *r[:11],
+                "" if r[11] is None else bool(r[11]),
+                *r[12:16],
+                datetime.fromtimestamp(r[16]).isoformat(timespec="seconds"),
+            ]
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="station-submitter", description="Karekod Station central submitter: events to ÜTS and İTS."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", "-c", default=DEFAULT_CONFIG)
+        return p
+
+    p = with_config(sub.add_parser("run", help="run the submitter"))
+    p.add_argument("--log-level", default="INFO")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("sandbox", help="serve local stand-ins for ÜTS and İTS")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8088)
+    p.add_argument("--seed", metavar="FILE", help="JSON with users, institutions, units and vermes")
+    p.add_argument("--latency-ms", type=float, default=0)
+    p.add_argument("--error-rate", type=float, default=0.0, help="share of calls failing before they take effect")
+    p.add_argument("--lost-answer-rate", type=float, default=0.0, help="share of calls whose answer is lost")
+    p.set_defaults(func=cmd_sandbox)
+    p = with_config(sub.add_parser("check", help="check a configuration file"))
+    p.set_defaults(func=cmd_check)
+    p = with_config(sub.add_parser("status", help="stations and services at a glance"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    p = with_config(sub.add_parser("failures", help="units refused, failed or in doubt"))
+    p.add_argument("--last", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_failures)
+    p = with_config(sub.add_parser("retry", help="send failed or refused units again"))
+    p.add_argument("ids", nargs="+", metavar="EVENT_ID")
+    p.set_defaults(func=cmd_retry)
+    p = with_config(sub.add_parser("export", help="CSV of notifications and outcomes for a date range"))
+    p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
+    p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

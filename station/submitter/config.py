@@ -1,0 +1,239 @@
+"""The submitter's configuration: which station is which site, and how to reach ÜTS and İTS.
+
+Credentials are never in this file: it names files or environment variables that hold them,
+separately for the test and the production environment. They are read when a client is built,
+never logged, never sent over MQTT and never stored on stations.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from station.config import ConfigError, _line_index
+
+UTS_URLS = {"test": "https://utstest.saglik.gov.tr", "production": "https://utsuygulama.saglik.gov.tr"}
+ITS_URLS = {"test": "https://itstest2.saglik.gov.tr", "production": "https://its2.saglik.gov.tr"}
+OPERATIONS = {
+    "uts": ("receipt", "dispatch", "use"),
+    "its": ("receipt", "dispatch", "return", "deactivation", "use"),
+}
+ITS_DEACTIVATION_REASONS = ("10", "20", "30", "40", "50", "60")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Where a credential lives: a file (first line) or an environment variable."""
+
+    file: str = ""
+    env: str = ""
+
+    def read(self, what: str) -> str:
+        if self.file:
+            try:
+                return Path(self.file).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise ConfigError(self.file, [f"{what}: cannot read {self.file}: {e.strerror}"]) from None
+        if self.env:
+            value = os.environ.get(self.env)
+            if value:
+                return value
+            raise ConfigError("", [f"{what}: environment variable {self.env} is not set"])
+        raise ConfigError("", [f"{what}: no file or environment variable configured"])
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a station stands: the institution, what it does, and with whom."""
+
+    name: str
+    service: str
+    """``uts`` or ``its``."""
+    institution: str
+    """ÜTS kurum numarası, or the İTS GLN."""
+    operation: str
+    stations: tuple[str, ...]
+    counterpart: str = ""
+    """Dispatch/return: the buyer's GLN (İTS ``togln``) or ÜTS institution (``KUN``). Receipt: the
+    expected supplier's ÜTS institution (``GKK``), optional."""
+    document_number: str = ""
+    """ÜTS ``BNO`` / İTS document number for dispatch and deactivation."""
+    deactivation_reason: str = "40"
+    """İTS ``ds``: 10 removal, 20 production scrap, 30 recall, 40 expiry, 50 revision, 60 consumption."""
+    use_tur: str = "KIMLIGI_BELIRSIZ"
+    """ÜTS kullanım ``TUR`` when a station does not know the patient."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    base_url: str
+    secret: Secret
+    """The ÜTS system token, or the İTS password."""
+    username: str = ""
+    """İTS user name (usually the GLN); not a secret."""
+
+
+@dataclass(frozen=True)
+class SubmitterConfig:
+    id: str = "submitter"
+    environment: str = "test"
+    ledger: str = "sqlite:///var/lib/karekod-submitter/ledger.db"
+    mqtt_host: str = "localhost"
+    mqtt_port: int = 1883
+    mqtt_prefix: str = "karekod/v1"
+    mqtt_username: str = ""
+    mqtt_password: Secret = Secret()
+    mqtt_tls: bool = False
+    mqtt_ca_file: str = ""
+    shared_subscription: bool = False
+    its_batch_size: int = 50
+    its_batch_wait_ms: int = 500
+    uts_concurrency: int = 16
+    timeout_seconds: float = 20.0
+    max_attempts: int = 8
+    uts: ServiceConfig | None = None
+    its: ServiceConfig | None = None
+    sites: dict[str, Site] = field(default_factory=dict)
+    path: str = ""
+
+    def site_of(self, station: str) -> Site | None:
+        for site in self.sites.values():
+            if station in site.stations:
+                return site
+        return None
+
+
+def _secret(values: dict[str, Any], prefix: str) -> Secret:
+    return Secret(str(values.get(f"{prefix}_file", "")), str(values.get(f"{prefix}_env", "")))
+
+
+def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
+    """Build a :class:`SubmitterConfig`, naming every bad key with its line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, [f"{path}: not valid TOML: {e}"]) from None
+    lines = _line_index(text)
+    problems: list[str] = []
+
+    def where(table: str, key: str = "") -> str:
+        no = lines.get((table, key)) or lines.get((table, ""))
+        return f"{path}:{no}" if no else path
+
+    sub = data.get("submitter", {})
+    mqtt = data.get("mqtt", {})
+    env = sub.get("environment", "test")
+    if env not in ("test", "production"):
+        problems.append(f"{where('submitter', 'environment')}: [submitter] environment = {env!r}: test or production")
+        env = "test"
+    services: dict[str, ServiceConfig] = {}
+    for name, urls, cred in (("uts", UTS_URLS, "token"), ("its", ITS_URLS, "password")):
+        table = data.get(name)
+        if table is None:
+            continue
+        section = table.get(env, {})
+        if not isinstance(section, dict):
+            problems.append(f"{where(f'{name}.{env}')}: [{name}.{env}] must be a table")
+            continue
+        secret = _secret(section, cred)
+        if not (secret.file or secret.env):
+            problems.append(
+                f"{where(f'{name}.{env}')}: [{name}.{env}] {cred}_file or {cred}_env: required "
+                "(credentials are never written in this file)"
+            )
+        if cred in section:
+            problems.append(
+                f"{where(f'{name}.{env}', cred)}: [{name}.{env}] {cred}: never put the credential "
+                f"here; name a file ({cred}_file) or an environment variable ({cred}_env)"
+            )
+        username = str(section.get("username", ""))
+        if name == "its" and not username:
+            problems.append(f"{where(f'{name}.{env}')}: [{name}.{env}] username: required (usually the GLN)")
+        services[name] = ServiceConfig(str(section.get("base_url", urls[env])).rstrip("/"), secret, username)
+    sites: dict[str, Site] = {}
+    seen: dict[str, str] = {}
+    for name, values in data.get("sites", {}).items():
+        table = f"sites.{name}"
+        service = values.get("service")
+        if service not in OPERATIONS:
+            problems.append(f"{where(table, 'service')}: [{table}] service = {service!r}: must be uts or its")
+            continue
+        if service not in services:
+            problems.append(f"{where(table, 'service')}: [{table}] service = {service!r}: no [{service}.{env}] table")
+        op = values.get("operation", "receipt")
+        if op not in OPERATIONS[service]:
+            problems.append(
+                f"{where(table, 'operation')}: [{table}] operation = {op!r}: "
+                f"{service} supports {', '.join(OPERATIONS[service])}"
+            )
+        stations = values.get("stations", [])
+        if not isinstance(stations, list) or not stations or not all(isinstance(s, str) for s in stations):
+            problems.append(f"{where(table, 'stations')}: [{table}] stations: a list of station ids")
+            stations = []
+        for st in stations:
+            if st in seen:
+                problems.append(f"{where(table, 'stations')}: [{table}] station {st!r} is also in [sites.{seen[st]}]")
+            seen[st] = name
+        institution = str(values.get("institution", ""))
+        if not institution.isdigit():
+            problems.append(
+                f"{where(table, 'institution')}: [{table}] institution: the ÜTS kurum numarası or İTS GLN (digits)"
+            )
+        counterpart = str(values.get("counterpart", ""))
+        if op in ("dispatch", "return") and not counterpart.isdigit():
+            problems.append(
+                f"{where(table, 'counterpart')}: [{table}] counterpart: {op} needs the other party's "
+                f"{'GLN' if service == 'its' else 'ÜTS kurum numarası'}"
+            )
+        ds = str(values.get("deactivation_reason", "40"))
+        if ds not in ITS_DEACTIVATION_REASONS:
+            problems.append(
+                f"{where(table, 'deactivation_reason')}: [{table}] deactivation_reason = {ds!r}: one of "
+                f"{', '.join(ITS_DEACTIVATION_REASONS)}"
+            )
+        sites[name] = Site(
+            name,
+            service,
+            institution,
+            op,
+            tuple(stations),
+            counterpart,
+            str(values.get("document_number", "")),
+            ds,
+            str(values.get("use_tur", "KIMLIGI_BELIRSIZ")),
+        )
+    if problems:
+        raise ConfigError(path, problems)
+    return SubmitterConfig(
+        id=str(sub.get("id", "submitter")),
+        environment=env,
+        ledger=str(sub.get("ledger", SubmitterConfig.ledger)),
+        mqtt_host=str(mqtt.get("host", "localhost")),
+        mqtt_port=int(mqtt.get("port", 1883)),
+        mqtt_prefix=str(mqtt.get("prefix", "karekod/v1")),
+        mqtt_username=str(mqtt.get("username", "")),
+        mqtt_password=_secret(mqtt, "password"),
+        mqtt_tls=bool(mqtt.get("tls", False)),
+        mqtt_ca_file=str(mqtt.get("ca_file", "")),
+        shared_subscription=bool(mqtt.get("shared_subscription", False)),
+        its_batch_size=int(data.get("its", {}).get("batch_size", 50)),
+        its_batch_wait_ms=int(data.get("its", {}).get("batch_wait_ms", 500)),
+        uts_concurrency=int(data.get("uts", {}).get("concurrency", 16)),
+        timeout_seconds=float(sub.get("timeout_seconds", 20.0)),
+        max_attempts=int(sub.get("max_attempts", 8)),
+        uts=services.get("uts"),
+        its=services.get("its"),
+        sites=sites,
+        path=path,
+    )
+
+
+def load(path: str | Path) -> SubmitterConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(path), [f"{path}: cannot read: {e.strerror or e}"]) from None
+    return parse(text, str(path))

@@ -1,0 +1,435 @@
+"""The central ledger: every station event, every unit to notify, every request sent and its answer.
+
+SQLite by default; PostgreSQL by URL, so several submitters can share one ledger (jobs are claimed
+with ``FOR UPDATE SKIP LOCKED`` there). The same SQL serves both: ``?`` placeholders are turned
+into ``%s`` for PostgreSQL, and nothing else differs.
+
+A unit's job moves ``queued -> in_flight -> done | refused``; a call whose answer was lost leaves
+it ``in_doubt`` until the service is asked whether the call took effect; ``failed`` means the
+submitter gave up and an operator must look (``station-submitter failures``, ``retry``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS events (
+        id TEXT PRIMARY KEY, station TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT, received_at REAL NOT NULL,
+        ok INTEGER NOT NULL, reason TEXT, operation TEXT, gtin TEXT, serial TEXT, batch TEXT, expiry TEXT,
+        payload TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS events_station_seq ON events (station, seq)",
+    """CREATE TABLE IF NOT EXISTS jobs (
+        event_id TEXT PRIMARY KEY, station TEXT NOT NULL, site TEXT, service TEXT, operation TEXT,
+        gtin TEXT, serial TEXT, batch TEXT, expiry TEXT, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL DEFAULT 0, request_id TEXT, ok INTEGER, code TEXT, message TEXT, reference TEXT,
+        created_at REAL NOT NULL, updated_at REAL NOT NULL, published INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, service, next_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_unpublished ON jobs (published, state)",
+    """CREATE TABLE IF NOT EXISTS requests (
+        id TEXT PRIMARY KEY, service TEXT NOT NULL, site TEXT, endpoint TEXT NOT NULL, body TEXT NOT NULL,
+        state TEXT NOT NULL, submitter TEXT, created_at REAL NOT NULL, answered_at REAL, http_status INTEGER,
+        response TEXT)""",
+    "CREATE INDEX IF NOT EXISTS requests_state ON requests (state)",
+    """CREATE TABLE IF NOT EXISTS stations (
+        station TEXT PRIMARY KEY, state TEXT, at REAL, status TEXT)""",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+]
+
+FINAL = ("done", "refused")
+JOB_COLUMNS = (
+    "event_id",
+    "station",
+    "site",
+    "service",
+    "operation",
+    "gtin",
+    "serial",
+    "batch",
+    "expiry",
+    "state",
+    "attempts",
+    "next_at",
+    "request_id",
+    "ok",
+    "code",
+    "message",
+    "reference",
+    "created_at",
+    "updated_at",
+    "published",
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    event_id: str
+    station: str
+    site: str | None
+    service: str | None
+    operation: str | None
+    gtin: str | None
+    serial: str | None
+    batch: str | None
+    expiry: str | None
+    state: str
+    attempts: int
+    next_at: float
+    request_id: str | None
+    ok: int | None
+    code: str | None
+    message: str | None
+    reference: str | None
+    created_at: float
+    updated_at: float
+    published: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one unit's notification: success, or the service's code and message."""
+
+    event_id: str
+    ok: bool
+    code: str
+    message: str
+    reference: str = ""
+    """The service's id for the notification (ÜTS BID, İTS notificationId), for cancels and audits."""
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///abs/path.db`` -> ``/abs/path.db``; ``sqlite:rel.db`` or a bare path -> as is."""
+    if url.startswith("sqlite://"):
+        return url[len("sqlite://") :]
+    return url.removeprefix("sqlite:")
+
+
+class Ledger:
+    """One ledger, one connection per thread."""
+
+    def __init__(self, url: str, submitter: str = "submitter") -> None:
+        self.url = url
+        self.submitter = submitter
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        self._local = threading.local()
+        with self.tx() as c:
+            for statement in SCHEMA:
+                c.execute(self._sql(statement))
+
+    # -- connections --
+
+    def _connect(self) -> Any:
+        if self.postgres:
+            import psycopg
+
+            return psycopg.connect(self.url, autocommit=True)
+        path = sqlite_path(self.url)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+
+    @property
+    def conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    @contextmanager
+    def tx(self) -> Iterator[Any]:
+        """A write transaction; commits on success. On SQLite it takes the write lock at once."""
+        conn = self.conn
+        conn.execute("BEGIN" if self.postgres else "BEGIN IMMEDIATE")
+        try:
+            yield _Cursor(conn, self)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.execute(self._sql(sql), tuple(params))
+        return [tuple(r) for r in cur.fetchall()]
+
+    # -- ingest --
+
+    def ingest(self, events: Iterable[tuple[str, dict[str, Any]]], site_of: Any) -> list[str]:
+        """Store events idempotently by id, with a job for each accepted unit; one commit.
+
+        ``events`` are (payload text, parsed payload). Returns the ids stored (new or already there).
+        """
+        now = time.time()
+        stored = []
+        with self.tx() as c:
+            for text, e in events:
+                c.execute(
+                    "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
+                    " batch, expiry, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (
+                        e["id"],
+                        e["station"],
+                        int(e["seq"]),
+                        e.get("at"),
+                        now,
+                        int(bool(e.get("ok"))),
+                        e.get("reason"),
+                        e.get("operation"),
+                        e.get("gtin"),
+                        e.get("serial"),
+                        e.get("batch"),
+                        e.get("expiry"),
+                        text,
+                    ),
+                )
+                if e.get("ok"):
+                    site = site_of(e["station"])
+                    state, code, message = "queued", None, None
+                    if site is None:
+                        state, code, message = "failed", "NO_SITE", f"Station {e['station']} has no site."
+                    c.execute(
+                        "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
+                        " state, code, message, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (
+                            e["id"],
+                            e["station"],
+                            site.name if site else None,
+                            site.service if site else None,
+                            site.operation if site else e.get("operation"),
+                            e.get("gtin"),
+                            e.get("serial"),
+                            e.get("batch"),
+                            e.get("expiry"),
+                            state,
+                            code,
+                            message,
+                            now,
+                            now,
+                        ),
+                    )
+                stored.append(e["id"])
+        return stored
+
+    def note_station(self, station: str, status: dict[str, Any]) -> None:
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO stations (station, state, at, status) VALUES (?, ?, ?, ?) ON CONFLICT (station)"
+                " DO UPDATE SET state = excluded.state, at = excluded.at, status = excluded.status",
+                (station, str(status.get("state", "")), time.time(), json.dumps(status)),
+            )
+
+    # -- claiming work --
+
+    def claim(
+        self, service: str, site: str | None, limit: int, endpoint: str, body_for: Any
+    ) -> tuple[str, list[Job]] | None:
+        """Take up to ``limit`` queued jobs and record the request for them *before* it is sent.
+
+        ``body_for(jobs)`` builds the request body. Returns (request id, jobs) or None.
+        """
+        now = time.time()
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        where = "state = 'queued' AND service = ? AND next_at <= ?" + (" AND site = ?" if site else "")
+        params: list[Any] = [service, now] + ([site] if site else [])
+        with self.tx() as c:
+            rows = c.execute(
+                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} ORDER BY created_at, event_id LIMIT ?{lock}",
+                (*params, limit),
+            ).fetchall()
+            if not rows:
+                return None
+            jobs = [Job(*r) for r in rows]
+            request_id = str(uuid.uuid4())
+            c.execute(
+                "INSERT INTO requests (id, service, site, endpoint, body, state, submitter, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'prepared', ?, ?)",
+                (
+                    request_id,
+                    service,
+                    jobs[0].site,
+                    endpoint,
+                    json.dumps(body_for(jobs), ensure_ascii=False),
+                    self.submitter,
+                    now,
+                ),
+            )
+            c.executemany(
+                "UPDATE jobs SET state = 'in_flight', request_id = ?, attempts = attempts + 1, updated_at = ?"
+                " WHERE event_id = ?",
+                [(request_id, now, j.event_id) for j in jobs],
+            )
+        return request_id, [replace(j, state="in_flight", attempts=j.attempts + 1, request_id=request_id) for j in jobs]
+
+    def oldest_queued(self, service: str) -> list[tuple[str, int, float]]:
+        """Per site: (site, queued count, oldest created_at) of jobs ready to go."""
+        return self.query(
+            "SELECT site, count(*), min(created_at) FROM jobs WHERE state = 'queued' AND service = ? AND next_at <= ?"
+            " GROUP BY site",
+            (service, time.time()),
+        )
+
+    # -- answers --
+
+    def answer(self, request_id: str, http_status: int | None, response: str, outcomes: Iterable[Outcome]) -> None:
+        """A definite answer: the request and every unit's outcome, in one commit."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute(
+                "UPDATE requests SET state = 'answered', answered_at = ?, http_status = ?, response = ? WHERE id = ?",
+                (now, http_status, response, request_id),
+            )
+            c.executemany(
+                "UPDATE jobs SET state = ?, ok = ?, code = ?, message = ?, reference = ?, updated_at = ?,"
+                " published = 0 WHERE event_id = ?",
+                [
+                    ("done" if o.ok else "refused", int(o.ok), o.code, o.message, o.reference, now, o.event_id)
+                    for o in outcomes
+                ],
+            )
+
+    def in_doubt(self, request_id: str, why: str) -> None:
+        """The call may or may not have taken effect: ask the service before anything is sent again."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute(
+                "UPDATE requests SET state = 'in_doubt', answered_at = ?, response = ? WHERE id = ?",
+                (now, why, request_id),
+            )
+            c.execute(
+                "UPDATE jobs SET state = 'in_doubt', message = ?, updated_at = ? WHERE request_id = ?"
+                " AND state = 'in_flight'",
+                (why, now, request_id),
+            )
+
+    def not_sent(self, request_id: str, why: str, backoff: float, max_attempts: int) -> None:
+        """The request certainly did not reach the service: queue its units again, later."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute(
+                "UPDATE requests SET state = 'not_sent', answered_at = ?, response = ? WHERE id = ?",
+                (now, why, request_id),
+            )
+            c.execute(
+                "UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END, next_at = ?,"
+                " message = ?, code = CASE WHEN attempts >= ? THEN 'TRANSPORT' ELSE code END, updated_at = ?"
+                " WHERE request_id = ? AND state = 'in_flight'",
+                (max_attempts, now + backoff, why, max_attempts, now, request_id),
+            )
+
+    def resolved(
+        self, event_id: str, took_effect: bool, note: str, backoff: float, max_attempts: int, reference: str = ""
+    ) -> None:
+        """An in-doubt unit after asking the service: done, or back in the queue to send again."""
+        now = time.time()
+        with self.tx() as c:
+            if took_effect:
+                c.execute(
+                    "UPDATE jobs SET state = 'done', ok = 1, code = 'RESOLVED', message = ?, reference = ?,"
+                    " updated_at = ?, published = 0 WHERE event_id = ?",
+                    (note, reference, now, event_id),
+                )
+            else:
+                c.execute(
+                    "UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END, next_at = ?,"
+                    " message = ?, updated_at = ? WHERE event_id = ?",
+                    (max_attempts, now + backoff, note, now, event_id),
+                )
+
+    def give_up(self, event_id: str, code: str, message: str) -> None:
+        now = time.time()
+        with self.tx() as c:
+            c.execute(
+                "UPDATE jobs SET state = 'failed', code = ?, message = ?, updated_at = ?, published = 0"
+                " WHERE event_id = ?",
+                (code, message, now, event_id),
+            )
+
+    def recover(self, stale_after: float) -> int:
+        """At start: requests this submitter prepared and never saw answered, and anyone's that went
+        stale, are in doubt (the call may have happened just before a crash)."""
+        cutoff = time.time() - stale_after
+        rows = self.query(
+            "SELECT id FROM requests WHERE state = 'prepared' AND (submitter = ? OR created_at < ?)",
+            (self.submitter, cutoff),
+        )
+        for (request_id,) in rows:
+            self.in_doubt(request_id, "submitter stopped during the call")
+        return len(rows)
+
+    def jobs(self, where: str, params: Sequence[Any] = (), limit: int = 1000) -> list[Job]:
+        rows = self.query(
+            f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} ORDER BY created_at LIMIT ?", (*params, limit)
+        )
+        return [Job(*r) for r in rows]
+
+    def request(self, request_id: str) -> tuple[str, str, str, str] | None:
+        rows = self.query("SELECT service, site, endpoint, body FROM requests WHERE id = ?", (request_id,))
+        return rows[0] if rows else None
+
+    def mark_published(self, event_ids: Iterable[str]) -> None:
+        ids = list(event_ids)
+        if not ids:
+            return
+        with self.tx() as c:
+            c.executemany("UPDATE jobs SET published = 1 WHERE event_id = ?", [(i,) for i in ids])
+
+    def retry(self, event_id: str) -> bool:
+        """An operator's retry: a failed, refused or in-doubt unit goes back to the queue."""
+        with self.tx() as c:
+            n = c.execute(
+                "UPDATE jobs SET state = CASE WHEN state = 'in_doubt' THEN 'in_doubt' ELSE 'queued' END,"
+                " attempts = 0, next_at = 0, updated_at = ? WHERE event_id = ? AND state IN ('failed', 'refused',"
+                " 'in_doubt')",
+                (time.time(), event_id),
+            ).rowcount
+        return bool(n)
+
+    def meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+class _Cursor:
+    """Runs ``?``-style SQL on either database inside :meth:`Ledger.tx`."""
+
+    def __init__(self, conn: Any, ledger: Ledger) -> None:
+        self.conn = conn
+        self.ledger = ledger
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.ledger._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        if self.ledger.postgres:
+            with self.conn.cursor() as cur:
+                cur.executemany(self.ledger._sql(sql), rows)
+                return cur
+        return self.conn.executemany(sql, rows)

@@ -1,0 +1,447 @@
+"""Turning ledger jobs into ÜTS and İTS notifications, each unit exactly once.
+
+Every call is recorded in the ledger (``requests``, state ``prepared``) in the same commit that
+claims its units, before a byte is sent; its answer is recorded in one commit with every unit's
+outcome. Whatever happens in between — a crash, a timeout, a lost answer — leaves the units
+``in_doubt``, and nothing is sent for them again until the service has been asked whether the
+call took effect (İTS check_status; ÜTS the pending list and the institution's units). A definite
+answer is never sent again; a call that never left (connection refused) is. Transport errors and
+5xx retry with backoff; business refusals do not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date
+from typing import Any
+
+from station.submitter.config import Site, SubmitterConfig
+from station.submitter.http import AuthFailed, ServiceError, Unreachable
+from station.submitter.its import SUCCESS, ItsClient, product
+from station.submitter.ledger import Job, Ledger, Outcome
+from station.submitter.uts import UtsClient
+
+log = logging.getLogger("submitter.notify")
+
+ITS_PATHS = {
+    "receipt": "/common/app/accept/",
+    "dispatch": "/wholesale/app/dispatch/",
+    "return": "/common/app/return/",
+    "deactivation": "/common/app/deactivation/",
+    "use": "/consume/app/consume/",
+}
+UTS_PATHS = {"receipt": "bildirim/alma/ekle", "dispatch": "bildirim/verme/ekle", "use": "bildirim/kullanim/ekle"}
+
+
+def backoff(attempts: int) -> float:
+    return float(min(300.0, 2.0 ** min(attempts, 9)) * random.uniform(0.8, 1.2))
+
+
+class PendingIndex:
+    """The vermes addressed to one ÜTS institution, refreshed when a scanned unit is not in it."""
+
+    def __init__(self, client: UtsClient, gkk: str | None) -> None:
+        self.client = client
+        self.gkk = gkk
+        self.lock = threading.Lock()
+        self.refreshed = 0.0
+        self.by_serial: dict[tuple[str, str], str] = {}
+        self.by_lot: dict[tuple[str, str], list[str]] = {}
+        self.used: set[str] = set()
+
+    def find(self, uno: str, sno: str | None, lno: str | None) -> str | None:
+        with self.lock:
+            bid = self._lookup(uno, sno, lno)
+            if bid is None and time.monotonic() - self.refreshed > 1.0:
+                rows = self.client.pending(self.gkk)
+                self.by_serial, self.by_lot = {}, {}
+                for r in rows:
+                    if r.get("SNO"):
+                        self.by_serial[(str(r["UNO"]).zfill(14), str(r["SNO"]))] = str(r["BID"])
+                    elif r.get("LNO"):
+                        self.by_lot.setdefault((str(r["UNO"]).zfill(14), str(r["LNO"])), []).append(str(r["BID"]))
+                self.refreshed = time.monotonic()
+                bid = self._lookup(uno, sno, lno)
+            if bid is not None:
+                self.used.add(bid)
+            return bid
+
+    def _lookup(self, uno: str, sno: str | None, lno: str | None) -> str | None:
+        if sno:
+            bid = self.by_serial.get((uno, sno))
+            return bid if bid and bid not in self.used else None
+        for bid in self.by_lot.get((uno, lno or ""), []):
+            if bid not in self.used:
+                return bid
+        return None
+
+    def forget(self, bid: str) -> None:
+        with self.lock:
+            self.used.discard(bid)
+
+
+class Notifier:
+    def __init__(
+        self,
+        config: SubmitterConfig,
+        ledger: Ledger,
+        publish: Callable[[list[Job]], list[str]] | None = None,
+        uts: UtsClient | None = None,
+        its: ItsClient | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.publish = publish
+        self.uts = uts
+        self.its = its
+        if self.uts is None and config.uts is not None:
+            self.uts = UtsClient(
+                config.uts.base_url, config.uts.secret.read("ÜTS system token"), config.timeout_seconds
+            )
+        if self.its is None and config.its is not None:
+            self.its = ItsClient(
+                config.its.base_url, config.its.username, config.its.secret.read("İTS password"), config.timeout_seconds
+            )
+        self.pending: dict[str, PendingIndex] = {}
+        self.pool = ThreadPoolExecutor(max_workers=config.uts_concurrency + 4, thread_name_prefix="notify")
+        self.busy: dict[str, int] = {"uts": 0, "its": 0, "doubt": 0}
+        self.busy_lock = threading.Lock()
+        self.auth_blocked_until: dict[str, float] = {}
+
+    # -- the loop --
+
+    def run(self, stop: threading.Event) -> None:
+        n = self.ledger.recover(stale_after=self.config.timeout_seconds * 3 + 30)
+        if n:
+            log.warning("%d request(s) were cut off by a stop; their units are in doubt until checked", n)
+        last_publish = 0.0
+        while not stop.is_set():
+            try:
+                self.tick()
+                if self.publish is not None and time.monotonic() - last_publish > 0.2:
+                    self.publish_results()
+                    last_publish = time.monotonic()
+            except Exception:
+                log.exception("notifier: unexpected error")
+                stop.wait(1)
+            stop.wait(0.05)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def tick(self) -> None:
+        now = time.time()
+        if self.its is not None and self.auth_blocked_until.get("its", 0) < now:
+            for site_name, count, oldest in self.ledger.oldest_queued("its"):
+                if self._busy("its") >= 2:
+                    break
+                site = self.config.sites.get(site_name)
+                ready = count >= self.config.its_batch_size or now - oldest >= self.config.its_batch_wait_ms / 1000
+                if site is not None and ready:
+                    claimed = self.ledger.claim(
+                        "its",
+                        site.name,
+                        self.config.its_batch_size,
+                        ITS_PATHS[site.operation],
+                        lambda jobs, s=site: self._its_body(s, jobs),
+                    )
+                    if claimed is not None:
+                        self._submit("its", self._its_send, site, *claimed)
+        if self.uts is not None and self.auth_blocked_until.get("uts", 0) < now:
+            free = self.config.uts_concurrency - self._busy("uts")
+            for site_name, _count, _oldest in self.ledger.oldest_queued("uts"):
+                site = self.config.sites.get(site_name)
+                while site is not None and free > 0:
+                    claimed = self.ledger.claim(
+                        "uts",
+                        site.name,
+                        1,
+                        UTS_PATHS[site.operation],
+                        lambda jobs, s=site: self._uts_body(s, jobs[0], vbi=None),
+                    )
+                    if claimed is None:
+                        break
+                    free -= 1
+                    self._submit("uts", self._uts_one, site, claimed)
+        if self._busy("doubt") == 0:
+            doubtful = self.ledger.jobs("state = 'in_doubt' AND next_at <= ?", (now,), limit=200)
+            if doubtful:
+                self._submit("doubt", self._resolve, doubtful)
+
+    def _busy(self, kind: str) -> int:
+        with self.busy_lock:
+            return self.busy[kind]
+
+    def _submit(self, kind: str, fn: Callable[..., None], *args: Any) -> None:
+        with self.busy_lock:
+            self.busy[kind] += 1
+
+        def done(_: Future[None]) -> None:
+            with self.busy_lock:
+                self.busy[kind] -= 1
+
+        fut = self.pool.submit(self._guard, fn, *args)
+        fut.add_done_callback(done)
+
+    def _guard(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("notifier: %s failed", fn.__name__)
+
+    # -- İTS: batches --
+
+    def _its_body(self, site: Site, jobs: list[Job]) -> dict[str, Any]:
+        products = [product(j.gtin or "", j.serial or "", j.batch, j.expiry) for j in jobs]
+        if site.operation in ("dispatch", "return"):
+            return {"togln": site.counterpart, "productList": products}
+        if site.operation == "deactivation":
+            return {
+                "dt": "D",
+                "frGln": site.institution,
+                "ds": site.deactivation_reason,
+                "description": "",
+                "document": {"dd": date.today().isoformat(), "dn": site.document_number},
+                "productList": products,
+            }
+        if site.operation == "use":
+            return {"dt": "D", "fr": site.institution, "productList": products}
+        return {"productList": products}
+
+    def _its_send(self, site: Site, request_id: str, jobs: list[Job]) -> None:
+        assert self.its is not None
+        stored = self.ledger.request(request_id)
+        assert stored is not None
+        body = json.loads(stored[3])
+        try:
+            answer = self.its.notify(stored[2], body)
+        except Unreachable as e:
+            self._not_sent(request_id, jobs, str(e))
+            return
+        except AuthFailed as e:
+            self._auth_failed("its", request_id, jobs, str(e))
+            return
+        except ServiceError as e:
+            log.warning("İTS %s: %s; %d unit(s) in doubt", site.name, e, len(jobs))
+            self.ledger.in_doubt(request_id, str(e))
+            return
+        by_unit = {(str(u.get("gtin", "")).zfill(14), str(u.get("sn", ""))): str(u.get("uc", "")) for u in answer.units}
+        outcomes = []
+        for j in jobs:
+            uc = by_unit.get(((j.gtin or "").zfill(14), j.serial or ""), "")
+            if not uc:
+                outcomes.append(
+                    Outcome(j.event_id, False, "NO_ANSWER", "İTS gave no result for this unit.", answer.notification_id)
+                )
+            else:
+                outcomes.append(Outcome(j.event_id, uc == SUCCESS, uc, self.its.message(uc), answer.notification_id))
+        self.ledger.answer(request_id, 200, answer.raw, outcomes)
+        ok = sum(o.ok for o in outcomes)
+        log.info("İTS %s %s: %d unit(s), %d ok, %d refused", site.name, site.operation, len(jobs), ok, len(jobs) - ok)
+
+    # -- ÜTS: one unit per call --
+
+    def _uts_body(self, site: Site, job: Job, vbi: str | None) -> dict[str, Any]:
+        uno = (job.gtin or "").zfill(14)
+        if site.operation == "receipt":
+            body: dict[str, Any] = {"VBI": vbi}
+            if not job.serial:
+                body["ADT"] = 1
+            return body
+        if site.operation == "dispatch":
+            body = {
+                "UNO": uno,
+                "KUN": int(site.counterpart),
+                "BNO": site.document_number or job.event_id[:20],
+                "GIT": date.today().isoformat(),
+            }
+        else:
+            body = {"UNO": uno, "GIT": date.today().isoformat(), "TUR": site.use_tur}
+        if job.serial:
+            body["SNO"] = job.serial
+        else:
+            body.update(LNO=job.batch, ADT=1)
+        return body
+
+    def _index(self, site: Site) -> PendingIndex:
+        assert self.uts is not None
+        if site.name not in self.pending:
+            self.pending[site.name] = PendingIndex(self.uts, site.counterpart or None)
+        return self.pending[site.name]
+
+    def _uts_one(self, site: Site, claimed: tuple[str, list[Job]]) -> None:
+        assert self.uts is not None
+        request_id, (job,) = claimed
+        uno = (job.gtin or "").zfill(14)
+        body = self._uts_body(site, job, vbi=None)
+        if site.operation == "receipt":
+            try:
+                vbi = self._index(site).find(uno, job.serial, job.batch)
+            except ServiceError as e:
+                self._not_sent(request_id, [job], f"pending list: {e}")  # a query: nothing was notified
+                return
+            if vbi is None:
+                what = f"serial {job.serial}" if job.serial else f"lot {job.batch}"
+                self.ledger.answer(
+                    request_id,
+                    None,
+                    "",
+                    [
+                        Outcome(
+                            job.event_id,
+                            False,
+                            "NO_PENDING_VERME",
+                            f"No verme addressed to kurum {site.institution} is pending for {uno} {what}.",
+                        )
+                    ],
+                )
+                return
+            body = self._uts_body(site, job, vbi)
+            with self.ledger.tx() as c:  # the real body is on disk before it is sent
+                c.execute("UPDATE requests SET body = ? WHERE id = ?", (json.dumps(body), request_id))
+        try:
+            answer = self.uts.call(UTS_PATHS[site.operation], body)
+        except Unreachable as e:
+            if site.operation == "receipt":
+                self._index(site).forget(str(body.get("VBI")))
+            self._not_sent(request_id, [job], str(e))
+            return
+        except AuthFailed as e:
+            self._auth_failed("uts", request_id, [job], str(e))
+            return
+        except ServiceError as e:
+            log.warning("ÜTS %s: %s; unit %s in doubt", site.name, e, job.event_id)
+            self.ledger.in_doubt(request_id, str(e))
+            return
+        reference = str(answer.snc) if answer.ok and isinstance(answer.snc, str) else ""
+        self.ledger.answer(
+            request_id,
+            200,
+            answer.raw,
+            [Outcome(job.event_id, answer.ok, "OK" if answer.ok else answer.code, answer.text, reference)],
+        )
+        log.info(
+            "ÜTS %s %s %s %s: %s",
+            site.name,
+            site.operation,
+            uno,
+            job.serial or job.batch,
+            "ok" if answer.ok else f"refused {answer.code}",
+        )
+
+    # -- failures --
+
+    def _not_sent(self, request_id: str, jobs: list[Job], why: str) -> None:
+        attempts = max(j.attempts for j in jobs)
+        log.warning("not sent (%s); retry in about %.0f s", why, backoff(attempts))
+        self.ledger.not_sent(request_id, why, backoff(attempts), self.config.max_attempts)
+
+    def _auth_failed(self, service: str, request_id: str, jobs: list[Job], why: str) -> None:
+        log.error(
+            "%s refused our credentials (%s): check the token/password; holding %s for 60 s",
+            service.upper(),
+            why,
+            service.upper(),
+        )
+        self.auth_blocked_until[service] = time.time() + 60
+        self.ledger.not_sent(request_id, why, 60.0, self.config.max_attempts + 100)
+
+    # -- in doubt: ask the service whether the call took effect --
+
+    def _resolve(self, jobs: list[Job]) -> None:
+        by_request: dict[str | None, list[Job]] = {}
+        for j in jobs:
+            by_request.setdefault(j.request_id, []).append(j)
+        for request_id, group in by_request.items():
+            site = self.config.sites.get(group[0].site or "")
+            if site is None:
+                for j in group:
+                    self.ledger.give_up(j.event_id, "NO_SITE", "In doubt, and its site is no longer configured.")
+                continue
+            try:
+                if site.service == "its":
+                    self._resolve_its(site, group)
+                else:
+                    for j in group:
+                        self._resolve_uts(site, j, request_id)
+            except ServiceError as e:
+                log.warning("cannot check %d unit(s) in doubt yet: %s", len(group), e)
+                for j in group:
+                    with self.ledger.tx() as c:
+                        c.execute(
+                            "UPDATE jobs SET next_at = ? WHERE event_id = ?",
+                            (time.time() + backoff(j.attempts), j.event_id),
+                        )
+
+    def _resolve_its(self, site: Site, jobs: list[Job]) -> None:
+        assert self.its is not None
+        states = self.its.check_status([product(j.gtin or "", j.serial or "") for j in jobs])
+        by_unit = {(str(s.get("gtin", "")).zfill(14), str(s.get("sn", ""))): s for s in states}
+        for j in jobs:
+            s = by_unit.get(((j.gtin or "").zfill(14), j.serial or ""), {})
+            gln1, gln2, uc = str(s.get("gln1") or ""), str(s.get("gln2") or ""), str(s.get("uc") or "")
+            me = site.institution
+            took = {
+                "receipt": gln1 == me and not gln2,
+                "dispatch": gln1 == site.counterpart and gln2 in (me, ""),
+                "return": gln1 == site.counterpart and gln2 in (me, ""),
+                "deactivation": uc == "60000",
+                "use": uc == "60006",
+            }[site.operation]
+            note = f"checked after a lost answer: uc {uc}, gln1 {gln1 or '-'}, gln2 {gln2 or '-'}"
+            self.ledger.resolved(j.event_id, took, note, 0.0, self.config.max_attempts)
+            log.info("İTS unit %s %s in doubt: %s", j.gtin, j.serial, "took effect" if took else "send again")
+
+    def _resolve_uts(self, site: Site, job: Job, request_id: str | None) -> None:
+        assert self.uts is not None
+        uno = (job.gtin or "").zfill(14)
+        stored = self.ledger.request(request_id) if request_id else None
+        body = json.loads(stored[3]) if stored else {}
+        held = self.uts.tekil_urun(uno, sno=job.serial) if job.serial else self.uts.tekil_urun(uno, lno=job.batch)
+        if site.operation == "receipt":
+            vbi = body.get("VBI")
+            pending = self.uts.pending(site.counterpart or None, uno) if vbi else []
+            still_pending = any(str(r.get("BID")) == vbi for r in pending)
+            if not vbi or still_pending:
+                if vbi:
+                    self._index(site).forget(vbi)
+                self.ledger.resolved(
+                    job.event_id, False, "checked: the verme is still pending", 0.0, self.config.max_attempts
+                )
+            elif held:
+                self.ledger.resolved(
+                    job.event_id,
+                    True,
+                    "checked: the unit is in this institution's stock",
+                    0.0,
+                    self.config.max_attempts,
+                )
+            else:
+                self.ledger.give_up(
+                    job.event_id,
+                    "IN_DOUBT",
+                    "The verme is no longer pending but the unit is not in stock: check the ÜTS portal.",
+                )
+            return
+        if not job.serial:
+            self.ledger.give_up(
+                job.event_id,
+                "IN_DOUBT",
+                "Lot quantities cannot be checked automatically: check the ÜTS portal, then retry or leave.",
+            )
+            return
+        # verme and kullanım take the unit out of this institution's stock
+        note = "checked: " + ("still in stock" if held else "no longer in stock")
+        self.ledger.resolved(job.event_id, not held, note, 0.0, self.config.max_attempts)
+
+    # -- results back to the stations --
+
+    def publish_results(self) -> None:
+        assert self.publish is not None
+        jobs = self.ledger.jobs("published = 0 AND state IN ('done', 'refused', 'failed')", limit=500)
+        if jobs:
+            self.ledger.mark_published(self.publish(jobs))
