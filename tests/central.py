@@ -1,0 +1,115 @@
+"""Helpers for submitter tests: the sandbox on a free port, seeds, configuration files."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import requests
+from scans import gtin
+
+from station.submitter.sandbox import Sandbox, make_server
+
+DEPOT = "8680000000001"  # İTS GLN of the depot running the conveyor (dispatch)
+PHARMACY = "8680000000009"  # the buyer
+HOSPITAL = "8680000000005"  # İTS GLN of a hospital receiving medicine
+KURUM = "1000001"  # ÜTS institution of the hospital dock
+SUPPLIER = "2000002"  # ÜTS institution of the device supplier
+
+
+class SandboxServer:
+    def __init__(self, **kw: Any) -> None:
+        self.sandbox = Sandbox(**kw)
+        self.server = make_server(self.sandbox)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def effects(self) -> list[dict[str, Any]]:
+        return list(requests.get(f"{self.url}/_sandbox/effects", timeout=5).json()["effects"])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def its_units(n: int, owner: str, prefix: str = "U", **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"gtin": gtin(i % 40), "sn": f"{prefix}{i:06d}", "bn": f"B{i % 5}", "xd": "2030-12-31", "owner": owner, **extra}
+        for i in range(n)
+    ]
+
+
+def seed(sandbox: Sandbox, depot_units: int = 0, hospital_vermes: int = 0) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "its": {
+            "users": [
+                {"username": DEPOT, "password": "depot-pass", "gln": DEPOT},
+                {"username": HOSPITAL, "password": "hospital-pass", "gln": HOSPITAL},
+            ],
+            "units": its_units(depot_units, DEPOT),
+        },
+        "uts": {
+            "institutions": [
+                {"kurum": KURUM, "token": "uts-token-hospital"},
+                {"kurum": SUPPLIER, "token": "uts-token-supplier"},
+            ],
+            "vermes": [
+                {"from": SUPPLIER, "to": KURUM, "uno": gtin(i % 40), "sno": f"D{i:06d}", "bno": "IRS-1"}
+                for i in range(hospital_vermes)
+            ],
+        },
+    }
+    sandbox.seed(data)
+    return data
+
+
+def submitter_config(
+    tmp: Path, mqtt_port: int, sandbox_url: str, ledger: str | None = None, its_user: str = DEPOT, extra: str = ""
+) -> Path:
+    (tmp / "uts-token").write_text("uts-token-hospital\n")
+    (tmp / "its-password").write_text("depot-pass\n")
+    path = tmp / "submitter.toml"
+    path.write_text(f"""
+[submitter]
+id = "central-test"
+environment = "test"
+ledger = {json.dumps(ledger or f"sqlite:///{tmp / 'ledger.db'}")}
+timeout_seconds = 3
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+
+[uts]
+concurrency = 16
+[uts.test]
+base_url = "{sandbox_url}"
+token_file = "{tmp / "uts-token"}"
+
+[its]
+batch_size = 50
+batch_wait_ms = 150
+[its.test]
+base_url = "{sandbox_url}"
+username = "{its_user}"
+password_file = "{tmp / "its-password"}"
+
+[sites.depot-line]
+service = "its"
+institution = "{DEPOT}"
+operation = "dispatch"
+counterpart = "{PHARMACY}"
+stations = ["line-1"]
+
+[sites.hospital-dock]
+service = "uts"
+institution = "{KURUM}"
+operation = "receipt"
+stations = ["dock-1"]
+{extra}
+""")
+    return path

@@ -1,0 +1,216 @@
+"""End to end: station daemons -> Mosquitto -> the submitter process -> sandbox ÜTS/İTS -> results back."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from central import DEPOT, PHARMACY, SandboxServer, seed, submitter_config
+from harness import ROOT, Broker, Daemon, station_cli, wait_for, write_config
+from scans import GS, gtin
+
+
+class Submitter:
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config, self.log = config, log
+        self.proc = self.start()
+
+    def start(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "station.submitter.cli", "run", "-c", str(self.config)],
+            cwd=ROOT,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        return proc
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.proc = self.start()
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(20)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    s = SandboxServer(seed=3)
+    yield s
+    s.close()
+
+
+def karekod(g: str, sn: str, batch: str = "B1") -> str:
+    return f"]d201{g}21{sn}{GS}1730123110{batch}"
+
+
+def results(db: Path) -> dict[str, tuple[int, str]]:
+    with sqlite3.connect(db) as conn:
+        return {
+            r[0]: (r[1], r[2])
+            for r in conn.execute("SELECT e.serial, r.ok, r.code FROM results r JOIN events e ON e.id = r.event_id")
+        }
+
+
+def accepted(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM events WHERE ok = 1").fetchone()[0])
+
+
+def start_stations(tmp_path: Path, broker: Broker) -> tuple[Daemon, Path, Daemon, Path]:
+    (tmp_path / "line").mkdir()
+    (tmp_path / "dock").mkdir()
+    line_cfg = write_config(tmp_path / "line", broker.port, "line-1")
+    dock_cfg = write_config(tmp_path / "dock", broker.port, "dock-1", reader={"profile": "uts"})
+    line = Daemon(line_cfg, tmp_path / "line" / "daemon.log")
+    dock = Daemon(dock_cfg, tmp_path / "dock" / "daemon.log")
+    return line, line_cfg, dock, dock_cfg
+
+
+def test_scans_become_notifications_and_outcomes_reach_the_stations(
+    tmp_path: Path, broker: Broker, sandbox: SandboxServer
+) -> None:
+    seed(sandbox.sandbox, depot_units=80, hospital_vermes=30)
+    units = sandbox.sandbox.its_units
+    units[(gtin(5), "U000005")]["state"] = "sold"
+    units[(gtin(6), "U000006")]["state"] = "recalled"
+    units[(gtin(7), "U000007")]["state"] = "deactivated"
+    cfg = submitter_config(tmp_path, broker.port, sandbox.url)
+    submitter = Submitter(cfg, tmp_path / "submitter.log")
+    line, line_cfg, dock, dock_cfg = start_stations(tmp_path, broker)
+    try:
+        line.scan(*(karekod(gtin(i % 40), f"U{i:06d}", f"B{i % 5}") for i in range(80)))
+        line.scan(karekod(gtin(3), "NEVER-SEEN"))
+        dock.scan(*(karekod(gtin(i % 40), f"D{i:06d}") for i in range(30)))
+        dock.scan(karekod(gtin(2), "NOT-SENT-TO-US"))
+        line_db, dock_db = tmp_path / "line" / "station.db", tmp_path / "dock" / "station.db"
+        wait_for(
+            lambda: len(results(line_db)) == 81 and len(results(dock_db)) == 31,
+            90,
+            what="every unit's outcome at its station",
+        )
+        line_results, dock_results = results(line_db), results(dock_db)
+        assert line_results["U000005"] == (0, "10204") and line_results["U000006"] == (0, "60007")
+        assert line_results["U000007"] == (0, "60000") and line_results["NEVER-SEEN"] == (0, "10001")
+        assert sum(ok for ok, _ in line_results.values()) == 77
+        assert dock_results["NOT-SENT-TO-US"] == (0, "NO_PENDING_VERME")
+        assert sum(ok for ok, _ in dock_results.values()) == 30
+        refusals = station_cli(line_cfg, "events", "--reason", "refused_later")
+        assert {r["serial"] for r in refusals} == {"U000005", "U000006", "U000007", "NEVER-SEEN"}
+        assert "refused" in (tmp_path / "line" / "daemon.log").read_text()  # the refusal was signalled
+        wait_for(
+            lambda: (
+                station_cli(line_cfg, "queue")["undelivered"] == 0
+                and station_cli(dock_cfg, "queue")["undelivered"] == 0
+            ),
+            30,
+            what="both outboxes drained",
+        )
+        effects = Counter(
+            (e["op"], e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects()
+        )
+        assert set(effects.values()) == {1} and len(effects) == 77 + 30
+        assert all(u["owner"] == PHARMACY for k, u in units.items() if u["state"] == "active")
+        status = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "station.submitter.cli", "status", "-c", str(cfg), "--json"],
+                capture_output=True,
+                check=True,
+                cwd=ROOT,
+            ).stdout
+        )
+        assert status["services"]["its"] == {"done": 77, "refused": 4} and status["stations"]["line-1"]["events"] == 81
+        failures = subprocess.run(
+            [sys.executable, "-m", "station.submitter.cli", "failures", "-c", str(cfg)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+        assert "NO_PENDING_VERME" in failures and "60007" in failures
+        export = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "station.submitter.cli",
+                "export",
+                "-c",
+                str(cfg),
+                "--from",
+                "2000-01-01",
+                "--to",
+                "2100-01-01",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.splitlines()
+        assert export[0].startswith("event_id,station,site,service") and len(export) == 1 + 81 + 31
+    finally:
+        line.close()
+        dock.close()
+        assert submitter.stop() == 0
+    log = (tmp_path / "submitter.log").read_text()
+    assert "depot-pass" not in log and "uts-token-hospital" not in log  # credentials never logged
+    assert DEPOT
+
+
+def test_sigkill_the_submitter_again_and_again(tmp_path: Path, broker: Broker, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, depot_units=240, hospital_vermes=60)
+    sandbox.sandbox.latency_ms = 60
+    sandbox.sandbox.lost_answer_rate = 0.1
+    cfg = submitter_config(tmp_path, broker.port, sandbox.url)
+    submitter = Submitter(cfg, tmp_path / "submitter.log")
+    line, line_cfg, dock, dock_cfg = start_stations(tmp_path, broker)
+    rng = random.Random(11)
+    try:
+        scanned = 0
+        for _ in range(8):
+            line.scan(*(karekod(gtin(i % 40), f"U{i:06d}") for i in range(scanned * 3, scanned * 3 + 30)))
+            dock.scan(*(karekod(gtin(i % 40), f"D{i:06d}") for i in range(scanned * 3 // 4, scanned * 3 // 4 + 7)))
+            scanned += 10
+            time.sleep(rng.uniform(0.2, 1.2))  # before, during or after a service call
+            submitter.kill()
+            submitter.restart()
+        line_db, dock_db = tmp_path / "line" / "station.db", tmp_path / "dock" / "station.db"
+        wait_for(
+            lambda: (
+                len(results(line_db)) == accepted(line_db)
+                and len(results(dock_db)) == accepted(dock_db)
+                and accepted(line_db) > 0
+            ),
+            120,
+            what="every outcome after the kills",
+        )
+        wait_for(
+            lambda: (
+                station_cli(line_cfg, "queue")["undelivered"] == 0
+                and station_cli(dock_cfg, "queue")["undelivered"] == 0
+            ),
+            60,
+            what="both outboxes drained",
+        )
+        effects = Counter(
+            (e["op"], e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects()
+        )
+        assert set(effects.values()) == {1}  # nothing notified twice
+        assert sum(1 for ok, _ in results(line_db).values() if ok) == accepted(line_db)  # nothing lost
+        assert sum(1 for ok, _ in results(dock_db).values() if ok) == accepted(dock_db)
+        assert len(effects) == accepted(line_db) + accepted(dock_db)
+    finally:
+        line.close()
+        dock.close()
+        submitter.stop()

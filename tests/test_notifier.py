@@ -1,0 +1,213 @@
+"""The notifier against the sandbox, no MQTT: exactly once through lost answers, errors and crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from central import DEPOT, KURUM, PHARMACY, SandboxServer, seed, submitter_config
+from harness import wait_for
+from scans import gtin
+
+from station.submitter.config import load
+from station.submitter.ledger import Ledger
+from station.submitter.notifier import Notifier
+
+PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def event(station: str, seq: int, g: str, sn: str, ok: bool = True, **kw: Any) -> tuple[str, dict[str, Any]]:
+    e = {
+        "schema": "karekod.event/1",
+        "id": str(uuid.uuid4()),
+        "seq": seq,
+        "station": station,
+        "ok": ok,
+        "gtin": g,
+        "serial": sn,
+        "batch": "B1",
+        "expiry": "2030-12-31",
+        "operation": "receipt",
+        **kw,
+    }
+    return json.dumps(e), e
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    s = SandboxServer(seed=1)
+    yield s
+    s.close()
+
+
+def run_until_final(notifier: Notifier, ledger: Ledger, n: int, timeout: float = 60) -> None:
+    stop = threading.Event()
+    t = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        wait_for(
+            lambda: ledger.query("SELECT count(*) FROM jobs WHERE state IN ('done', 'refused', 'failed')")[0][0] >= n,
+            timeout,
+            interval=0.1,
+            what=f"{n} units notified",
+        )
+    finally:
+        stop.set()
+        t.join(30)
+
+
+def effects_per_unit(sandbox: SandboxServer, op: str) -> Counter[tuple[str, str]]:
+    return Counter(
+        (e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects() if e["op"] == op
+    )
+
+
+def make(tmp_path: Path, sandbox: SandboxServer, ledger_url: str | None = None) -> tuple[Notifier, Ledger]:
+    config = load(submitter_config(tmp_path, 1, sandbox.url, ledger_url))
+    ledger = Ledger(config.ledger, config.id)
+    return Notifier(config, ledger), ledger
+
+
+def test_its_dispatch_batches_exactly_once_through_lost_answers(tmp_path: Path, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, depot_units=300)
+    sandbox.sandbox.lost_answer_rate = 0.3  # a third of the calls happen, and the answer is lost
+    sandbox.sandbox.error_rate = 0.1
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("line-1", i + 1, gtin(i % 40), f"U{i:06d}") for i in range(300)], notifier.config.site_of)
+    run_until_final(notifier, ledger, 300)
+    counts = effects_per_unit(sandbox, "dispatch")
+    assert len(counts) == 300 and set(counts.values()) == {1}  # each unit exactly once
+    states = dict(ledger.query("SELECT state, count(*) FROM jobs GROUP BY state"))
+    assert states == {"done": 300}
+    resolved = ledger.query("SELECT count(*) FROM jobs WHERE code = 'RESOLVED'")[0][0]
+    assert resolved > 0  # some were settled by asking check_status, not by sending again
+    assert all(u["owner"] == PHARMACY for u in sandbox.sandbox.its_units.values())
+
+
+def test_uts_receipt_one_call_per_unit_and_refusals(tmp_path: Path, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, hospital_vermes=60)
+    sandbox.sandbox.lost_answer_rate = 0.2
+    notifier, ledger = make(tmp_path, sandbox)
+    events = [event("dock-1", i + 1, gtin(i % 40), f"D{i:06d}") for i in range(60)]
+    events.append(event("dock-1", 61, gtin(1), "NOT-SENT-TO-US"))
+    ledger.ingest(events, notifier.config.site_of)
+    run_until_final(notifier, ledger, 61)
+    counts = effects_per_unit(sandbox, "alma")
+    assert len(counts) == 60 and set(counts.values()) == {1}
+    refused = ledger.jobs("state = 'refused'")
+    assert [(j.serial, j.code) for j in refused] == [("NOT-SENT-TO-US", "NO_PENDING_VERME")]
+    assert all(v["state"] == "accepted" for v in sandbox.sandbox.uts_vermes.values())
+    assert KURUM in {u["owner"] for u in sandbox.sandbox.uts_units.values()}
+
+
+def test_business_refusals_are_not_retried(tmp_path: Path, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, depot_units=4)
+    units = sandbox.sandbox.its_units
+    units[(gtin(1), "U000001")]["state"] = "recalled"
+    units[(gtin(2), "U000002")]["state"] = "sold"
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest(
+        [event("line-1", i + 1, gtin(i), f"U{i:06d}") for i in range(4)] + [event("line-1", 5, gtin(7), "UNKNOWN")],
+        notifier.config.site_of,
+    )
+    run_until_final(notifier, ledger, 5)
+    codes = {j.serial: (j.state, j.code) for j in ledger.jobs("1 = 1")}
+    assert codes == {
+        "U000000": ("done", "00000"),
+        "U000001": ("refused", "60007"),
+        "U000002": ("refused", "10204"),
+        "U000003": ("done", "00000"),
+        "UNKNOWN": ("refused", "10001"),
+    }
+    assert sandbox.sandbox.calls["/wholesale/app/dispatch/"] == 1  # one batch, never sent again
+
+
+def test_crash_between_record_and_answer_is_checked_not_resent(tmp_path: Path, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, depot_units=3)
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("line-1", i + 1, gtin(i), f"U{i:06d}") for i in range(3)], notifier.config.site_of)
+    site = notifier.config.sites["depot-line"]
+    claimed = ledger.claim(
+        "its", site.name, 50, "/wholesale/app/dispatch/", lambda jobs: notifier._its_body(site, jobs)
+    )
+    assert claimed is not None
+    # the call goes out and takes effect... and the submitter dies before writing the answer
+    assert notifier.its is not None
+    notifier.its.dispatch(PHARMACY, json.loads(ledger.request(claimed[0])[3])["productList"])  # type: ignore[index]
+    ledger.close()
+    notifier2, ledger2 = make(tmp_path, sandbox)
+    run_until_final(notifier2, ledger2, 3)
+    assert set(effects_per_unit(sandbox, "dispatch").values()) == {1}
+    assert {j.code for j in ledger2.jobs("1 = 1")} == {"RESOLVED"}
+    assert sandbox.sandbox.calls["/reference/app/check_status/"] == 1
+
+
+def test_rejected_events_and_unknown_stations(tmp_path: Path, sandbox: SandboxServer) -> None:
+    notifier, ledger = make(tmp_path, sandbox)
+    stored = ledger.ingest(
+        [event("line-1", 1, gtin(0), "X", ok=False, reason="expired"), event("ghost-9", 1, gtin(0), "Y")],
+        notifier.config.site_of,
+    )
+    assert len(stored) == 2
+    jobs = ledger.jobs("1 = 1")
+    assert [(j.station, j.state, j.code) for j in jobs] == [("ghost-9", "failed", "NO_SITE")]
+    again = ledger.ingest([event("line-1", 1, gtin(0), "X")], notifier.config.site_of)  # a new id: new event
+    assert len(again) == 1
+    first = ledger.query("SELECT payload FROM events WHERE station = 'ghost-9'")[0][0]
+    ledger.ingest([(first, json.loads(first))], notifier.config.site_of)  # the same event again: no duplicate
+    assert ledger.query("SELECT count(*) FROM events")[0][0] == 3
+    assert DEPOT
+
+
+def _postgres_ok() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _postgres_ok(), reason=f"no PostgreSQL at {PG_URL}")
+def test_two_submitters_share_a_postgres_ledger(tmp_path: Path, sandbox: SandboxServer) -> None:
+    import psycopg
+
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    try:
+        seed(sandbox.sandbox, depot_units=200)
+        sandbox.sandbox.latency_ms = 20
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        a, la = make(tmp_path / "a", sandbox, url)
+        b, lb = make(tmp_path / "b", sandbox, url)
+        la.ingest([event("line-1", i + 1, gtin(i % 40), f"U{i:06d}") for i in range(200)], a.config.site_of)
+        stop = threading.Event()
+        threads = [threading.Thread(target=n.run, args=(stop,), daemon=True) for n in (a, b)]
+        for t in threads:
+            t.start()
+        wait_for(
+            lambda: la.query("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0] == 200,
+            60,
+            what="200 units through two submitters",
+        )
+        stop.set()
+        for t in threads:
+            t.join(30)
+        assert set(effects_per_unit(sandbox, "dispatch").values()) == {1}
+        by = la.query("SELECT count(DISTINCT request_id) FROM jobs")[0][0]
+        assert by >= 4
+        lb.close()
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
