@@ -1,0 +1,206 @@
+"""Submitter figures, each beside its baseline in the same run.
+
+- ingest: events/s into the SQLite ledger, PUBACKed and acked to stations, beside a bare paho
+  subscriber draining the same queued messages from the same broker        goal: >= 5,000 events/s
+- delivery: 1,000 units fully notified against the sandbox at 200 ms per call
+  (ÜTS: one unit per call, bounded concurrency; İTS: batches)              goal: < 60 s
+
+    .venv/bin/python bench/bench_submitter.py [--events 20000] [--units 1000] [--latency-ms 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from central import SandboxServer, seed, submitter_config  # noqa: E402
+from scans import gtin  # noqa: E402
+from station.submitter.central import Central  # noqa: E402
+from station.submitter.config import load  # noqa: E402
+from station.submitter.ledger import Ledger  # noqa: E402
+from station.submitter.notifier import Notifier  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def persistent(client_id: str, port: int, topic: str) -> None:
+    """Open a persistent session with a subscription, then leave: the broker queues for it."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    c.connect("127.0.0.1", port, clean_start=False, properties=props)
+    c.loop_start()
+    c.subscribe(topic, qos=1)[1]
+    time.sleep(0.3)
+    c.disconnect()
+    c.loop_stop()
+
+
+def publish(port: int, n: int, stations: int = 10) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(1000)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    infos = []
+    for i in range(n):
+        st = f"bench-{i % stations}"
+        e = {
+            "schema": "karekod.event/1",
+            "id": str(uuid.uuid4()),
+            "seq": i // stations + 1,
+            "station": st,
+            "ok": False,
+            "reason": "not_gs1",
+            "raw": "x" * 60,
+            "message": "Not a GS1 element string.",
+        }
+        infos.append(c.publish(f"karekod/v1/stations/{st}/events", json.dumps(e), qos=1))
+    for info in infos:
+        info.wait_for_publish(30)
+    c.disconnect()
+    c.loop_stop()
+
+
+def bench_ingest(tmp: Path, n: int) -> None:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+    )
+    broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        topic = "karekod/v1/stations/+/events"
+        persistent("raw-sub", port, topic)
+        persistent("karekod-submitter-bench", port, topic)
+        publish(port, n)
+
+        got = threading.Event()
+        count = [0]
+
+        def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+            count[0] += 1
+            if count[0] >= n:
+                got.set()
+
+        raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="raw-sub", protocol=mqtt.MQTTv5)
+        raw.on_message = on_message
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        t = time.perf_counter()
+        raw.connect("127.0.0.1", port, clean_start=False, properties=props)
+        raw.loop_start()
+        got.wait(120)
+        raw_rate = count[0] / (time.perf_counter() - t)
+        raw.disconnect()
+        raw.loop_stop()
+
+        cfg = load(submitter_config(tmp, port, "http://127.0.0.1:9"))
+        cfg = type(cfg)(**{**cfg.__dict__, "id": "bench", "sites": {}})
+        ledger = Ledger(f"sqlite:///{tmp / 'ingest.db'}", "bench")
+        central = Central(cfg, ledger)
+        stop = threading.Event()
+        t = time.perf_counter()
+        central.start()
+        worker = threading.Thread(target=central.run, args=(stop,), daemon=True)
+        worker.start()
+        while central.ingested < n and time.perf_counter() - t < 120:
+            time.sleep(0.01)
+        rate = central.ingested / (time.perf_counter() - t)
+        stop.set()
+        worker.join(5)
+        central.stop()
+        stored = ledger.query("SELECT count(*) FROM events")[0][0]
+        print(
+            f"ingest      raw paho subscriber {raw_rate:9,.0f} msg/s   submitter {rate:9,.0f} events/s into SQLite,"
+            f" acked ({rate / raw_rate:4.0%} of raw; goal >= 5,000/s; {stored:,} stored)"
+        )
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def bench_delivery(tmp: Path, units: int, latency_ms: float) -> None:
+    for service, site, station in (("uts", "hospital-dock", "dock-1"), ("its", "depot-line", "line-1")):
+        sandbox = SandboxServer()
+        seed(
+            sandbox.sandbox,
+            depot_units=units if service == "its" else 0,
+            hospital_vermes=units if service == "uts" else 0,
+        )
+        sandbox.sandbox.latency_ms = latency_ms
+        d = tmp / service
+        d.mkdir()
+        cfg = load(submitter_config(d, 1, sandbox.url))
+        ledger = Ledger(cfg.ledger, cfg.id)
+        notifier = Notifier(cfg, ledger)
+        prefix = "D" if service == "uts" else "U"
+        events = []
+        for i in range(units):
+            e = {
+                "id": str(uuid.uuid4()),
+                "seq": i + 1,
+                "station": station,
+                "ok": True,
+                "gtin": gtin(i % 40),
+                "serial": f"{prefix}{i:06d}",
+                "batch": f"B{i % 5}",
+                "expiry": "2030-12-31",
+            }
+            events.append((json.dumps(e), e))
+        ledger.ingest(events, cfg.site_of)
+        stop = threading.Event()
+        t = time.perf_counter()
+        worker = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
+        worker.start()
+        while ledger.query("SELECT count(*) FROM jobs WHERE state IN ('done', 'refused', 'failed')")[0][0] < units:
+            time.sleep(0.05)
+            if time.perf_counter() - t > 300:
+                break
+        took = time.perf_counter() - t
+        stop.set()
+        worker.join(30)
+        done = ledger.query("SELECT count(*) FROM jobs WHERE state = 'done'")[0][0]
+        calls = sum(sandbox.sandbox.calls.values())
+        print(
+            f"delivery    {service.upper()} {units:,} units at {latency_ms:.0f} ms/call: {took:5.1f} s"
+            f" ({done:,} done, {calls:,} calls; goal < 60 s)  [{site}]"
+        )
+        sandbox.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--units", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=ROOT / "var" if (ROOT / "var").exists() else None) as d:
+        bench_ingest(Path(d), args.events)
+        bench_delivery(Path(d), args.units, args.latency_ms)
+
+
+if __name__ == "__main__":
+    main()
