@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from central import SandboxServer, seed, submitter_config  # noqa: E402
 from scans import gtin  # noqa: E402
+
 from station.submitter.central import Central  # noqa: E402
 from station.submitter.config import load  # noqa: E402
 from station.submitter.ledger import Ledger  # noqa: E402
