@@ -12,12 +12,13 @@ Topics (under ``[mqtt] prefix``, default ``karekod/v1``)::
     stations/{id}/acks      central -> station  QoS 1   {"ids": [event id, ...]}
     stations/{id}/status    station -> all      QoS 1   retained health; the will sets it offline
     stations/{id}/results   central -> station  QoS 1   the national service's answer per unit
-    central/status          central -> all      QoS 1   retained {"state": "online"|"offline"}
+    central/status/{sub}    central -> all      QoS 1   retained {"state": "online"|"offline"}, one per submitter
 
 Like a Sparkplug host state, the central side's retained status gates the outbox: with
-``wait_for_central`` (the default) events are sent only while it reads online, and the whole
-backlog is re-sent, in order, each time it comes back. A ledger that was down therefore receives
-events oldest first, instead of the newest first and the rest after a timeout.
+``wait_for_central`` (the default) events are sent only while at least one submitter reads
+online, and the whole backlog is re-sent, in order, each time the central side comes back. A
+ledger that was down therefore receives events oldest first, not the newest first and the rest
+after a timeout.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class NoUplink:
 def topics(prefix: str, station: str) -> dict[str, str]:
     base = f"{prefix.rstrip('/')}/stations/{station}"
     names = {name: f"{base}/{name}" for name in ("events", "acks", "status", "results")}
-    names["central"] = f"{prefix.rstrip('/')}/central/status"
+    names["central"] = f"{prefix.rstrip('/')}/central/status/+"
     return names
 
 
@@ -117,6 +118,7 @@ class MqttUplink:
         self._cond = threading.Condition()
         self._connected = False
         self._central_online = not config.wait_for_central
+        self._submitters: dict[str, bool] = {}  # submitter id -> online, from central/status/{id}
         self._resend = True
         self._stopping = False
         self._acks: list[str] = []
@@ -177,6 +179,7 @@ class MqttUplink:
             self._connected = False
             if self.config.wait_for_central:
                 self._central_online = False
+                self._submitters.clear()  # retained statuses come again on the next subscribe
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -189,8 +192,11 @@ class MqttUplink:
                 ids = body.get("ids") if isinstance(body, dict) else None
                 if isinstance(ids, list):
                     self._acks.extend(str(i) for i in ids)
-            elif msg.topic == self.topics["central"]:
-                online = isinstance(body, dict) and body.get("state") == "online"
+            elif mqtt.topic_matches_sub(self.topics["central"], msg.topic):
+                self._submitters[msg.topic.rsplit("/", 1)[-1]] = (
+                    isinstance(body, dict) and body.get("state") == "online"
+                )
+                online = any(self._submitters.values())
                 if online and not self._central_online:
                     log.info("mqtt: central side online; sending the backlog from the oldest event")
                     self._resend = True

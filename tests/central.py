@@ -68,14 +68,22 @@ def seed(sandbox: Sandbox, depot_units: int = 0, hospital_vermes: int = 0) -> di
 
 
 def submitter_config(
-    tmp: Path, mqtt_port: int, sandbox_url: str, ledger: str | None = None, its_user: str = DEPOT, extra: str = ""
+    tmp: Path,
+    mqtt_port: int,
+    sandbox_url: str,
+    ledger: str | None = None,
+    its_user: str = DEPOT,
+    extra: str = "",
+    sub_id: str = "central-test",
+    shared: bool = False,
+    name: str = "submitter.toml",
 ) -> Path:
     (tmp / "uts-token").write_text("uts-token-hospital\n")
     (tmp / "its-password").write_text("depot-pass\n")
-    path = tmp / "submitter.toml"
+    path = tmp / name
     path.write_text(f"""
 [submitter]
-id = "central-test"
+id = "{sub_id}"
 environment = "test"
 ledger = {json.dumps(ledger or f"sqlite:///{tmp / 'ledger.db'}")}
 timeout_seconds = 3
@@ -83,6 +91,7 @@ timeout_seconds = 3
 [mqtt]
 host = "127.0.0.1"
 port = {mqtt_port}
+shared_subscription = {"true" if shared else "false"}
 
 [uts]
 concurrency = 16

@@ -96,7 +96,7 @@ class Central:
             CallbackAPIVersion.VERSION2, client_id=f"central-{port}-{time.monotonic_ns()}", protocol=mqtt.MQTTv5
         )
         self.client.reconnect_delay_set(0.2, 1)
-        self.client.will_set(f"{PREFIX}/central/status", json.dumps({"state": "offline"}), qos=1, retain=True)
+        self.client.will_set(f"{PREFIX}/central/status/test", json.dumps({"state": "offline"}), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()
@@ -109,7 +109,7 @@ class Central:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         client.subscribe([(f"{PREFIX}/stations/+/events", 1), (f"{PREFIX}/stations/+/status", 1)])
-        client.publish(f"{PREFIX}/central/status", json.dumps({"state": "online"}), qos=1, retain=True)
+        client.publish(f"{PREFIX}/central/status/test", json.dumps({"state": "online"}), qos=1, retain=True)
         self.connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -148,7 +148,7 @@ class Central:
     def close(self) -> None:
         self._stop.set()
         self.client.publish(
-            f"{PREFIX}/central/status", json.dumps({"state": "offline"}), qos=1, retain=True
+            f"{PREFIX}/central/status/test", json.dumps({"state": "offline"}), qos=1, retain=True
         ).wait_for_publish(5)
         self.client.disconnect()
         self.client.loop_stop()

@@ -214,3 +214,38 @@ def test_sigkill_the_submitter_again_and_again(tmp_path: Path, broker: Broker, s
         line.close()
         dock.close()
         submitter.stop()
+
+
+def test_two_submitters_share_the_work(tmp_path: Path, broker: Broker, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, depot_units=120, hospital_vermes=60)
+    sandbox.sandbox.latency_ms = 30
+    ledger = f"sqlite:///{tmp_path / 'shared-ledger.db'}"
+    subs = [
+        Submitter(
+            submitter_config(
+                tmp_path, broker.port, sandbox.url, ledger, sub_id=f"central-{x}", shared=True, name=f"{x}.toml"
+            ),
+            tmp_path / f"submitter-{x}.log",
+        )
+        for x in ("a", "b")
+    ]
+    line, _, dock, _ = start_stations(tmp_path, broker)
+    try:
+        line.scan(*(karekod(gtin(i % 40), f"U{i:06d}") for i in range(120)))
+        dock.scan(*(karekod(gtin(i % 40), f"D{i:06d}") for i in range(60)))
+        line_db, dock_db = tmp_path / "line" / "station.db", tmp_path / "dock" / "station.db"
+        wait_for(lambda: len(results(line_db)) == 120 and len(results(dock_db)) == 60, 90, what="all outcomes")
+        effects = Counter(
+            (e["op"], e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects()
+        )
+        assert set(effects.values()) == {1} and len(effects) == 180
+        with sqlite3.connect(tmp_path / "shared-ledger.db") as conn:
+            senders = dict(conn.execute("SELECT submitter, count(*) FROM requests GROUP BY submitter").fetchall())
+        assert set(senders) == {"central-a", "central-b"}, senders  # both did part of the work
+        for x in ("a", "b"):
+            assert "ready" in (tmp_path / f"submitter-{x}.log").read_text()
+    finally:
+        line.close()
+        dock.close()
+        for s in subs:
+            s.stop()

@@ -211,3 +211,45 @@ def test_two_submitters_share_a_postgres_ledger(tmp_path: Path, sandbox: Sandbox
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_operator_retry_after_the_cause_is_fixed(tmp_path: Path, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox)
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("dock-1", 1, gtin(3), "LATE-1")], notifier.config.site_of)
+    run_until_final(notifier, ledger, 1)
+    (job,) = ledger.jobs("1 = 1")
+    assert (job.state, job.code) == ("refused", "NO_PENDING_VERME")
+    # the supplier makes its verme later; the operator sends the unit again
+    sandbox.sandbox.seed({"uts": {"vermes": [{"from": "2000002", "to": KURUM, "uno": gtin(3), "sno": "LATE-1"}]}})
+    assert ledger.retry(job.event_id) and not ledger.retry("no-such-event")
+    notifier2, ledger2 = make(tmp_path, sandbox)
+    run_until_final(notifier2, ledger2, 1)
+    (job,) = ledger.jobs("1 = 1")
+    assert (job.state, job.ok) == ("done", 1) and job.reference
+
+
+def test_events_whose_station_does_not_match_the_topic_are_refused(tmp_path: Path, sandbox: SandboxServer) -> None:
+    import paho.mqtt.client as mqtt
+
+    from station.submitter.central import Central
+
+    notifier, ledger = make(tmp_path, sandbox)
+    central = Central(notifier.config, ledger)
+
+    def msg(topic: str, body: dict[str, Any]) -> mqtt.MQTTMessage:
+        m = mqtt.MQTTMessage(topic=topic.encode())
+        m.payload = json.dumps(body).encode()
+        return m
+
+    good = json.loads(event("line-1", 1, gtin(0), "A")[0])
+    forged = json.loads(event("line-1", 2, gtin(0), "B")[0])
+    central._ingest(
+        [
+            msg("karekod/v1/stations/line-1/events", good),
+            msg("karekod/v1/stations/dock-1/events", forged),  # claims line-1 on dock-1's topic
+            msg("karekod/v1/stations/line-1/events", {"not": "an event"}),
+        ]
+    )
+    assert ledger.query("SELECT id FROM events") == [(good["id"],)]
+    assert central.refused == 2 and central.ingested == 1

@@ -50,7 +50,10 @@ class Central:
         if cfg.mqtt_tls:
             client.tls_set(ca_certs=cfg.mqtt_ca_file or None)
         client.will_set(
-            f"{self.prefix}/central/status", json.dumps({"state": "offline", "submitter": cfg.id}), qos=1, retain=True
+            f"{self.prefix}/central/status/{cfg.id}",
+            json.dumps({"state": "offline", "submitter": cfg.id}),
+            qos=1,
+            retain=True,
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -68,7 +71,7 @@ class Central:
     def stop(self) -> None:
         if self.connected.is_set():
             self.client.publish(
-                f"{self.prefix}/central/status",
+                f"{self.prefix}/central/status/{self.config.id}",
                 json.dumps({"state": "offline", "submitter": self.config.id}),
                 qos=1,
                 retain=True,
@@ -86,7 +89,7 @@ class Central:
         client.subscribe([(events, 1), (f"{self.prefix}/stations/+/status", 1)])
         # Subscribed first, online second: stations start sending once they see this.
         client.publish(
-            f"{self.prefix}/central/status",
+            f"{self.prefix}/central/status/{self.config.id}",
             json.dumps({"state": "online", "submitter": self.config.id}),
             qos=1,
             retain=True,
