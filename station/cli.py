@@ -52,20 +52,28 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from station.config import ConfigError, load
+def load_or_exit(load: Callable[[str], Any], path: str, prog: str) -> Any:
+    """A checked configuration, or exit 2 with every problem listed (shared with station-submitter)."""
+    from station.config import ConfigError
 
     try:
-        return load(args.config)
+        return load(path)
     except ConfigError as e:
-        print(f"station: bad configuration, not starting:\n{e}", file=sys.stderr)
+        print(f"{prog}: bad configuration, not starting:\n{e}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from station.daemon import run, setup_logging
+def _config(args: argparse.Namespace) -> Any:
+    from station.config import load
 
-    setup_logging(args.log_level)
+    return load_or_exit(load, args.config, "station")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from station import logs
+    from station.daemon import run
+
+    logs.setup(args.log_level)
     config = _config(args)
     drain = args.drain_seconds if args.drain_seconds is not None else (3.0 if args.simulate else 0.0)
     return run(config, simulate=args.simulate, drain_seconds=drain)
@@ -86,10 +94,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_test_feedback(args: argparse.Namespace) -> int:
     import time
 
-    from station.daemon import setup_logging
+    from station import logs
     from station.feedback import GpioFeedback, Signal, simulated_pin_factory
 
-    setup_logging("INFO")
+    logs.setup("INFO")
     config = _config(args)
     factory = None
     if args.simulate:
@@ -275,13 +283,14 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import threading
     import time
 
+    from station import logs
     from station.config import ScannerConfig
-    from station.daemon import make_scanner, setup_logging
+    from station.daemon import make_scanner
     from station.events import Scan
     from station.hid import HidScanner
     from station.verdict import Policy, judge
 
-    setup_logging("WARNING")
+    logs.setup("WARNING")
     if args.port or args.device:
         sc = ScannerConfig(
             type="serial" if args.port else "hid",

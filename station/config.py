@@ -284,18 +284,35 @@ def _line_index(text: str) -> dict[tuple[str, str], int]:
     return index
 
 
-def parse(text: str, path: str = "<config>") -> Config:
-    """Build a :class:`Config` from TOML text or raise :class:`ConfigError` naming every bad key."""
+def read_toml(text: str, path: str) -> tuple[dict[str, Any], Callable[..., str]]:
+    """Parsed TOML and ``where(table, key="")``, which names the ``file:line`` of a key for messages.
+
+    Shared by the station's and the submitter's configuration.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, [f"{path}: not valid TOML: {e}"]) from None
     lines = _line_index(text)
-    problems: list[str] = []
 
-    def where(table: str, key: str) -> str:
+    def where(table: str, key: str = "") -> str:
         no = lines.get((table, key)) or lines.get((table, ""))
         return f"{path}:{no}" if no else path
+
+    return data, where
+
+
+def read_file(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(path), [f"{path}: cannot read: {e.strerror or e}"]) from None
+
+
+def parse(text: str, path: str = "<config>") -> Config:
+    """Build a :class:`Config` from TOML text or raise :class:`ConfigError` naming every bad key."""
+    data, where = read_toml(text, path)
+    problems: list[str] = []
 
     def check_table(table: str, values: Any, schema: dict[str, Check]) -> dict[str, Any]:
         good: dict[str, Any] = {}
@@ -402,8 +419,4 @@ def _line_of(problem: str) -> int:
 
 def load(path: str | Path) -> Config:
     """Read and check a configuration file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(str(path), [f"{path}: cannot read: {e.strerror or e}"]) from None
-    return parse(text, str(path))
+    return parse(read_file(path), str(path))

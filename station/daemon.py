@@ -31,16 +31,6 @@ from station.uplink import MqttUplink, NoUplink, Uplink
 log = logging.getLogger("station")
 
 
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    logging.getLogger("gpiozero").setLevel(logging.WARNING)
-
-
 def status_path(config: Config) -> str:
     """Where the daemon leaves its health for ``station status``: beside the station file."""
     return config.storage.path + ".status.json"

@@ -15,28 +15,17 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
+from station import logs
+
 DEFAULT_CONFIG = "/etc/karekod-submitter/submitter.toml"
 log = logging.getLogger("submitter")
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-
-
 def _config(args: argparse.Namespace) -> Any:
-    from station.config import ConfigError
+    from station.cli import load_or_exit
     from station.submitter.config import load
 
-    try:
-        return load(args.config)
-    except ConfigError as e:
-        print(f"station-submitter: bad configuration:\n{e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_or_exit(load, args.config, "station-submitter")
 
 
 def _ledger(args: argparse.Namespace) -> Any:
@@ -52,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from station.submitter.central import Central
     from station.submitter.notifier import Notifier
 
-    _setup_logging(args.log_level)
+    logs.setup(args.log_level)
     config, ledger = _ledger(args)
     central = Central(config, ledger)
     try:
@@ -94,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from station.submitter.sandbox import Sandbox, make_server
 
-    _setup_logging("INFO")
+    logs.setup("INFO")
     sandbox = Sandbox(args.latency_ms, args.error_rate, args.lost_answer_rate)
     if args.seed:
         with open(args.seed, encoding="utf-8") as f:

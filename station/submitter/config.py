@@ -8,12 +8,11 @@ never logged, never sent over MQTT and never stored on stations.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from station.config import ConfigError, _line_index
+from station.config import ConfigError, read_file, read_toml
 
 UTS_URLS = {"test": "https://utstest.saglik.gov.tr", "production": "https://utsuygulama.saglik.gov.tr"}
 ITS_URLS = {"test": "https://itstest2.saglik.gov.tr", "production": "https://its2.saglik.gov.tr"}
@@ -112,16 +111,8 @@ def _secret(values: dict[str, Any], prefix: str) -> Secret:
 
 def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
     """Build a :class:`SubmitterConfig`, naming every bad key with its line."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, [f"{path}: not valid TOML: {e}"]) from None
-    lines = _line_index(text)
+    data, where = read_toml(text, path)
     problems: list[str] = []
-
-    def where(table: str, key: str = "") -> str:
-        no = lines.get((table, key)) or lines.get((table, ""))
-        return f"{path}:{no}" if no else path
 
     sub = data.get("submitter", {})
     mqtt = data.get("mqtt", {})
@@ -232,8 +223,4 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
 
 
 def load(path: str | Path) -> SubmitterConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(str(path), [f"{path}: cannot read: {e.strerror or e}"]) from None
-    return parse(text, str(path))
+    return parse(read_file(path), str(path))
