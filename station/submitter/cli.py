@@ -104,8 +104,22 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """The file, and whether this environment's credentials can be read (they are not shown)."""
+    from station.config import ConfigError
+
     config = _config(args)
-    print(f"{args.config}: ok ({len(config.sites)} site(s), {config.environment} environment)")
+    problems = []
+    for name, service in (("ÜTS system token", config.uts), ("İTS password", config.its)):
+        if service is not None:
+            try:
+                service.secret.read(name)
+            except ConfigError as e:
+                problems.append(str(e))
+    for p in problems:
+        print(f"{args.config}: {config.environment} credentials: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{args.config}: ok ({len(config.sites)} site(s), {config.environment} environment, credentials readable)")
     return 0
 
 
@@ -265,13 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
+    from station.cli import dispatch
+
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":

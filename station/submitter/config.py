@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from station.config import ConfigError, read_file, read_toml
+from station.config import STATION_ID, Check, ConfigError, _at_least, _one_of, _typed, read_file, read_toml
 
 UTS_URLS = {"test": "https://utstest.saglik.gov.tr", "production": "https://utsuygulama.saglik.gov.tr"}
 ITS_URLS = {"test": "https://itstest2.saglik.gov.tr", "production": "https://its2.saglik.gov.tr"}
@@ -105,6 +105,37 @@ class SubmitterConfig:
         return None
 
 
+SCHEMA: dict[str, dict[str, Check]] = {
+    "submitter": {
+        "id": _typed(str, lambda v: None if STATION_ID.fullmatch(v) else "must be letters, digits, - or _"),
+        "environment": _typed(str, _one_of("test", "production")),
+        "ledger": _typed(
+            str,
+            lambda v: (
+                None
+                if v.startswith(("sqlite:", "postgresql://", "postgres://"))
+                else "must be sqlite:///PATH or postgresql://..."
+            ),
+        ),
+        "timeout_seconds": _typed(float, _at_least(1)),
+        "max_attempts": _typed(int, _at_least(1)),
+    },
+    "mqtt": {
+        "host": _typed(str),
+        "port": _typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
+        "prefix": _typed(str),
+        "username": _typed(str),
+        "password_file": _typed(str),
+        "password_env": _typed(str),
+        "tls": _typed(bool),
+        "ca_file": _typed(str),
+        "shared_subscription": _typed(bool),
+    },
+    "uts": {"concurrency": _typed(int, _at_least(1))},
+    "its": {"batch_size": _typed(int, _at_least(1)), "batch_wait_ms": _typed(int, _at_least(0))},
+}
+
+
 def _secret(values: dict[str, Any], prefix: str) -> Secret:
     return Secret(str(values.get(f"{prefix}_file", "")), str(values.get(f"{prefix}_env", "")))
 
@@ -114,18 +145,30 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
     data, where = read_toml(text, path)
     problems: list[str] = []
 
+    for table in data:
+        if table not in ("submitter", "mqtt", "uts", "its", "sites"):
+            problems.append(f"{where(table)}: [{table}]: unknown table")
+    for table, schema in SCHEMA.items():
+        values = data.get(table, {})
+        for key, value in values.items() if isinstance(values, dict) else ():
+            if isinstance(value, dict) and table in ("uts", "its"):
+                continue  # [uts.test], [its.production]: checked below
+            check = schema.get(key)
+            wrong = "unknown key" if check is None else check(value)
+            if wrong:
+                shown = "" if check is None else f" = {value!r}"
+                problems.append(f"{where(table, key)}: [{table}] {key}{shown}: {wrong}")
+    if problems:
+        raise ConfigError(path, problems)
     sub = data.get("submitter", {})
     mqtt = data.get("mqtt", {})
-    env = sub.get("environment", "test")
-    if env not in ("test", "production"):
-        problems.append(f"{where('submitter', 'environment')}: [submitter] environment = {env!r}: test or production")
-        env = "test"
+    env = str(sub.get("environment", "test"))
     services: dict[str, ServiceConfig] = {}
     for name, urls, cred in (("uts", UTS_URLS, "token"), ("its", ITS_URLS, "password")):
-        table = data.get(name)
-        if table is None:
+        service_table = data.get(name)
+        if not isinstance(service_table, dict):
             continue
-        section = table.get(env, {})
+        section = service_table.get(env, {})
         if not isinstance(section, dict):
             problems.append(f"{where(f'{name}.{env}')}: [{name}.{env}] must be a table")
             continue
