@@ -76,8 +76,8 @@ def simulated_pin_factory(on_change: Callable[[int, float], None] | None = None)
 class GpioFeedback:
     """LEDs and buzzer on GPIO pins; any gpiozero pin factory (MockFactory in tests).
 
-    One player thread runs the patterns. :meth:`show` only hands it the new pattern, so the scan
-    path pays microseconds, not a thread start per blink as gpiozero's own ``blink()`` would.
+    :meth:`show` switches the first edge at once; one player thread times the rest, so the scan
+    path pays a pin write, not a thread start per blink as gpiozero's own ``blink()`` would.
     """
 
     def __init__(self, config: FeedbackConfig, pin_factory: Any = None) -> None:
@@ -108,15 +108,46 @@ class GpioFeedback:
         else:
             self.buzzer = Buzzer(config.buzzer_pin, **kw)
         self._cond = threading.Condition()
-        self._next: Pattern | None = None
+        self._next: tuple[Pattern, float] | None = None
         self._closing = False
         self._thread = threading.Thread(target=self._play, name="feedback", daemon=True)
         self._thread.start()
 
     def show(self, signal: Signal) -> None:
+        """Light the pattern's LED (and start its buzzer) now, on the caller's thread; the player
+        thread only times the edges that follow. Scan to light costs a pin write, not a thread wake."""
+        pattern = self.config.patterns[signal.value]
         with self._cond:
-            self._next = self.config.patterns[signal.value]
+            self._all_off()
+            for at, what, on in self._edges(pattern):
+                if at > 0:
+                    break
+                self._apply(pattern, what, on)
+            self._next = (pattern, time.monotonic())
             self._cond.notify()
+
+    @staticmethod
+    def _edges(pattern: Pattern) -> list[tuple[float, str, bool]]:
+        """The LED's blinks and the buzzer's beeps on one timeline of on/off edges."""
+        edges: list[tuple[float, str, bool]] = []
+        for i in range(pattern.blinks):
+            edges += [(2 * i * pattern.seconds, "led", True), ((2 * i + 1) * pattern.seconds, "led", False)]
+        if pattern.beep_seconds > 0:
+            for i in range(pattern.beeps):
+                t = 2 * i * pattern.beep_seconds
+                edges += [(t, "buzzer", True), (t + pattern.beep_seconds, "buzzer", False)]
+        return sorted(edges, key=lambda e: (e[0], e[2]))  # at the same instant: off before on
+
+    def _apply(self, pattern: Pattern, what: str, on: bool) -> None:
+        if what == "led":
+            self.leds[pattern.led].value = on
+            lamp = self.stack.get(pattern.led)
+            if lamp is not None:
+                lamp.value = on
+        elif self.tonal:
+            self.buzzer.play(Tone(pattern.tone)) if on else self.buzzer.stop()
+        else:
+            self.buzzer.value = on
 
     def _play(self) -> None:
         while True:
@@ -125,44 +156,27 @@ class GpioFeedback:
                     self._cond.wait()
                 if self._closing:
                     return
-                pattern, self._next = self._next, None
-            assert pattern is not None
-            self._run(pattern)
+                assert self._next is not None
+                (pattern, start), self._next = self._next, None
+            self._run(pattern, start)
 
-    def _interrupted(self, seconds: float) -> bool:
-        """Wait, unless a newer pattern (or close) arrives first."""
+    def _run(self, pattern: Pattern, start: float) -> None:
+        """The edges after the first, each applied under the lock unless a newer pattern came."""
+        for at, what, on in self._edges(pattern):
+            if at == 0:
+                continue  # applied by show()
+            with self._cond:
+                while self._next is None and not self._closing:
+                    delay = start + at - time.monotonic()
+                    if delay <= 0:
+                        break
+                    self._cond.wait(delay)
+                if self._next is not None or self._closing:
+                    return  # cut short: the newer pattern is already showing
+                self._apply(pattern, what, on)
         with self._cond:
             if self._next is None and not self._closing:
-                self._cond.wait(seconds)
-            return self._next is not None or self._closing
-
-    def _run(self, pattern: Pattern) -> None:
-        """Blink the LED and beep the buzzer side by side, on one timeline of on/off edges."""
-        edges: list[tuple[float, str, bool]] = []
-        for i in range(pattern.blinks):
-            edges += [(2 * i * pattern.seconds, "led", True), ((2 * i + 1) * pattern.seconds, "led", False)]
-        if pattern.beep_seconds > 0:
-            for i in range(pattern.beeps):
-                t = 2 * i * pattern.beep_seconds
-                edges += [(t, "buzzer", True), (t + pattern.beep_seconds, "buzzer", False)]
-        edges.sort(key=lambda e: (e[0], e[2]))  # at the same instant: off before on
-        self._all_off()
-        led = self.leds[pattern.led]
-        lamp = self.stack.get(pattern.led)
-        start = time.monotonic()
-        for at, what, on in edges:
-            delay = start + at - time.monotonic()
-            if delay > 0 and self._interrupted(delay):
-                break
-            if what == "led":
-                led.value = on
-                if lamp is not None:
-                    lamp.value = on
-            elif self.tonal:
-                self.buzzer.play(Tone(pattern.tone)) if on else self.buzzer.stop()
-            else:
-                self.buzzer.value = on
-        self._all_off()
+                self._all_off()
 
     def _all_off(self) -> None:
         for led in (*self.leds.values(), *self.stack.values()):

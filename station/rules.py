@@ -56,13 +56,11 @@ class Rules:
         if not verdict.ok or k is None or k.gtin is None:
             return verdict
         now = time.time() if now is None else now
-        if k.serial is not None:
-            seq = self.store.accepted_seq(k.gtin, k.serial, now - self.retention)
-            if seq is not None:
-                return verdict.refuse(Reason.DUPLICATE, f"Already accepted here (event {seq}).")
-        note = self.store.is_recalled(k.gtin, k.batch)
+        seq, note, expected = self.store.unit_facts(k.gtin, k.serial, k.batch, now - self.retention)
+        if seq is not None and k.serial is not None:
+            return verdict.refuse(Reason.DUPLICATE, f"Already accepted here (event {seq}).")
         if note is not None:
             return verdict.refuse(Reason.RECALLED, f"Batch {k.batch} is recalled{': ' + note if note else ''}.")
-        if self.store.expected_list_active() and not self.store.is_expected(k.gtin, k.serial):
+        if not expected:
             return verdict.refuse(Reason.NOT_EXPECTED, "Not in the expected delivery.")
         return verdict

@@ -232,25 +232,19 @@ class Store:
         except sqlite3.Error as e:
             raise self._fail(e) from e
 
-    def accepted_seq(self, gtin: str, serial: str, since: float) -> int | None:
-        """The event that accepted this unit after ``since`` (epoch seconds), if any."""
-        rows = self._query(
-            "SELECT seq FROM accepted_units WHERE gtin = ? AND serial = ? AND at >= ?", (gtin, serial, since)
-        )
-        return rows[0][0] if rows else None
-
-    def is_recalled(self, gtin: str, batch: str | None) -> str | None:
-        """The recall note when this batch (or every batch, ``*``) of the GTIN is recalled."""
-        rows = self._query(
-            "SELECT coalesce(note, '') FROM recalls WHERE gtin = ? AND batch IN (?, '*')", (gtin, batch or "")
-        )
-        return rows[0][0] if rows else None
-
-    def expected_list_active(self) -> bool:
-        return bool(self._query("SELECT 1 FROM expected LIMIT 1"))
-
-    def is_expected(self, gtin: str, serial: str | None) -> bool:
-        return bool(self._query("SELECT 1 FROM expected WHERE gtin = ? AND serial IN (?, '*')", (gtin, serial or "")))
+    def unit_facts(
+        self, gtin: str, serial: str | None, batch: str | None, since: float
+    ) -> tuple[int | None, str | None, bool]:
+        """Everything the station rules ask about a unit, in one query on the scan path:
+        (seq that accepted it since ``since``, recall note, False when an expected list excludes it)."""
+        row = self._query(
+            "SELECT (SELECT seq FROM accepted_units WHERE gtin = ? AND serial = ? AND at >= ?),"
+            " (SELECT coalesce(note, '') FROM recalls WHERE gtin = ? AND batch IN (?, '*') LIMIT 1),"
+            " NOT EXISTS (SELECT 1 FROM expected LIMIT 1)"
+            " OR EXISTS (SELECT 1 FROM expected WHERE gtin = ? AND serial IN (?, '*'))",
+            (gtin, serial or "", since, gtin, batch or "", gtin, serial or ""),
+        )[0]
+        return row[0], row[1], bool(row[2])
 
     # -- lists filled by the central side --
 
