@@ -45,7 +45,6 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
 ]
 
-FINAL = ("done", "refused")
 JOB_COLUMNS = (
     "event_id",
     "station",
