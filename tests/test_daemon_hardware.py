@@ -100,13 +100,18 @@ def test_trace_shows_a_serial_scan_as_sent(tmp_path: Path) -> None:
     master, slave = os.openpty()
     name = os.ttyname(slave)
     os.close(slave)
-    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "trace", "--port", name, "--suffix", "cr"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "station.cli", "trace", "--port", name, "--suffix", "cr"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         assert "tracing" in proc.stdout.readline()
         time.sleep(0.3)
-        os.write(master, b"]d20108699536090122" b"21ABC" + GS + b"17301231" b"10L1\r")
+        os.write(master, b"]d2010869953609012221ABC" + GS + b"1730123110L1\r")
         lines = [proc.stdout.readline() for _ in range(4)]
     finally:
         proc.send_signal(signal.SIGINT)
@@ -121,8 +126,13 @@ def test_trace_shows_a_serial_scan_as_sent(tmp_path: Path) -> None:
 def test_test_feedback_shows_every_pattern(tmp_path: Path) -> None:
     cfg = tmp_path / "station.toml"
     cfg.write_text(f'[station]\nid = "t"\n[storage]\npath = "{tmp_path / "s.db"}"\n')
-    out = subprocess.run([sys.executable, "-m", "station.cli", "test-feedback", "--simulate", "--pause", "0", "-c",
-                          str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "station.cli", "test-feedback", "--simulate", "--pause", "0", "-c", str(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0
     for signal_name in ("accept", "reject", "duplicate", "refused_later", "fault"):
         assert f"{signal_name}:" in out.stdout
