@@ -65,6 +65,11 @@ def make_scanner(sc: ScannerConfig, stdin: BinaryIO) -> Scanner:
 def make_scanners(config: Config, simulate: bool, stdin: BinaryIO) -> list[Scanner]:
     if simulate:
         return [StreamScanner(stdin, "stdin", config.scanners[0].max_length)]
+    if any(sc.type == "stdin" for sc in config.scanners):
+        log.warning(
+            '[scanner] type = "stdin": scans come from standard input, and the station stops when it '
+            'ends; on a Pi set type = "serial" or "hid"'
+        )
     return [make_scanner(sc, stdin) for sc in config.scanners]
 
 
