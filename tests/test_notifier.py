@@ -253,3 +253,56 @@ def test_events_whose_station_does_not_match_the_topic_are_refused(tmp_path: Pat
     )
     assert ledger.query("SELECT id FROM events") == [(good["id"],)]
     assert central.refused == 2 and central.ingested == 1
+
+
+def test_its_error_codes_are_fetched_once_and_kept(tmp_path: Path, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, depot_units=2)
+    sandbox.sandbox.its_units[(gtin(1), "U000001")]["state"] = "recalled"
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("line-1", i + 1, gtin(i), f"U{i:06d}") for i in range(2)], notifier.config.site_of)
+    run_until_final(notifier, ledger, 2)
+    assert [j.message for j in ledger.jobs("state = 'refused'")] == ["Ürün geri çekilmiş."]
+    assert json.loads(ledger.meta("its_error_codes") or "{}")["60007"] == "Ürün geri çekilmiş."
+    notifier2, _ = make(tmp_path, sandbox)  # a restart reads them from the ledger, not from İTS
+    assert notifier2.its is not None and notifier2.its.message("60007") == "Ürün geri çekilmiş."
+    assert sandbox.sandbox.calls["/reference/app/errorcode/"] == 1
+
+
+def test_operator_cancel(tmp_path: Path, sandbox: SandboxServer) -> None:
+    seed(sandbox.sandbox, depot_units=2, hospital_vermes=1)
+    sandbox.sandbox.seed({"uts": {"units": [{"owner": KURUM, "uno": gtin(9), "sno": "RET-1"}]}})
+    extra = f"""
+[sites.hospital-return]
+service = "uts"
+institution = "{KURUM}"
+operation = "dispatch"
+counterpart = "2000002"
+document_number = "IADE-7"
+stations = ["ret-1"]
+"""
+    config = load(submitter_config(tmp_path, 1, sandbox.url, extra=extra))
+    ledger = Ledger(config.ledger, config.id)
+    notifier = Notifier(config, ledger)
+    ledger.ingest(
+        [
+            event("line-1", 1, gtin(0), "U000000"),
+            event("dock-1", 1, gtin(0), "D000000"),
+            event("ret-1", 1, gtin(9), "RET-1"),
+        ],
+        config.site_of,
+    )
+    run_until_final(notifier, ledger, 3)
+    jobs = {j.station: j for j in ledger.jobs("1 = 1")}
+    assert {s: j.state for s, j in jobs.items()} == {"line-1": "done", "dock-1": "done", "ret-1": "done"}
+    notifier = Notifier(config, ledger)
+    ok, message = notifier.cancel(jobs["line-1"])  # İTS satış iptal
+    assert ok and message.startswith("00000")
+    assert sandbox.sandbox.its_units[(gtin(0), "U000000")]["owner"] == DEPOT
+    ok, message = notifier.cancel(jobs["ret-1"])  # ÜTS verme iptal by the BID kept from the answer
+    assert ok and sandbox.sandbox.uts_units[(gtin(9), "RET-1", "")]["state"] == "stock"
+    ok, message = notifier.cancel(jobs["dock-1"])
+    assert not ok and "no alma cancel" in message
+    states = {j.station: j.state for j in ledger.jobs("1 = 1")}
+    assert states == {"line-1": "cancelled", "dock-1": "done", "ret-1": "cancelled"}
+    assert not notifier.cancel(ledger.jobs("station = 'line-1'")[0])[0]  # once is enough
+    notifier.pool.shutdown()

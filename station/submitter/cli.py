@@ -193,6 +193,25 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from station.submitter.notifier import Notifier
+
+    config, ledger = _ledger(args)
+    notifier = Notifier(config, ledger)
+    failed = 0
+    for event_id in args.ids:
+        jobs = ledger.jobs("event_id = ?", (event_id,))
+        if not jobs:
+            print(f"{event_id}: no such unit", file=sys.stderr)
+            failed += 1
+            continue
+        ok, message = notifier.cancel(jobs[0])
+        print(f"{event_id}: {'cancelled' if ok else 'not cancelled'}: {message}")
+        failed += not ok
+    notifier.pool.shutdown()
+    return 1 if failed else 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     _, ledger = _ledger(args)
     start = datetime.fromisoformat(args.date_from).timestamp()
@@ -271,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("retry", help="send failed or refused units again"))
     p.add_argument("ids", nargs="+", metavar="EVENT_ID")
     p.set_defaults(func=cmd_retry)
+    p = with_config(sub.add_parser("cancel", help="cancel notified units (ÜTS verme/kullanım, İTS satış)"))
+    p.add_argument("ids", nargs="+", metavar="EVENT_ID")
+    p.set_defaults(func=cmd_cancel)
     p = with_config(sub.add_parser("export", help="CSV of notifications and outcomes for a date range"))
     p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")

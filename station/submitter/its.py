@@ -8,6 +8,7 @@ Reference: shared/reference/uts-its-api.md §3.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,13 +36,23 @@ def product(gtin: str, sn: str, bn: str | None = None, xd: str | None = None) ->
 
 
 class ItsClient:
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        timeout: float = 20.0,
+        codes: dict[str, str] | None = None,
+        on_codes: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
         self.http = Http(base_url, timeout)
         self._username = username
         self._password = password
         self._token: str | None = None
         self._lock = threading.Lock()
-        self._codes: dict[str, str] | None = None
+        self._codes = codes or None
+        self._on_codes = on_codes
+        """Called once with the fetched list, so it can be kept (the submitter keeps it in its ledger)."""
 
     def _login(self) -> str:
         with self._lock:
@@ -128,6 +139,8 @@ class ItsClient:
             parsed, _ = self.call("/reference/app/errorcode/", {})
             items = parsed.get("errorCodeList", []) if isinstance(parsed, dict) else []
             self._codes = {str(i.get("code")): str(i.get("message", "")) for i in items}
+            if self._on_codes is not None and self._codes:
+                self._on_codes(self._codes)
         return self._codes
 
     def message(self, uc: str, gln1: str = "", gln2: str = "") -> str:

@@ -355,6 +355,40 @@ class Ledger:
                     (max_attempts, now + backoff, note, now, event_id),
                 )
 
+    def prepare(self, service: str, site: str | None, endpoint: str, body: dict[str, Any]) -> str:
+        """Record a request of its own (an operator's cancel) before it is sent."""
+        request_id = str(uuid.uuid4())
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO requests (id, service, site, endpoint, body, state, submitter, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 'prepared', ?, ?)",
+                (
+                    request_id,
+                    service,
+                    site,
+                    endpoint,
+                    json.dumps(body, ensure_ascii=False),
+                    self.submitter,
+                    time.time(),
+                ),
+            )
+        return request_id
+
+    def cancelled(self, event_id: str, request_id: str, response: str, ok: bool, message: str) -> None:
+        """The answer to a cancel; a unit whose notification was cancelled is ``cancelled``."""
+        now = time.time()
+        with self.tx() as c:
+            c.execute(
+                "UPDATE requests SET state = 'answered', answered_at = ?, response = ? WHERE id = ?",
+                (now, response, request_id),
+            )
+            if ok:
+                c.execute(
+                    "UPDATE jobs SET state = 'cancelled', code = 'CANCELLED', message = ?, updated_at = ?,"
+                    " published = 0 WHERE event_id = ?",
+                    (message, now, event_id),
+                )
+
     def give_up(self, event_id: str, code: str, message: str) -> None:
         now = time.time()
         with self.tx() as c:

@@ -105,8 +105,14 @@ class Notifier:
                 config.uts.base_url, config.uts.secret.read("ÜTS system token"), config.timeout_seconds
             )
         if self.its is None and config.its is not None:
+            kept = ledger.meta("its_error_codes")  # fetched once, kept across restarts
             self.its = ItsClient(
-                config.its.base_url, config.its.username, config.its.secret.read("İTS password"), config.timeout_seconds
+                config.its.base_url,
+                config.its.username,
+                config.its.secret.read("İTS password"),
+                config.timeout_seconds,
+                codes=json.loads(kept) if kept else None,
+                on_codes=lambda codes: ledger.set_meta("its_error_codes", json.dumps(codes, ensure_ascii=False)),
             )
         self.pending: dict[str, PendingIndex] = {}
         self.pool = ThreadPoolExecutor(max_workers=config.uts_concurrency + 4, thread_name_prefix="notify")
@@ -437,6 +443,46 @@ class Notifier:
         # verme and kullanım take the unit out of this institution's stock
         note = "checked: " + ("still in stock" if held else "no longer in stock")
         self.ledger.resolved(job.event_id, not held, note, 0.0, self.config.max_attempts)
+
+    # -- an operator's cancel --
+
+    def cancel(self, job: Job) -> tuple[bool, str]:
+        """Cancel a unit's notification: ÜTS verme and kullanım by their BID, İTS dispatch (satış iptal).
+
+        ÜTS has no alma cancel (the supplier cancels its verme instead). The request is recorded
+        before it is sent, like every other call.
+        """
+        site = self.config.sites.get(job.site or "")
+        if job.state != "done" or site is None:
+            return False, f"only a notified unit can be cancelled (this one is {job.state})"
+        if site.service == "uts":
+            if site.operation == "receipt":
+                return False, "ÜTS has no alma cancel: the supplier must cancel its verme"
+            if not job.reference:
+                return False, "the ÜTS notification id (BID) of this unit is not known"
+            path = {"dispatch": "bildirim/verme/iptal", "use": "bildirim/kullanim/iptal"}[site.operation]
+            body: dict[str, Any] = {"BID": job.reference}
+        elif site.operation == "dispatch":
+            path = "/wholesale/app/dispatchcancel/"
+            body = {"productList": [product(job.gtin or "", job.serial or "", job.batch, job.expiry)]}
+        else:
+            return False, f"cancelling an İTS {site.operation} is not supported here"
+        request_id = self.ledger.prepare(site.service, site.name, path, body)
+        try:
+            if site.service == "uts":
+                assert self.uts is not None
+                answer = self.uts.call(path, body)
+                ok, message, raw = answer.ok, answer.text, answer.raw
+            else:
+                assert self.its is not None
+                its = self.its.notify(path, body)
+                uc = str(its.units[0].get("uc", "")) if its.units else ""
+                ok, message, raw = uc == SUCCESS, f"{uc} {self.its.message(uc)}", its.raw
+        except ServiceError as e:
+            self.ledger.in_doubt(request_id, str(e))
+            return False, f"no definite answer ({e}); check before trying again"
+        self.ledger.cancelled(job.event_id, request_id, raw, ok, message)
+        return ok, message
 
     # -- results back to the stations --
 
