@@ -44,6 +44,13 @@ def write_status(path: str, body: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def purge(store: Store, config: Config) -> None:
+    """Forget accepted units past retention and delivered events past keeping: at start and daily."""
+    units, events = store.purge(config.reader.duplicate_retention_days, config.storage.keep_delivered_days)
+    if units or events:
+        log.info("purged %d accepted units past retention and %d delivered events", units, events)
+
+
 def _backlog(store: Store) -> int:
     try:
         return store.stats().backlog
@@ -82,9 +89,7 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     store = Store(config.storage.path, max_size_mb=config.storage.max_size_mb)
     try:
         store.open()
-        units, events = store.purge(config.reader.duplicate_retention_days, config.storage.keep_delivered_days)
-        if units or events:
-            log.info("purged %d accepted units past retention and %d delivered events", units, events)
+        purge(store, config)
     except StorageError as e:
         log.error("storage unavailable, every scan will be refused until it is back: %s", e)
 
@@ -165,6 +170,7 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     )
     spath = status_path(config)
     next_status = 0.0
+    next_purge = 0.0
     exit_code = 0
     try:
         while not stop.is_set():
@@ -192,6 +198,13 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
                 except OSError as e:
                     log.debug("status file not written: %s", e)
                 next_status = now + min(config.mqtt.status_interval_seconds, 5.0)
+            if now >= next_purge:
+                if next_purge:
+                    try:
+                        purge(store, config)
+                    except StorageError as e:
+                        log.warning("daily purge skipped: %s", e)
+                next_purge = now + 86400
         while not scans.empty():  # scans already read are judged and stored, not dropped
             station.handle(scans.get_nowait())
         deadline = time.monotonic() + drain_seconds

@@ -67,6 +67,7 @@ class PendingIndex:
                     elif r.get("LNO"):
                         self.by_lot.setdefault((str(r["UNO"]).zfill(14), str(r["LNO"])), []).append(str(r["BID"]))
                 self.refreshed = time.monotonic()
+                self.used &= {str(r["BID"]) for r in rows}  # accepted vermes leave the list: forget them
                 bid = self._lookup(uno, sno, lno)
             if bid is not None:
                 self.used.add(bid)
