@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,14 @@ class SandboxServer:
 
     def effects(self) -> list[dict[str, Any]]:
         return list(requests.get(f"{self.url}/_sandbox/effects", timeout=5).json()["effects"])
+
+    def effect_counts(self, op: str | None = None) -> Counter[tuple[str, str, str]]:
+        """How many times each (operation, product, serial) took effect: exactly once means all 1."""
+        return Counter(
+            (e["op"], e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno"))
+            for e in self.effects()
+            if op is None or e["op"] == op
+        )
 
     def close(self) -> None:
         self.server.shutdown()

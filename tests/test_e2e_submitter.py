@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,9 +117,7 @@ def test_scans_become_notifications_and_outcomes_reach_the_stations(
             30,
             what="both outboxes drained",
         )
-        effects = Counter(
-            (e["op"], e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects()
-        )
+        effects = sandbox.effect_counts()
         assert set(effects.values()) == {1} and len(effects) == 77 + 30
         assert all(u["owner"] == PHARMACY for k, u in units.items() if u["state"] == "active")
         status = json.loads(
@@ -203,9 +200,7 @@ def test_sigkill_the_submitter_again_and_again(tmp_path: Path, broker: Broker, s
             60,
             what="both outboxes drained",
         )
-        effects = Counter(
-            (e["op"], e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects()
-        )
+        effects = sandbox.effect_counts()
         assert set(effects.values()) == {1}  # nothing notified twice
         assert sum(1 for ok, _ in results(line_db).values() if ok) == accepted(line_db)  # nothing lost
         assert sum(1 for ok, _ in results(dock_db).values() if ok) == accepted(dock_db)
@@ -235,9 +230,7 @@ def test_two_submitters_share_the_work(tmp_path: Path, broker: Broker, sandbox: 
         dock.scan(*(karekod(gtin(i % 40), f"D{i:06d}") for i in range(60)))
         line_db, dock_db = tmp_path / "line" / "station.db", tmp_path / "dock" / "station.db"
         wait_for(lambda: len(results(line_db)) == 120 and len(results(dock_db)) == 60, 90, what="all outcomes")
-        effects = Counter(
-            (e["op"], e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects()
-        )
+        effects = sandbox.effect_counts()
         assert set(effects.values()) == {1} and len(effects) == 180
         with sqlite3.connect(tmp_path / "shared-ledger.db") as conn:
             senders = dict(conn.execute("SELECT submitter, count(*) FROM requests GROUP BY submitter").fetchall())

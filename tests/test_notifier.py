@@ -6,7 +6,6 @@ import json
 import os
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,12 +62,6 @@ def run_until_final(notifier: Notifier, ledger: Ledger, n: int, timeout: float =
         t.join(30)
 
 
-def effects_per_unit(sandbox: SandboxServer, op: str) -> Counter[tuple[str, str]]:
-    return Counter(
-        (e.get("gtin") or e.get("uno"), e.get("sn") or e.get("sno")) for e in sandbox.effects() if e["op"] == op
-    )
-
-
 def make(tmp_path: Path, sandbox: SandboxServer, ledger_url: str | None = None) -> tuple[Notifier, Ledger]:
     config = load(submitter_config(tmp_path, 1, sandbox.url, ledger_url))
     ledger = Ledger(config.ledger, config.id)
@@ -82,7 +75,7 @@ def test_its_dispatch_batches_exactly_once_through_lost_answers(tmp_path: Path, 
     notifier, ledger = make(tmp_path, sandbox)
     ledger.ingest([event("line-1", i + 1, gtin(i % 40), f"U{i:06d}") for i in range(300)], notifier.config.site_of)
     run_until_final(notifier, ledger, 300)
-    counts = effects_per_unit(sandbox, "dispatch")
+    counts = sandbox.effect_counts("dispatch")
     assert len(counts) == 300 and set(counts.values()) == {1}  # each unit exactly once
     states = dict(ledger.query("SELECT state, count(*) FROM jobs GROUP BY state"))
     assert states == {"done": 300}
@@ -99,7 +92,7 @@ def test_uts_receipt_one_call_per_unit_and_refusals(tmp_path: Path, sandbox: San
     events.append(event("dock-1", 61, gtin(1), "NOT-SENT-TO-US"))
     ledger.ingest(events, notifier.config.site_of)
     run_until_final(notifier, ledger, 61)
-    counts = effects_per_unit(sandbox, "alma")
+    counts = sandbox.effect_counts("alma")
     assert len(counts) == 60 and set(counts.values()) == {1}
     refused = ledger.jobs("state = 'refused'")
     assert [(j.serial, j.code) for j in refused] == [("NOT-SENT-TO-US", "NO_PENDING_VERME")]
@@ -144,7 +137,7 @@ def test_crash_between_record_and_answer_is_checked_not_resent(tmp_path: Path, s
     ledger.close()
     notifier2, ledger2 = make(tmp_path, sandbox)
     run_until_final(notifier2, ledger2, 3)
-    assert set(effects_per_unit(sandbox, "dispatch").values()) == {1}
+    assert set(sandbox.effect_counts("dispatch").values()) == {1}
     assert {j.code for j in ledger2.jobs("1 = 1")} == {"RESOLVED"}
     assert sandbox.sandbox.calls["/reference/app/check_status/"] == 1
 
@@ -204,7 +197,7 @@ def test_two_submitters_share_a_postgres_ledger(tmp_path: Path, sandbox: Sandbox
         stop.set()
         for t in threads:
             t.join(30)
-        assert set(effects_per_unit(sandbox, "dispatch").values()) == {1}
+        assert set(sandbox.effect_counts("dispatch").values()) == {1}
         by = la.query("SELECT count(DISTINCT request_id) FROM jobs")[0][0]
         assert by >= 4
         lb.close()

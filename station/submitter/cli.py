@@ -212,48 +212,45 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+#: The export's columns: (CSV header, SQL expression). One list for both, so they cannot drift.
+EXPORT = [
+    ("event_id", "j.event_id"),
+    ("station", "j.station"),
+    ("site", "j.site"),
+    ("service", "j.service"),
+    ("operation", "j.operation"),
+    ("gtin", "j.gtin"),
+    ("serial", "j.serial"),
+    ("batch", "j.batch"),
+    ("expiry", "j.expiry"),
+    ("scanned_at", "e.at"),
+    ("state", "j.state"),
+    ("ok", "j.ok"),
+    ("code", "j.code"),
+    ("message", "j.message"),
+    ("reference", "j.reference"),
+    ("attempts", "j.attempts"),
+    ("updated_at", "j.updated_at"),
+]
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     _, ledger = _ledger(args)
     start = datetime.fromisoformat(args.date_from).timestamp()
     end = datetime.fromisoformat(args.date_to).timestamp() + (86400 if len(args.date_to) == 10 else 0)
     rows = ledger.query(
-        "SELECT j.event_id, j.station, j.site, j.service, j.operation, j.gtin, j.serial, j.batch, j.expiry, e.at,"
-        " j.state, j.ok, j.code, j.message, j.reference, j.attempts, j.updated_at"
-        " FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.created_at >= ? AND j.created_at < ?"
-        " ORDER BY j.created_at",
+        f"SELECT {', '.join(sql for _, sql in EXPORT)} FROM jobs j JOIN events e ON e.id = j.event_id"
+        " WHERE j.created_at >= ? AND j.created_at < ? ORDER BY j.created_at",
         (start, end),
     )
     out = csv.writer(sys.stdout)
-    out.writerow(
-        [
-            "event_id",
-            "station",
-            "site",
-            "service",
-            "operation",
-            "gtin",
-            "serial",
-            "batch",
-            "expiry",
-            "scanned_at",
-            "state",
-            "ok",
-            "code",
-            "message",
-            "reference",
-            "attempts",
-            "updated_at",
-        ]
-    )
+    out.writerow([name for name, _ in EXPORT])
+    ok, updated = [name for name, _ in EXPORT].index("ok"), len(EXPORT) - 1
     for r in rows:
-        out.writerow(
-            [
-                *r[:11],
-                "" if r[11] is None else bool(r[11]),
-                *r[12:16],
-                datetime.fromtimestamp(r[16]).isoformat(timespec="seconds"),
-            ]
-        )
+        row = list(r)
+        row[ok] = "" if row[ok] is None else bool(row[ok])
+        row[updated] = datetime.fromtimestamp(row[updated]).isoformat(timespec="seconds")
+        out.writerow(row)
     return 0
 
 
