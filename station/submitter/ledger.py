@@ -179,55 +179,67 @@ class Ledger:
         ``events`` are (payload text, parsed payload). Returns the ids stored (new or already there).
         """
         now = time.time()
-        stored = []
-        with self.tx() as c:
-            for text, e in events:
-                c.execute(
-                    "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
-                    " batch, expiry, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        event_rows, job_rows, stored = [], [], []
+        sites: dict[str, Any] = {}
+        for text, e in events:
+            g = e.get
+            event_rows.append(
+                (
+                    e["id"],
+                    e["station"],
+                    int(e["seq"]),
+                    g("at"),
+                    now,
+                    int(bool(g("ok"))),
+                    g("reason"),
+                    g("operation"),
+                    g("gtin"),
+                    g("serial"),
+                    g("batch"),
+                    g("expiry"),
+                    text,
+                )
+            )
+            if g("ok"):
+                station = e["station"]
+                if station not in sites:
+                    sites[station] = site_of(station)
+                site = sites[station]
+                state, code, message = (
+                    ("queued", None, None) if site else ("failed", "NO_SITE", f"Station {station} has no site.")
+                )
+                job_rows.append(
                     (
                         e["id"],
-                        e["station"],
-                        int(e["seq"]),
-                        e.get("at"),
+                        station,
+                        site.name if site else None,
+                        site.service if site else None,
+                        site.operation if site else g("operation"),
+                        g("gtin"),
+                        g("serial"),
+                        g("batch"),
+                        g("expiry"),
+                        state,
+                        code,
+                        message,
                         now,
-                        int(bool(e.get("ok"))),
-                        e.get("reason"),
-                        e.get("operation"),
-                        e.get("gtin"),
-                        e.get("serial"),
-                        e.get("batch"),
-                        e.get("expiry"),
-                        text,
-                    ),
-                )
-                if e.get("ok"):
-                    site = site_of(e["station"])
-                    state, code, message = "queued", None, None
-                    if site is None:
-                        state, code, message = "failed", "NO_SITE", f"Station {e['station']} has no site."
-                    c.execute(
-                        "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
-                        " state, code, message, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        (
-                            e["id"],
-                            e["station"],
-                            site.name if site else None,
-                            site.service if site else None,
-                            site.operation if site else e.get("operation"),
-                            e.get("gtin"),
-                            e.get("serial"),
-                            e.get("batch"),
-                            e.get("expiry"),
-                            state,
-                            code,
-                            message,
-                            now,
-                            now,
-                        ),
+                        now,
                     )
-                stored.append(e["id"])
+                )
+            stored.append(e["id"])
+        with self.tx() as c:
+            c.executemany(
+                "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
+                " batch, expiry, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                event_rows,
+            )
+            if job_rows:
+                c.executemany(
+                    "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
+                    " state, code, message, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    job_rows,
+                )
         return stored
 
     def note_station(self, station: str, status: dict[str, Any]) -> None:
