@@ -52,9 +52,10 @@ def new_event_id() -> str:
 
 
 def build_payload(
-    event_id: str, seq: int, at: str, station: str, site: str, operation: str, scan: Scan, verdict: Verdict
+    event_id: str, seq: int, at: str, station: str, site: str, operation: str, scan: Scan, verdict: dict[str, Any]
 ) -> bytes:
-    """The JSON published on ``stations/{id}/events``: documented in the README."""
+    """The JSON published on ``stations/{id}/events``: documented in the README. ``verdict`` is
+    :meth:`Verdict.as_dict`, which the caller also stores as columns."""
     body: dict[str, Any] = {
         "schema": SCHEMA,
         "id": event_id,
@@ -67,6 +68,6 @@ def build_payload(
         "terminated_by": scan.terminated_by or None,
         "raw": scan.raw.decode("utf-8", "backslashreplace"),
         "raw_hex": scan.raw.hex(),
-        **verdict.as_dict(),
+        **verdict,
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

@@ -184,8 +184,8 @@ class Store:
         seq = self._seq + 1
         event_id = new_event_id()
         at = utc_iso(scan.at or time.time())
-        payload = build_payload(event_id, seq, at, station, site, operation, scan, verdict)
         d = verdict.as_dict()
+        payload = build_payload(event_id, seq, at, station, site, operation, scan, d)
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(

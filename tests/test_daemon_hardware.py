@@ -17,14 +17,17 @@ GS = b"\x1d"
 
 
 def test_daemon_serial_scanner_notify_and_clean_stop(tmp_path: Path) -> None:
-    master, slave = os.openpty()
-    link = tmp_path / "scanner"
-    link.symlink_to(os.ttyname(slave))
-    os.close(slave)
+    masters = {}
+    for side in ("left", "right"):  # two scanners on one station, each on its own pty
+        masters[side], slave = os.openpty()
+        (tmp_path / side).symlink_to(os.ttyname(slave))
+        os.close(slave)
+    master = masters["left"]
     db = tmp_path / "station.db"
     cfg = tmp_path / "station.toml"
     cfg.write_text(
-        f'[station]\nid = "pty-1"\n[scanner]\ntype = "serial"\nport = "{link}"\nsuffix = "cr"\n'
+        f'[station]\nid = "pty-1"\n[scanner]\ntype = "serial"\nsuffix = "cr"\n'
+        f'[scanner.left]\nport = "{tmp_path / "left"}"\n[scanner.right]\nport = "{tmp_path / "right"}"\n'
         f'[storage]\npath = "{db}"\n[mqtt]\nenabled = false\n[feedback]\npin_factory = "mock"\n'
         "[reject]\nenabled = true\npin = 24\ndelay_ms = 100\n"
     )
@@ -65,7 +68,16 @@ def test_daemon_serial_scanner_notify_and_clean_stop(tmp_path: Path) -> None:
 
         wait_for(lambda: len(rows()) == 3, 20, what="three events")
         assert [(ok, reason) for ok, reason, _ in rows()] == [(1, None), (0, "not_gs1"), (1, None)]
-        assert rows()[0][2] == str(link)
+        assert rows()[0][2] == "left"
+        # Half a scan on each scanner, then the other halves: each keeps its own frame.
+        other = code.replace(b"PTY1", b"PTY3")
+        os.write(masters["left"], code.replace(b"PTY1", b"PTY4")[:15])
+        os.write(masters["right"], other[:20])
+        time.sleep(0.02)
+        os.write(masters["right"], other[20:] + b"\r")
+        os.write(masters["left"], code.replace(b"PTY1", b"PTY4")[15:] + b"\r")
+        wait_for(lambda: len(rows()) == 5, 20, what="two more events")
+        assert sorted((ok, src) for ok, _, src in rows()[3:]) == [(1, "left"), (1, "right")]
         messages.clear()
         wait_for(lambda: got("WATCHDOG=1"), 5, what="watchdog pings from the scan loop")
         proc.send_signal(signal.SIGTERM)
@@ -74,7 +86,8 @@ def test_daemon_serial_scanner_notify_and_clean_stop(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-        os.close(master)
+        for fd in masters.values():
+            os.close(fd)
         sock.close()
     text = log.read_text()
     assert "reject arm on GPIO24" in text and "pins: mock" in text and "stopped" in text

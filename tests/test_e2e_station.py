@@ -81,6 +81,8 @@ def test_sigkill_mid_run_keeps_every_accepted_scan(tmp_path: Path, broker: Broke
     daemon.scan(*(raw for raw, _ in first))
     wait_for(lambda: log.read_text().count("scan seq=") >= 150, 60, what="some scans processed")
     daemon.kill()
+    # the broker speaks the will of a station that died without a word
+    wait_for(lambda: central.status.get("test-1", {}).get("state") == "offline", 10, what="the will: offline")
     before = log.read_text()
     accepted_before = [int(line.split("seq=")[1].split()[0]) for line in before.splitlines() if " accept gtin=" in line]
     rows = db_rows(tmp_path / "station.db")

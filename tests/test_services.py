@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from central import DEPOT, HOSPITAL, KURUM, PHARMACY, SUPPLIER, SandboxServer, seed
+from central import DEPOT, HOSPITAL, PHARMACY, SUPPLIER, SandboxServer, seed
 from scans import gtin
 
 from station.submitter.http import AuthFailed, InDoubt, Unreachable
@@ -82,7 +82,6 @@ def test_uts_pending_alma_and_codes(sandbox: SandboxServer) -> None:
     assert hospital.kullanim_iptal(str(used.snc)).ok
     missing = hospital.kullanim(gtin(39), "2026-11-22", "DIGER", sno="NOPE")
     assert not missing.ok and missing.code == "UTS-H002" and "Tekil ürün bulunamadı" in missing.text
-    assert KURUM
 
 
 def test_uts_bad_token_and_transport_errors(sandbox: SandboxServer) -> None:
