@@ -60,8 +60,8 @@ def main() -> None:
     # pip compiles biip's .pyc at install; do the same for ours so imports compare like for like.
     compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "station"), quiet=1)
 
-    from station.reader import Profile, read
-    from station.verdict import Policy, judge
+    from station.gs1.reader import Profile, read
+    from station.gs1.verdict import Policy, judge
 
     today = date(2026, 1, 1)
     policy = Policy(Profile.ITS)
@@ -78,7 +78,7 @@ def main() -> None:
         f"   ratio {ours / theirs:5.1f}x (goal >= 10x)"
     )
     print(f"lost-GS     station {ours_worst:>10,.0f} codes/s   biip {theirs_worst:>8,.0f} codes/s   (goal >= 2,000/s)")
-    ms, mib = import_cost("station.verdict")
+    ms, mib = import_cost("station.gs1.verdict")
     bms, bmib = import_cost("biip")
     print(
         f"import      station {ms:6.1f} ms  +{mib:4.1f} MiB RSS   biip {bms:6.1f} ms  +{bmib:4.1f} MiB RSS"

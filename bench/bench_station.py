@@ -27,13 +27,13 @@ import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 from paho.mqtt.enums import CallbackAPIVersion
 
-from station.config import Config, MqttConfig, StationConfig, StorageConfig
-from station.events import Scan
-from station.feedback import GpioFeedback
-from station.pipeline import Station
-from station.store import Store
-from station.uplink import MqttUplink
-from station.verdict import Policy, judge
+from station.edge.config import Config, MqttConfig, StationConfig, StorageConfig
+from station.edge.events import Scan
+from station.edge.outputs.feedback import GpioFeedback
+from station.edge.pipeline import Station
+from station.edge.store import Store
+from station.edge.uplink import MqttUplink
+from station.gs1.verdict import Policy, judge
 
 GS = "\x1d"
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +188,7 @@ def bench_daemon(workdir: Path) -> None:
     cfg.write_text(f'[station]\nid = "bench"\n[storage]\npath = "{workdir / "daemon.db"}"\n[mqtt]\nenabled = false\n')
     t = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "station.cli", "run", "--simulate", "-c", str(cfg)],
+        [sys.executable, "-m", "station.edge.cli", "run", "--simulate", "-c", str(cfg)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

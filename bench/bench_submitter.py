@@ -33,10 +33,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from central import SandboxServer, seed, submitter_config  # noqa: E402
 from scans import gtin  # noqa: E402
 
-from station.submitter.central import Central  # noqa: E402
-from station.submitter.config import load  # noqa: E402
-from station.submitter.ledger import Ledger  # noqa: E402
-from station.submitter.notifier import Notifier  # noqa: E402
+from station.central.config import load  # noqa: E402
+from station.central.ingest import Central  # noqa: E402
+from station.central.ledger import Ledger  # noqa: E402
+from station.central.notifier import Notifier  # noqa: E402
 
 
 def free_port() -> int:

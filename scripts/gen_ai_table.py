@@ -1,4 +1,4 @@
-"""Regenerate ``station/gs1_ai_table.py`` from the GS1 AI table that biip ships.
+"""Regenerate ``station/gs1/ai_table.py`` from the GS1 AI table that biip ships.
 
 biip builds its JSON from GS1's own ``GS1_Application_Identifiers.jsonld``; we take its lengths and
 value patterns so nobody hand-types 500 AIs. Run after upgrading biip (a dev dependency):
@@ -13,7 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "station" / "gs1_ai_table.py"
+OUT = Path(__file__).resolve().parent.parent / "station" / "gs1" / "ai_table.py"
 COMPONENT = re.compile(r"([NXYZ])(\.\.)?(\d+)")
 
 

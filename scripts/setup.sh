@@ -32,6 +32,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: pip install failed (full log: $log)" >&2
     exit 1
   fi
-  .venv/bin/python -c 'import station, paho.mqtt, gpiozero, sqlite_utils, biip, hypothesis' 
+  .venv/bin/python -c 'import station, paho.mqtt, gpiozero, requests, biip, hypothesis' 
   touch "$stamp"
 fi

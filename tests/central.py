@@ -11,7 +11,7 @@ from typing import Any
 import requests
 from scans import gtin
 
-from station.submitter.sandbox import Sandbox, make_server
+from station.central.services.sandbox import Sandbox, make_server
 
 DEPOT = "8680000000001"  # İTS GLN of the depot running the conveyor (dispatch)
 PHARMACY = "8680000000009"  # the buyer

@@ -186,7 +186,7 @@ class Daemon:
         self.config = config
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "station.cli", "run", "--simulate", "-c", str(config), "--drain-seconds", "0"],
+            [sys.executable, "-m", "station.edge.cli", "run", "--simulate", "-c", str(config), "--drain-seconds", "0"],
             stdin=subprocess.PIPE,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -212,7 +212,7 @@ class Daemon:
 
 def station_cli(config: Path, *args: str) -> Any:
     out = subprocess.run(
-        [sys.executable, "-m", "station.cli", *args, "-c", str(config), "--json"],
+        [sys.executable, "-m", "station.edge.cli", *args, "-c", str(config), "--json"],
         capture_output=True,
         check=True,
         cwd=ROOT,

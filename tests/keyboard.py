@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from station.hid import EV_KEY, EV_SYN, KEYPAD, KEYS, LAYOUTS, SYN_REPORT, THIRD_LEVEL, Event
+from station.edge.scanners.hid import Event
+from station.edge.scanners.keymaps import EV_KEY, EV_SYN, KEYPAD, KEYS, LAYOUTS, SYN_REPORT, THIRD_LEVEL
 
 GS = "\x1d"
 

@@ -6,7 +6,7 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from station.gs1 import check_digit
+from station.gs1.elements import check_digit
 
 GS = "\x1d"
 REREAD = "reread"

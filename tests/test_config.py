@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from station.config import ConfigError, load, parse
-from station.reader import Profile
+from station.edge.config import load, parse
+from station.gs1.reader import Profile
+from station.tomlcheck import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,11 +78,11 @@ def test_cli_check_and_daemon_refuse_the_same_way(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[station]\nid = "x"\n[mqtt]\nport = 0\n')
     check = subprocess.run(
-        [sys.executable, "-m", "station.cli", "config", "check", str(bad)], capture_output=True, text=True
+        [sys.executable, "-m", "station.edge.cli", "config", "check", str(bad)], capture_output=True, text=True
     )
     assert check.returncode == 1 and f"{bad}:4: [mqtt] port = 0" in check.stderr
     run = subprocess.run(
-        [sys.executable, "-m", "station.cli", "run", "--simulate", "-c", str(bad)],
+        [sys.executable, "-m", "station.edge.cli", "run", "--simulate", "-c", str(bad)],
         capture_output=True,
         text=True,
         input="",
@@ -89,7 +90,7 @@ def test_cli_check_and_daemon_refuse_the_same_way(tmp_path: Path) -> None:
     )
     assert run.returncode == 2 and f"{bad}:4: [mqtt] port = 0" in run.stderr and "not starting" in run.stderr
     good = subprocess.run(
-        [sys.executable, "-m", "station.cli", "config", "check", str(ROOT / "examples" / "conveyor-line.toml")],
+        [sys.executable, "-m", "station.edge.cli", "config", "check", str(ROOT / "examples" / "conveyor-line.toml")],
         capture_output=True,
         text=True,
     )

@@ -39,7 +39,7 @@ def test_daemon_serial_scanner_notify_and_clean_stop(tmp_path: Path) -> None:
     env.pop("GPIOZERO_PIN_FACTORY", None)
     log = tmp_path / "daemon.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "station.cli", "run", "-c", str(cfg)],
+        [sys.executable, "-m", "station.edge.cli", "run", "-c", str(cfg)],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
@@ -99,7 +99,7 @@ def test_daemon_refuses_to_guess_pins_off_a_pi(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
     start = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "station.cli", "run", "-c", str(cfg)],
+        [sys.executable, "-m", "station.edge.cli", "run", "-c", str(cfg)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -114,7 +114,7 @@ def test_trace_shows_a_serial_scan_as_sent(tmp_path: Path) -> None:
     name = os.ttyname(slave)
     os.close(slave)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "station.cli", "trace", "--port", name, "--suffix", "cr"],
+        [sys.executable, "-m", "station.edge.cli", "trace", "--port", name, "--suffix", "cr"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -140,7 +140,7 @@ def test_test_feedback_shows_every_pattern(tmp_path: Path) -> None:
     cfg = tmp_path / "station.toml"
     cfg.write_text(f'[station]\nid = "t"\n[storage]\npath = "{tmp_path / "s.db"}"\n')
     out = subprocess.run(
-        [sys.executable, "-m", "station.cli", "test-feedback", "--simulate", "--pause", "0", "-c", str(cfg)],
+        [sys.executable, "-m", "station.edge.cli", "test-feedback", "--simulate", "--pause", "0", "-c", str(cfg)],
         cwd=ROOT,
         capture_output=True,
         text=True,

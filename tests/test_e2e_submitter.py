@@ -25,7 +25,7 @@ class Submitter:
 
     def start(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "station.submitter.cli", "run", "-c", str(self.config)],
+            [sys.executable, "-m", "station.central.cli", "run", "-c", str(self.config)],
             cwd=ROOT,
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -124,7 +124,7 @@ def test_scans_become_notifications_and_outcomes_reach_the_stations(
         assert all(u["owner"] == PHARMACY for k, u in units.items() if u["state"] == "active")
         status = json.loads(
             subprocess.run(
-                [sys.executable, "-m", "station.submitter.cli", "status", "-c", str(cfg), "--json"],
+                [sys.executable, "-m", "station.central.cli", "status", "-c", str(cfg), "--json"],
                 capture_output=True,
                 check=True,
                 cwd=ROOT,
@@ -132,7 +132,7 @@ def test_scans_become_notifications_and_outcomes_reach_the_stations(
         )
         assert status["services"]["its"] == {"done": 77, "refused": 4} and status["stations"]["line-1"]["events"] == 81
         failures = subprocess.run(
-            [sys.executable, "-m", "station.submitter.cli", "failures", "-c", str(cfg)],
+            [sys.executable, "-m", "station.central.cli", "failures", "-c", str(cfg)],
             capture_output=True,
             text=True,
             check=True,
@@ -143,7 +143,7 @@ def test_scans_become_notifications_and_outcomes_reach_the_stations(
             [
                 sys.executable,
                 "-m",
-                "station.submitter.cli",
+                "station.central.cli",
                 "export",
                 "-c",
                 str(cfg),

@@ -16,9 +16,10 @@ import pytest
 from harness import wait_for
 from keyboard import type_text
 
-from station.events import Scan
-from station.hid import EV_KEY, EV_SYN, KEYS, SYN_DROPPED, SYN_REPORT, HidScanner, KeyDecoder, replay
-from station.reader import Profile, read
+from station.edge.events import Scan
+from station.edge.scanners.hid import HidScanner, KeyDecoder, replay
+from station.edge.scanners.keymaps import EV_KEY, EV_SYN, KEYS, SYN_DROPPED, SYN_REPORT
+from station.gs1.reader import Profile, read
 
 GS = "\x1d"
 CODE = f"]d2010869953609012221Ab-c.d/e_f{GS}1730123110lot-7/x.i"
@@ -214,7 +215,7 @@ def test_decode_replays_a_recording(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "station.cli",
+            "station.edge.cli",
             "decode",
             "--hid-events",
             str(rec),
@@ -237,7 +238,7 @@ def test_shipped_recordings(tmp_path: Path) -> None:
     data = ROOT / "tests" / "data"
     for path in sorted(data.glob("*.jsonl")):
         layout = path.stem.split("_")[0]
-        from station.hid import read_recording
+        from station.edge.scanners.hid import read_recording
 
         frames = list(replay(read_recording(path.read_text().splitlines()), KeyDecoder(layout)))
         expect = json.loads((path.with_suffix(".expected.json")).read_text())

@@ -15,9 +15,9 @@ from central import DEPOT, KURUM, PHARMACY, SandboxServer, seed, submitter_confi
 from harness import wait_for
 from scans import gtin
 
-from station.submitter.config import load
-from station.submitter.ledger import Ledger
-from station.submitter.notifier import Notifier
+from station.central.config import load
+from station.central.ledger import Ledger
+from station.central.notifier import Notifier
 
 PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -224,7 +224,7 @@ def test_operator_retry_after_the_cause_is_fixed(tmp_path: Path, sandbox: Sandbo
 def test_events_whose_station_does_not_match_the_topic_are_refused(tmp_path: Path, sandbox: SandboxServer) -> None:
     import paho.mqtt.client as mqtt
 
-    from station.submitter.central import Central
+    from station.central.ingest import Central
 
     notifier, ledger = make(tmp_path, sandbox)
     central = Central(notifier.config, ledger)

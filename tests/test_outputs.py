@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from station import pins
-from station.actuator import RejectArm
-from station.config import Config, FeedbackConfig, StationConfig, StorageConfig, parse
-from station.events import Scan
-from station.feedback import GpioFeedback, Signal
-from station.pipeline import Station
-from station.store import Store
+from station.edge.config import Config, FeedbackConfig, StationConfig, StorageConfig, parse
+from station.edge.events import Scan
+from station.edge.outputs import pins
+from station.edge.outputs.feedback import GpioFeedback, Signal
+from station.edge.outputs.reject import RejectArm
+from station.edge.pipeline import Station
+from station.edge.store import Store
 
 GS = "\x1d"
 
@@ -144,7 +144,7 @@ def test_config_reject_stack_and_several_scanners() -> None:
         ("hand", "hid", 115200),
     ]
     assert c.scanners[1].layout == "tr-q" and c.reject.delay_ms == 650 and c.feedback.stack_red_pin == 13
-    from station.config import ConfigError
+    from station.tomlcheck import ConfigError
 
     with pytest.raises(ConfigError, match=r"device: required"):
         parse('[station]\nid = "x"\n[scanner]\ntype = "hid"\n')

@@ -9,10 +9,10 @@ from datetime import date
 
 import pytest
 
-from station.gs1 import check_digit
-from station.reader import Profile, read
-from station.reasons import Reason
-from station.verdict import Policy, judge
+from station.gs1.elements import check_digit
+from station.gs1.reader import Profile, read
+from station.gs1.reasons import Reason
+from station.gs1.verdict import Policy, judge
 
 GS = "\x1d"
 GTIN = "08699536090122"
@@ -286,7 +286,7 @@ def test_cli_decode_prints_one_json_line_per_input_line() -> None:
     stdin = ("\n".join(lines) + "\n").encode()
     out = (
         subprocess.run(
-            [sys.executable, "-m", "station.cli", "decode", "--today", "2026-01-01"],
+            [sys.executable, "-m", "station.edge.cli", "decode", "--today", "2026-01-01"],
             input=stdin,
             capture_output=True,
             check=True,
@@ -307,7 +307,7 @@ def test_cli_decode_profile_and_shelf_life() -> None:
             [
                 sys.executable,
                 "-m",
-                "station.cli",
+                "station.edge.cli",
                 "decode",
                 "--profile",
                 "uts",

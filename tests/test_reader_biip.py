@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from station.gs1 import check_digit
-from station.reader import Profile, read
+from station.gs1.elements import check_digit
+from station.gs1.reader import Profile, read
 
 GS = "\x1d"
 THIS_YEAR = date.today().year

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from station.gs1 import check_digit
-from station.reader import Profile, read
-from station.reasons import Reason
+from station.gs1.elements import check_digit
+from station.gs1.reader import Profile, read
+from station.gs1.reasons import Reason
 
 GS = "\x1d"
 THIS_YEAR = 2026

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from harness import wait_for
 
-from station.events import Scan
-from station.framing import Frame, Framer
-from station.scanners import SerialScanner
+from station.edge.events import Scan
+from station.edge.scanners.framing import Frame, Framer
+from station.edge.scanners.serial import SerialScanner
 
 GS = b"\x1d"
 CODE = b"]d2010869953609012221ABC" + GS + b"1730123110LOT1"

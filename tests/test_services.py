@@ -8,9 +8,9 @@ import pytest
 from central import DEPOT, HOSPITAL, PHARMACY, SUPPLIER, SandboxServer, seed
 from scans import gtin
 
-from station.submitter.http import AuthFailed, InDoubt, Unreachable
-from station.submitter.its import ItsClient, product
-from station.submitter.uts import UtsClient
+from station.central.services.http import AuthFailed, InDoubt, Unreachable
+from station.central.services.its import ItsClient, product
+from station.central.services.uts import UtsClient
 
 
 @pytest.fixture

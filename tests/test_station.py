@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from station.config import Config, FeedbackConfig, ReaderConfig, StationConfig, StorageConfig, parse
-from station.events import Scan
-from station.feedback import GpioFeedback, Signal
-from station.pipeline import Station
-from station.reasons import Reason
-from station.rules import Debounce
-from station.store import MIGRATIONS, StorageError, Store
-from station.uplink import Result
+from station.edge.config import Config, FeedbackConfig, ReaderConfig, StationConfig, StorageConfig, parse
+from station.edge.events import Scan
+from station.edge.outputs.feedback import GpioFeedback, Signal
+from station.edge.pipeline import Station
+from station.edge.rules import Debounce
+from station.edge.store import MIGRATIONS, StorageError, Store
+from station.edge.uplink import Result
+from station.gs1.reasons import Reason
 
 GS = "\x1d"
 TODAY = date(2026, 1, 1)
@@ -209,7 +209,7 @@ def test_read_only_and_corrupt_storage(tmp_path: Path, factory: MockFactory) -> 
 def test_sequence_is_gap_free_across_failures_and_purge(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     clock = Clock()
-    from station.verdict import Policy, judge
+    from station.gs1.verdict import Policy, judge
 
     v = judge(karekod("Q1"), Policy(), TODAY)
     assert store.record(clock.scan(b"a"), v, "t", "", "receipt").seq == 1
@@ -302,7 +302,10 @@ def test_field_cli_reads_alongside(tmp_path: Path, factory: MockFactory) -> None
 
     def cli(*args: str) -> str:
         return subprocess.run(
-            [sys.executable, "-m", "station.cli", *args, "-c", str(cfg)], capture_output=True, text=True, check=True
+            [sys.executable, "-m", "station.edge.cli", *args, "-c", str(cfg)],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
 
     assert "undelivered  4" in cli("queue")

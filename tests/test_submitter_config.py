@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from station.config import ConfigError
-from station.submitter.config import load, parse
+from station.central.config import load, parse
+from station.tomlcheck import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def test_check_reads_credentials_without_showing_them(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text(f'[uts.test]\ntoken_file = "{tmp_path / "tok"}"\n')
     out = subprocess.run(
-        [sys.executable, "-m", "station.submitter.cli", "check", "-c", str(good)],
+        [sys.executable, "-m", "station.central.cli", "check", "-c", str(good)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -80,7 +80,7 @@ def test_check_reads_credentials_without_showing_them(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(f'[uts.test]\ntoken_file = "{tmp_path / "missing"}"\n')
     out = subprocess.run(
-        [sys.executable, "-m", "station.submitter.cli", "check", "-c", str(bad)],
+        [sys.executable, "-m", "station.central.cli", "check", "-c", str(bad)],
         capture_output=True,
         text=True,
         cwd=ROOT,

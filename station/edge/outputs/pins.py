@@ -1,5 +1,6 @@
-"""Choosing gpiozero's pin factory: lgpio on a Pi 5 (RPi.GPIO does not work there), RPi.GPIO or
-lgpio on older Pis, gpiozero's MockFactory for ``--simulate`` and tests.
+"""Choosing gpiozero's pin factory: lgpio on every Pi (the only choice on a Pi 5), RPi.GPIO on an
+older Pi only where lgpio is absent and RPi.GPIO was installed by hand, gpiozero's MockFactory for
+``--simulate`` and tests. ``scripts/install-pi.sh`` installs lgpio from apt (``python3-lgpio``).
 
 A fallback that silently picks another library hides the real fault (a missing ``.[pi]`` extra,
 an unwritable working directory for lgpio), so ``auto`` names what it chose and fails clearly.
@@ -54,12 +55,14 @@ def choose(name: str = "auto", model: str | None = None, available: set[str] | N
         raise PinFactoryError('not a Raspberry Pi: run with --simulate, or set [feedback] pin_factory = "mock"')
     if "Raspberry Pi 5" in model or "Compute Module 5" in model:
         if "lgpio" not in available:
-            raise PinFactoryError("a Pi 5 needs lgpio: pip install '.[pi]' (RPi.GPIO does not work on a Pi 5)")
+            raise PinFactoryError(
+                "a Pi 5 needs lgpio: apt-get install python3-lgpio (RPi.GPIO does not work on a Pi 5)"
+            )
         return "lgpio"
     for candidate in ("lgpio", "rpigpio"):
         if candidate in available:
             return candidate
-    raise PinFactoryError("no pin library: pip install '.[pi]' for lgpio and RPi.GPIO")
+    raise PinFactoryError("no pin library: apt-get install python3-lgpio (or pip install '.[pi]')")
 
 
 def make(name: str = "auto") -> Any:

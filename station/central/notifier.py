@@ -21,11 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
-from station.submitter.config import Site, SubmitterConfig
-from station.submitter.http import AuthFailed, ServiceError, Unreachable
-from station.submitter.its import SUCCESS, ItsClient, product
-from station.submitter.ledger import Job, Ledger, Outcome
-from station.submitter.uts import UtsClient
+from station.central.config import Site, SubmitterConfig
+from station.central.ledger import Job, Ledger, Outcome
+from station.central.services.http import AuthFailed, ServiceError, Unreachable
+from station.central.services.its import SUCCESS, ItsClient, product
+from station.central.services.uts import UtsClient
 
 log = logging.getLogger("submitter.notify")
 

@@ -20,8 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from station.submitter.config import SubmitterConfig
-from station.submitter.ledger import Job, Ledger
+from station.central.config import SubmitterConfig
+from station.central.ledger import Job, Ledger
 
 log = logging.getLogger("submitter.mqtt")
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 class Reason(StrEnum):
     """Why a scan was refused. Reader reasons come first, in the order faults are reported."""
 
-    # -- the karekod reader (station.reader), in reporting order --
+    # -- the karekod reader (station.gs1.reader), in reporting order --
     NOT_GS1 = "not_gs1"
     INVALID_CHARACTER = "invalid_character"
     INVALID_LENGTH = "invalid_length"
@@ -23,7 +23,7 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field"
     EXPIRED = "expired"
     SHORT_DATED = "short_dated"
-    # -- station rules (station.rules) --
+    # -- station rules (station.edge.rules) --
     DUPLICATE = "duplicate"
     RECALLED = "recalled"
     NOT_EXPECTED = "not_expected"

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, NamedTuple
 
-from station.reader import Karekod, Profile, read
-from station.reasons import Reason
+from station.gs1.reader import Karekod, Profile, read
+from station.gs1.reasons import Reason
 
 
 @dataclass(frozen=True, slots=True)

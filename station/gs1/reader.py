@@ -16,7 +16,7 @@ from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
-from station.gs1 import (
+from station.gs1.elements import (
     GS,
     NOT_CSET82,
     Fault,
@@ -26,7 +26,7 @@ from station.gs1 import (
     decode_date,
     split_fields,
 )
-from station.reasons import Reason
+from station.gs1.reasons import Reason
 
 # -- the envelope: symbology identifier and suffix ------------------------------------------
 

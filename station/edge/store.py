@@ -4,7 +4,7 @@ WAL with ``synchronous=FULL`` on the scan path: a commit is on disk (fsync'd) wh
 :meth:`Store.record` returns, which is before any light says accept. Other connections (the
 uplink thread, the field CLI) read alongside the daemon; the CLI opens the file read-only.
 
-Schema changes are numbered migrations kept in ``PRAGMA user_version``.
+Schema changes are numbered migrations in plain SQL, kept in ``PRAGMA user_version``.
 """
 
 from __future__ import annotations
@@ -12,71 +12,41 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
-from station.events import Event, Scan, build_payload, new_event_id, utc_iso
-from station.verdict import Verdict
+from station.edge.events import Event, Scan, build_payload, new_event_id, utc_iso
+from station.gs1.verdict import Verdict
 
 
 class StorageError(Exception):
     """The file could not be written or read: disk full, read-only, corrupt, missing."""
 
 
-def _migration_1(db: sqlite_utils.Database) -> None:
-    db.table("events").create(
-        {
-            "seq": int,
-            "id": str,
-            "at": str,
-            "source": str,
-            "raw": bytes,
-            "ok": int,
-            "reason": str,
-            "message": str,
-            "gtin": str,
-            "serial": str,
-            "batch": str,
-            "expiry": str,
-            "production_date": str,
-            "sscc": str,
-            "recovered": int,
-            "payload": bytes,
-            "rereads": int,
-            "sent_at": float,
-            "delivered_at": str,
-        },
-        pk="seq",
-        not_null={"id", "at", "raw", "ok", "payload", "rereads"},
-        defaults={"rereads": 0},
-    )
-    db.table("events").create_index(["id"], unique=True)
-    db.execute("CREATE INDEX events_undelivered ON events(seq) WHERE delivered_at IS NULL")
-    db.execute(
-        "CREATE TABLE accepted_units (gtin TEXT NOT NULL, serial TEXT NOT NULL, seq INTEGER NOT NULL,"
-        " at REAL NOT NULL, PRIMARY KEY (gtin, serial)) WITHOUT ROWID"
-    )
-    db.table("results").create(
-        {"event_id": str, "seq": int, "service": str, "ok": int, "code": str, "message": str, "at": str},
-        pk="event_id",
-    )
-    db.execute(
-        "CREATE TABLE recalls (gtin TEXT NOT NULL, batch TEXT NOT NULL, note TEXT, PRIMARY KEY (gtin, batch))"
-        " WITHOUT ROWID"
-    )
-    db.execute(
-        "CREATE TABLE expected (gtin TEXT NOT NULL, serial TEXT NOT NULL, delivery TEXT,"
-        " PRIMARY KEY (gtin, serial)) WITHOUT ROWID"
-    )
-    db.table("meta").create({"key": str, "value": str}, pk="key")
+MIGRATION_1 = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, id TEXT NOT NULL, at TEXT NOT NULL, source TEXT, raw BLOB NOT NULL,
+    ok INTEGER NOT NULL, reason TEXT, message TEXT, gtin TEXT, serial TEXT, batch TEXT, expiry TEXT,
+    production_date TEXT, sscc TEXT, recovered INTEGER, payload BLOB NOT NULL,
+    rereads INTEGER NOT NULL DEFAULT 0, sent_at REAL, delivered_at TEXT);
+CREATE UNIQUE INDEX idx_events_id ON events (id);
+CREATE INDEX events_undelivered ON events (seq) WHERE delivered_at IS NULL;
+CREATE TABLE accepted_units (gtin TEXT NOT NULL, serial TEXT NOT NULL, seq INTEGER NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (gtin, serial)) WITHOUT ROWID;
+CREATE TABLE results (event_id TEXT PRIMARY KEY, seq INTEGER, service TEXT, ok INTEGER, code TEXT, message TEXT,
+    at TEXT);
+CREATE TABLE recalls (gtin TEXT NOT NULL, batch TEXT NOT NULL, note TEXT, PRIMARY KEY (gtin, batch)) WITHOUT ROWID;
+CREATE TABLE expected (gtin TEXT NOT NULL, serial TEXT NOT NULL, delivery TEXT, PRIMARY KEY (gtin, serial))
+    WITHOUT ROWID;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+"""The first schema, in plain SQL (the same tables sqlite-utils made before 0.2: files made then open as they are)."""
 
 
 #: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+MIGRATIONS: list[str] = [MIGRATION_1]
 
 
 @dataclass(frozen=True)
@@ -141,11 +111,12 @@ class Store:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise StorageError(f"{self.path}: schema version {version} is newer than this station knows")
-        db = sqlite_utils.Database(conn)
         for n in range(version, len(MIGRATIONS)):
             conn.execute("BEGIN IMMEDIATE")
             try:
-                MIGRATIONS[n](db)
+                for statement in MIGRATIONS[n].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {n + 1}")
                 conn.execute("COMMIT")
             except BaseException:

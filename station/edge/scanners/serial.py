@@ -1,6 +1,6 @@
 """Scanners: things that yield raw scans. The station never knows which kind it has.
 
-Each scanner runs in its own thread and hands :class:`~station.events.Scan` values to a callback;
+Each scanner runs in its own thread and hands :class:`~station.edge.events.Scan` values to a callback;
 the station funnels them into one queue so one thread judges and records them in arrival order.
 """
 
@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
-from station.events import Scan
-from station.framing import Framer
+from station.edge.events import Scan
+from station.edge.scanners.framing import Framer
 
 log = logging.getLogger(__name__)
 

@@ -16,15 +16,15 @@ from datetime import date
 from typing import Any
 
 from station import __version__
-from station.actuator import RejectArm
-from station.config import Config
-from station.events import Event, Scan, utc_iso
-from station.feedback import Feedback, Signal, signal_for
-from station.reasons import Reason
-from station.rules import Debounce, Rules
-from station.store import StorageError, Store
-from station.uplink import NoUplink, Result, Uplink
-from station.verdict import Verdict, judge
+from station.edge.config import Config
+from station.edge.events import Event, Scan, utc_iso
+from station.edge.outputs.feedback import Feedback, Signal, signal_for
+from station.edge.outputs.reject import RejectArm
+from station.edge.rules import Debounce, Rules
+from station.edge.store import StorageError, Store
+from station.edge.uplink import NoUplink, Result, Uplink
+from station.gs1.reasons import Reason
+from station.gs1.verdict import Verdict, judge
 
 log = logging.getLogger("station.scan")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from station.reasons import Reason
-from station.store import Store
-from station.verdict import Verdict
+from station.edge.store import Store
+from station.gs1.reasons import Reason
+from station.gs1.verdict import Verdict
 
 
 class Debounce:

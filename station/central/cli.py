@@ -15,33 +15,32 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
-from station import logs
+from station import runtime
+from station.runtime import dispatch, load_or_exit
 
 DEFAULT_CONFIG = "/etc/karekod-submitter/submitter.toml"
 log = logging.getLogger("submitter")
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from station.cli import load_or_exit
-    from station.submitter.config import load
+    from station.central.config import load
 
     return load_or_exit(load, args.config, "station-submitter")
 
 
 def _ledger(args: argparse.Namespace) -> Any:
-    from station.submitter.ledger import Ledger
+    from station.central.ledger import Ledger
 
     config = _config(args)
     return config, Ledger(config.ledger, config.id)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from station import systemd
-    from station.config import ConfigError
-    from station.submitter.central import Central
-    from station.submitter.notifier import Notifier
+    from station.central.ingest import Central
+    from station.central.notifier import Notifier
+    from station.tomlcheck import ConfigError
 
-    logs.setup(args.log_level)
+    runtime.setup_logging(args.log_level)
     config, ledger = _ledger(args)
     central = Central(config, ledger)
     try:
@@ -63,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     ]
     for t in threads:
         t.start()
-    systemd.notify("READY=1")
+    runtime.notify("READY=1")
     log.info(
         "submitter %s ready: %s environment, ledger %s, %d site(s)",
         config.id,
@@ -72,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         len(config.sites),
     )
     while not stop.wait(1):
-        systemd.notify("WATCHDOG=1")
+        runtime.notify("WATCHDOG=1")
     for t in threads:
         t.join(10)
     central.stop()
@@ -81,9 +80,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from station.submitter.sandbox import Sandbox, make_server
+    from station.central.services.sandbox import Sandbox, make_server
 
-    logs.setup("INFO")
+    runtime.setup_logging("INFO")
     sandbox = Sandbox(args.latency_ms, args.error_rate, args.lost_answer_rate)
     if args.seed:
         with open(args.seed, encoding="utf-8") as f:
@@ -105,7 +104,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """The file, and whether this environment's credentials can be read (they are not shown)."""
-    from station.config import ConfigError
+    from station.tomlcheck import ConfigError
 
     config = _config(args)
     problems = []
@@ -194,7 +193,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from station.submitter.notifier import Notifier
+    from station.central.notifier import Notifier
 
     config, ledger = _ledger(args)
     notifier = Notifier(config, ledger)
@@ -298,7 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from station.cli import dispatch
 
     return dispatch(build_parser(), argv)
 

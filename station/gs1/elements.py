@@ -1,7 +1,7 @@
 """GS1 element strings: application identifiers, check digits, dates, character set 82.
 
 The mechanics a karekod reader needs and nothing about karekods themselves (that is
-``station.reader``). References: GS1 General Specifications §3 (AIs), §7.9.1 (check digits),
+``station.gs1.reader``). References: GS1 General Specifications §3 (AIs), §7.9.1 (check digits),
 §7.12 (the century of a YYMMDD date), §7.11 (character set 82).
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 
-from station.gs1_ai_table import AIS
-from station.reasons import Reason
+from station.gs1.ai_table import AIS
+from station.gs1.reasons import Reason
 
 GS = "\x1d"
 """Group separator: how a scanner transmits FNC1 between fields."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from station.config import STATION_ID, Check, ConfigError, _at_least, _one_of, _typed, read_file, read_toml
+from station.tomlcheck import STATION_ID, Check, ConfigError, at_least, one_of, read_file, read_toml, typed
 
 UTS_URLS = {"test": "https://utstest.saglik.gov.tr", "production": "https://utsuygulama.saglik.gov.tr"}
 ITS_URLS = {"test": "https://itstest2.saglik.gov.tr", "production": "https://its2.saglik.gov.tr"}
@@ -107,9 +107,9 @@ class SubmitterConfig:
 
 SCHEMA: dict[str, dict[str, Check]] = {
     "submitter": {
-        "id": _typed(str, lambda v: None if STATION_ID.fullmatch(v) else "must be letters, digits, - or _"),
-        "environment": _typed(str, _one_of("test", "production")),
-        "ledger": _typed(
+        "id": typed(str, lambda v: None if STATION_ID.fullmatch(v) else "must be letters, digits, - or _"),
+        "environment": typed(str, one_of("test", "production")),
+        "ledger": typed(
             str,
             lambda v: (
                 None
@@ -117,22 +117,22 @@ SCHEMA: dict[str, dict[str, Check]] = {
                 else "must be sqlite:///PATH or postgresql://..."
             ),
         ),
-        "timeout_seconds": _typed(float, _at_least(1)),
-        "max_attempts": _typed(int, _at_least(1)),
+        "timeout_seconds": typed(float, at_least(1)),
+        "max_attempts": typed(int, at_least(1)),
     },
     "mqtt": {
-        "host": _typed(str),
-        "port": _typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
-        "prefix": _typed(str),
-        "username": _typed(str),
-        "password_file": _typed(str),
-        "password_env": _typed(str),
-        "tls": _typed(bool),
-        "ca_file": _typed(str),
-        "shared_subscription": _typed(bool),
+        "host": typed(str),
+        "port": typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
+        "prefix": typed(str),
+        "username": typed(str),
+        "password_file": typed(str),
+        "password_env": typed(str),
+        "tls": typed(bool),
+        "ca_file": typed(str),
+        "shared_subscription": typed(bool),
     },
-    "uts": {"concurrency": _typed(int, _at_least(1))},
-    "its": {"batch_size": _typed(int, _at_least(1)), "batch_wait_ms": _typed(int, _at_least(0))},
+    "uts": {"concurrency": typed(int, at_least(1))},
+    "its": {"batch_size": typed(int, at_least(1)), "batch_wait_ms": typed(int, at_least(0))},
 }
 
 

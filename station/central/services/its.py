@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from station.submitter.http import AuthFailed, Http, InDoubt
+from station.central.services.http import AuthFailed, Http, InDoubt
 
 SUCCESS = "00000"
 

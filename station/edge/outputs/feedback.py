@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from gpiozero.tones import Tone
 
-from station.config import FeedbackConfig, Pattern
-from station.reasons import Reason
-from station.verdict import Verdict
+from station.edge.config import FeedbackConfig, Pattern
+from station.gs1.reasons import Reason
+from station.gs1.verdict import Verdict
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from station.submitter.http import Http, InDoubt
+from station.central.services.http import Http, InDoubt
 
 REST = "/UTS/uh/rest"
 

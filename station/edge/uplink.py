@@ -39,8 +39,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from station.config import MqttConfig
-from station.store import StorageError, Store
+from station.edge.config import MqttConfig
+from station.edge.store import StorageError, Store
 
 log = logging.getLogger(__name__)
 

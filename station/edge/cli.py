@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from typing import Any, BinaryIO
 
-from station import __version__
+from station import __version__, runtime
+from station.runtime import dispatch, load_or_exit
 
 DEFAULT_CONFIG = "/etc/karekod-station/station.toml"
 
@@ -30,15 +31,15 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    from station.reader import Profile
-    from station.verdict import Policy, judge
+    from station.gs1.reader import Profile
+    from station.gs1.verdict import Policy, judge
 
     today = date.fromisoformat(args.today) if args.today else date.today()
     policy = Policy(Profile(args.profile), args.min_shelf_life_days)
     out = sys.stdout
     scans: Iterator[bytes]
     if args.hid_events:
-        from station.hid import KeyDecoder, key_code, read_recording, replay
+        from station.edge.scanners.hid import KeyDecoder, key_code, read_recording, replay
 
         decoder = KeyDecoder(args.layout, key_code(args.gs_key) if args.gs_key else None)
         with open(args.hid_events, encoding="utf-8") as f:
@@ -52,35 +53,24 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_or_exit(load: Callable[[str], Any], path: str, prog: str) -> Any:
-    """A checked configuration, or exit 2 with every problem listed (shared with station-submitter)."""
-    from station.config import ConfigError
-
-    try:
-        return load(path)
-    except ConfigError as e:
-        print(f"{prog}: bad configuration, not starting:\n{e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def _config(args: argparse.Namespace) -> Any:
-    from station.config import load
+    from station.edge.config import load
 
     return load_or_exit(load, args.config, "station")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from station import logs
-    from station.daemon import run
+    from station.edge.daemon import run
 
-    logs.setup(args.log_level)
+    runtime.setup_logging(args.log_level)
     config = _config(args)
     drain = args.drain_seconds if args.drain_seconds is not None else (3.0 if args.simulate else 0.0)
     return run(config, simulate=args.simulate, drain_seconds=drain)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from station.config import ConfigError, load
+    from station.edge.config import load
+    from station.tomlcheck import ConfigError
 
     try:
         config = load(args.file)
@@ -94,10 +84,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_test_feedback(args: argparse.Namespace) -> int:
     import time
 
-    from station import logs
-    from station.feedback import GpioFeedback, Signal, simulated_pin_factory
+    from station.edge.outputs.feedback import GpioFeedback, Signal, simulated_pin_factory
 
-    logs.setup("INFO")
+    runtime.setup_logging("INFO")
     config = _config(args)
     factory = None
     if args.simulate:
@@ -118,7 +107,7 @@ def cmd_test_feedback(args: argparse.Namespace) -> int:
 
 
 def _read_store(args: argparse.Namespace) -> Any:
-    from station.store import StorageError, Store
+    from station.edge.store import StorageError, Store
 
     store = Store(_config(args).storage.path, readonly=True)
     try:
@@ -133,8 +122,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from station.daemon import status_path
-    from station.pipeline import _age
+    from station.edge.daemon import status_path
+    from station.edge.pipeline import _age
 
     config = _config(args)
     store = _read_store(args)
@@ -198,7 +187,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from station.pipeline import _age
+    from station.edge.pipeline import _age
 
     stats = _read_store(args).stats()
     age = _age(stats.oldest_undelivered_at)
@@ -283,14 +272,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from station import logs
-    from station.config import ScannerConfig
-    from station.daemon import make_scanner
-    from station.events import Scan
-    from station.hid import HidScanner
-    from station.verdict import Policy, judge
+    from station.edge.config import ScannerConfig
+    from station.edge.daemon import make_scanner
+    from station.edge.events import Scan
+    from station.edge.scanners.hid import HidScanner
+    from station.gs1.verdict import Policy, judge
 
-    logs.setup("WARNING")
+    runtime.setup_logging("WARNING")
     if args.port or args.device:
         sc = ScannerConfig(
             type="serial" if args.port else "hid",
@@ -428,18 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue)
     return parser
-
-
-def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """Run the chosen subcommand: Ctrl+C is exit 130, a closed pipe (``| head``) is no error."""
-    args = parser.parse_args(argv)
-    func: Callable[[argparse.Namespace], int] = args.func
-    try:
-        return int(func(args))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,15 +18,16 @@ import time
 from types import FrameType
 from typing import Any, BinaryIO
 
-from station import pins, systemd
-from station.actuator import RejectArm
-from station.config import Config, ScannerConfig
-from station.events import Scan
-from station.feedback import GpioFeedback, Signal, simulated_pin_factory
-from station.pipeline import Station
-from station.scanners import Scanner, SerialScanner, StreamScanner
-from station.store import StorageError, Store
-from station.uplink import MqttUplink, NoUplink, Uplink
+from station import runtime
+from station.edge.config import Config, ScannerConfig
+from station.edge.events import Scan
+from station.edge.outputs import pins
+from station.edge.outputs.feedback import GpioFeedback, Signal, simulated_pin_factory
+from station.edge.outputs.reject import RejectArm
+from station.edge.pipeline import Station
+from station.edge.scanners.serial import Scanner, SerialScanner, StreamScanner
+from station.edge.store import StorageError, Store
+from station.edge.uplink import MqttUplink, NoUplink, Uplink
 
 log = logging.getLogger("station")
 
@@ -63,7 +64,7 @@ def make_scanner(sc: ScannerConfig, stdin: BinaryIO) -> Scanner:
     if sc.type == "serial":
         return SerialScanner(sc.port, sc.baudrate, sc.suffix, sc.idle_ms, sc.max_length, sc.name or sc.port)
     if sc.type == "hid":
-        from station.hid import HidScanner
+        from station.edge.scanners.hid import HidScanner
 
         return HidScanner(sc.device, sc.layout, sc.gs_key, max(sc.idle_ms, 20), sc.max_length, sc.name or sc.device)
     return StreamScanner(stdin, sc.name or "stdin", sc.max_length)
@@ -159,7 +160,7 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
         t.start()
         threads.append(t)
     uplink.start()
-    systemd.notify("READY=1")
+    runtime.notify("READY=1")
     log.info(
         "station %s ready: %s, profile %s, storage %s, mqtt %s",
         config.station.id,
@@ -185,7 +186,7 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
                 log.error("stopping: a scanner thread died (%s); systemd restarts the station", ", ".join(crashed))
                 exit_code = 1
                 break
-            systemd.notify("WATCHDOG=1")  # only a scan loop that goes round feeds the watchdog
+            runtime.notify("WATCHDOG=1")  # only a scan loop that goes round feeds the watchdog
             now = time.monotonic()
             if now >= next_status:
                 for scanner in scanners:
@@ -211,7 +212,7 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
         while not stop.is_set() and time.monotonic() < deadline and _backlog(store):
             stop.wait(0.2)
     finally:
-        systemd.notify("STOPPING=1")
+        runtime.notify("STOPPING=1")
         stop.set()
         uplink.stop()
         feedback.close()

@@ -7,27 +7,26 @@ file the daemon starts with, and a bad one is refused with the same words.
 from __future__ import annotations
 
 import re
-import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from station.reader import Profile
-from station.verdict import Policy
+from station.gs1.reader import Profile
+from station.gs1.verdict import Policy
+from station.tomlcheck import (
+    STATION_ID,
+    Check,
+    ConfigError,
+    at_least,
+    line_of,
+    one_of,
+    read_file,
+    read_toml,
+    typed,
+)
 
 OPERATIONS = ("receipt", "dispatch", "use", "return", "deactivation")
 LEDS = ("green", "amber", "red")
-STATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used; ``problems`` has one line per bad key."""
-
-    def __init__(self, path: str, problems: list[str]) -> None:
-        self.path = path
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)
@@ -156,29 +155,6 @@ class Config:
 
 # -- checking ---------------------------------------------------------------------------------
 
-Check = Callable[[Any], str | None]
-"""A value check: None when fine, otherwise what is wrong."""
-
-
-def _typed(kind: type, also: Check | None = None) -> Check:
-    def check(v: Any) -> str | None:
-        ok = isinstance(v, kind) and not (kind in (int, float) and isinstance(v, bool))
-        if kind is float and isinstance(v, int) and not isinstance(v, bool):
-            ok = True
-        if not ok:
-            return f"must be {'a number' if kind in (int, float) else kind.__name__}"
-        return also(v) if also else None
-
-    return check
-
-
-def _at_least(lo: float) -> Check:
-    return lambda v: None if v >= lo else f"must be at least {lo}"
-
-
-def _one_of(*choices: str) -> Check:
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
-
 
 def _pin(v: int) -> str | None:
     return None if 0 <= v <= 27 else "must be a BCM GPIO number from 0 to 27"
@@ -186,26 +162,26 @@ def _pin(v: int) -> str | None:
 
 SCHEMA: dict[str, dict[str, Check]] = {
     "station": {
-        "id": _typed(str, lambda v: None if STATION_ID.fullmatch(v) else "must be 1-64 letters, digits, - or _"),
-        "site": _typed(str),
-        "operation": _typed(str, _one_of(*OPERATIONS)),
+        "id": typed(str, lambda v: None if STATION_ID.fullmatch(v) else "must be 1-64 letters, digits, - or _"),
+        "site": typed(str),
+        "operation": typed(str, one_of(*OPERATIONS)),
     },
     "reader": {
-        "profile": _typed(str, _one_of(*(p.value for p in Profile))),
-        "min_shelf_life_days": _typed(int, _at_least(0)),
-        "debounce_seconds": _typed(float, _at_least(0)),
-        "duplicate_retention_days": _typed(int, _at_least(1)),
+        "profile": typed(str, one_of(*(p.value for p in Profile))),
+        "min_shelf_life_days": typed(int, at_least(0)),
+        "debounce_seconds": typed(float, at_least(0)),
+        "duplicate_retention_days": typed(int, at_least(1)),
     },
     "scanner": {
-        "type": _typed(str, _one_of("stdin", "serial", "hid")),
-        "port": _typed(str),
-        "baudrate": _typed(int, _at_least(300)),
-        "suffix": _typed(str, _one_of("auto", "cr", "lf", "crlf", "tab", "none")),
-        "idle_ms": _typed(int, _at_least(5)),
-        "max_length": _typed(int, _at_least(64)),
-        "device": _typed(str),
-        "layout": _typed(str, _one_of("us", "tr-q", "tr-f")),
-        "gs_key": _typed(
+        "type": typed(str, one_of("stdin", "serial", "hid")),
+        "port": typed(str),
+        "baudrate": typed(int, at_least(300)),
+        "suffix": typed(str, one_of("auto", "cr", "lf", "crlf", "tab", "none")),
+        "idle_ms": typed(int, at_least(5)),
+        "max_length": typed(int, at_least(64)),
+        "device": typed(str),
+        "layout": typed(str, one_of("us", "tr-q", "tr-f")),
+        "gs_key": typed(
             str,
             lambda v: (
                 None if not v or re.fullmatch(r"KEY_[A-Z0-9]+|\d+", v) else "must be an evdev key name such as KEY_F12"
@@ -213,100 +189,58 @@ SCHEMA: dict[str, dict[str, Check]] = {
         ),
     },
     "storage": {
-        "path": _typed(str, lambda v: None if v else "must not be empty"),
-        "max_size_mb": _typed(int, _at_least(0)),
-        "keep_delivered_days": _typed(int, _at_least(1)),
+        "path": typed(str, lambda v: None if v else "must not be empty"),
+        "max_size_mb": typed(int, at_least(0)),
+        "keep_delivered_days": typed(int, at_least(1)),
     },
     "mqtt": {
-        "enabled": _typed(bool),
-        "host": _typed(str),
-        "port": _typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
-        "prefix": _typed(str, lambda v: None if v and not {"+", "#"} & set(v) else "must be a topic without + or #"),
-        "client_id": _typed(str),
-        "username": _typed(str),
-        "password_file": _typed(str),
-        "tls": _typed(bool),
-        "ca_file": _typed(str),
-        "cert_file": _typed(str),
-        "key_file": _typed(str),
-        "keepalive": _typed(int, _at_least(5)),
-        "ack_timeout_seconds": _typed(float, _at_least(1)),
-        "status_interval_seconds": _typed(float, _at_least(1)),
-        "window": _typed(int, _at_least(1)),
-        "wait_for_central": _typed(bool),
+        "enabled": typed(bool),
+        "host": typed(str),
+        "port": typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
+        "prefix": typed(str, lambda v: None if v and not {"+", "#"} & set(v) else "must be a topic without + or #"),
+        "client_id": typed(str),
+        "username": typed(str),
+        "password_file": typed(str),
+        "tls": typed(bool),
+        "ca_file": typed(str),
+        "cert_file": typed(str),
+        "key_file": typed(str),
+        "keepalive": typed(int, at_least(5)),
+        "ack_timeout_seconds": typed(float, at_least(1)),
+        "status_interval_seconds": typed(float, at_least(1)),
+        "window": typed(int, at_least(1)),
+        "wait_for_central": typed(bool),
     },
     "feedback": {
-        "green_pin": _typed(int, _pin),
-        "amber_pin": _typed(int, _pin),
-        "red_pin": _typed(int, _pin),
-        "buzzer_pin": _typed(int, _pin),
-        "buzzer_type": _typed(str, _one_of("active", "tonal")),
-        "active_high": _typed(bool),
-        "stack_green_pin": _typed(int, lambda v: None if v == -1 else _pin(v)),
-        "stack_amber_pin": _typed(int, lambda v: None if v == -1 else _pin(v)),
-        "stack_red_pin": _typed(int, lambda v: None if v == -1 else _pin(v)),
-        "stack_active_high": _typed(bool),
-        "pin_factory": _typed(str, _one_of("auto", "lgpio", "rpigpio", "mock")),
+        "green_pin": typed(int, _pin),
+        "amber_pin": typed(int, _pin),
+        "red_pin": typed(int, _pin),
+        "buzzer_pin": typed(int, _pin),
+        "buzzer_type": typed(str, one_of("active", "tonal")),
+        "active_high": typed(bool),
+        "stack_green_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
+        "stack_amber_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
+        "stack_red_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
+        "stack_active_high": typed(bool),
+        "pin_factory": typed(str, one_of("auto", "lgpio", "rpigpio", "mock")),
     },
     "reject": {
-        "enabled": _typed(bool),
-        "pin": _typed(int, _pin),
-        "delay_ms": _typed(int, _at_least(0)),
-        "pulse_ms": _typed(int, _at_least(10)),
-        "mode": _typed(str, _one_of("pulse", "hold_to_pass")),
-        "active_high": _typed(bool),
+        "enabled": typed(bool),
+        "pin": typed(int, _pin),
+        "delay_ms": typed(int, at_least(0)),
+        "pulse_ms": typed(int, at_least(10)),
+        "mode": typed(str, one_of("pulse", "hold_to_pass")),
+        "active_high": typed(bool),
     },
 }
 PATTERN_SCHEMA: dict[str, Check] = {
-    "led": _typed(str, _one_of(*LEDS)),
-    "seconds": _typed(float, _at_least(0.01)),
-    "blinks": _typed(int, _at_least(1)),
-    "beeps": _typed(int, _at_least(0)),
-    "beep_seconds": _typed(float, _at_least(0)),
-    "tone": _typed(str, lambda v: None if re.fullmatch(r"[A-G][#b]?[0-8]", v) else "must be a note such as A4"),
+    "led": typed(str, one_of(*LEDS)),
+    "seconds": typed(float, at_least(0.01)),
+    "blinks": typed(int, at_least(1)),
+    "beeps": typed(int, at_least(0)),
+    "beep_seconds": typed(float, at_least(0)),
+    "tone": typed(str, lambda v: None if re.fullmatch(r"[A-G][#b]?[0-8]", v) else "must be a note such as A4"),
 }
-
-
-def _line_index(text: str) -> dict[tuple[str, str], int]:
-    """(table, key) -> line number, so problems point at the line a technician must edit."""
-    index: dict[tuple[str, str], int] = {}
-    table = ""
-    for no, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        header = re.match(r"\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]", stripped)
-        if header and not stripped.startswith("[["):
-            table = header.group(1).replace(" ", "")
-            index.setdefault((table, ""), no)
-            continue
-        key = re.match(r'([A-Za-z0-9_\-]+|"[^"]*")\s*=', stripped)
-        if key:
-            index.setdefault((table, key.group(1).strip('"')), no)
-    return index
-
-
-def read_toml(text: str, path: str) -> tuple[dict[str, Any], Callable[..., str]]:
-    """Parsed TOML and ``where(table, key="")``, which names the ``file:line`` of a key for messages.
-
-    Shared by the station's and the submitter's configuration.
-    """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, [f"{path}: not valid TOML: {e}"]) from None
-    lines = _line_index(text)
-
-    def where(table: str, key: str = "") -> str:
-        no = lines.get((table, key)) or lines.get((table, ""))
-        return f"{path}:{no}" if no else path
-
-    return data, where
-
-
-def read_file(path: str | Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(str(path), [f"{path}: cannot read: {e.strerror or e}"]) from None
 
 
 def parse(text: str, path: str = "<config>") -> Config:
@@ -396,7 +330,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         pin = rj.get("pin", RejectConfig.pin)
         problems.append(f"{where('reject', 'pin')}: [reject] pin = {pin}: also used by [feedback] {pins[pin]}")
     if problems:
-        raise ConfigError(path, sorted(problems, key=_line_of))
+        raise ConfigError(path, sorted(problems, key=line_of))
     reader = dict(tables["reader"])
     if "profile" in reader:
         reader["profile"] = Profile(reader["profile"])
@@ -410,11 +344,6 @@ def parse(text: str, path: str = "<config>") -> Config:
         reject=RejectConfig(**tables["reject"]),
         path=path,
     )
-
-
-def _line_of(problem: str) -> int:
-    m = re.match(r"[^:]*:(\d+):", problem)
-    return int(m.group(1)) if m else 0
 
 
 def load(path: str | Path) -> Config:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from station.verdict import Verdict
+from station.gs1.verdict import Verdict
 
 SCHEMA = "karekod.event/1"
 
@@ -29,7 +29,7 @@ class Scan:
     mono: float = 0.0
     """Monotonic time (``time.monotonic()``): for debounce and the reject arm, never for records."""
     terminated_by: str = ""
-    """What ended the scan on the wire: ``suffix``, ``idle``, ``overflow`` (see station.framing)."""
+    """What ended the scan on the wire: ``suffix``, ``idle``, ``overflow`` (see station.edge.scanners.framing)."""
 
 
 @dataclass(frozen=True, slots=True)
