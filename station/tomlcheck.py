@@ -94,3 +94,11 @@ def read_file(path: str | Path) -> str:
 def line_of(problem: str) -> int:
     m = re.match(r"[^:]*:(\d+):", problem)
     return int(m.group(1)) if m else 0
+
+
+def port() -> Check:
+    return typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535")
+
+
+def topic_prefix() -> Check:
+    return typed(str, lambda v: None if v and not {"+", "#"} & set(v) else "must be a topic without + or #")

@@ -19,8 +19,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from station.wire import AckMessage, CentralStatus, State
+
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "karekod/v1"
+ONLINE = CentralStatus(state=State.ONLINE, submitter="test").to_json()
+OFFLINE = CentralStatus(state=State.OFFLINE, submitter="test").to_json()
 
 
 def free_port() -> int:
@@ -96,7 +100,7 @@ class Central:
             CallbackAPIVersion.VERSION2, client_id=f"central-{port}-{time.monotonic_ns()}", protocol=mqtt.MQTTv5
         )
         self.client.reconnect_delay_set(0.2, 1)
-        self.client.will_set(f"{PREFIX}/central/status/test", json.dumps({"state": "offline"}), qos=1, retain=True)
+        self.client.will_set(f"{PREFIX}/central/status/test", OFFLINE, qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()
@@ -109,7 +113,7 @@ class Central:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         client.subscribe([(f"{PREFIX}/stations/+/events", 1), (f"{PREFIX}/stations/+/status", 1)])
-        client.publish(f"{PREFIX}/central/status/test", json.dumps({"state": "online"}), qos=1, retain=True)
+        client.publish(f"{PREFIX}/central/status/test", ONLINE, qos=1, retain=True)
         self.connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
@@ -129,7 +133,7 @@ class Central:
             with self.lock:
                 pending, self._pending = self._pending, {}
             for station, ids in pending.items():
-                self.client.publish(f"{PREFIX}/stations/{station}/acks", json.dumps({"ids": ids}), qos=1)
+                self.client.publish(f"{PREFIX}/stations/{station}/acks", AckMessage(ids=tuple(ids)).to_json(), qos=1)
 
     def publish_result(self, station: str, body: dict[str, Any]) -> None:
         self.client.publish(f"{PREFIX}/stations/{station}/results", json.dumps(body), qos=1).wait_for_publish(5)
@@ -147,9 +151,7 @@ class Central:
 
     def close(self) -> None:
         self._stop.set()
-        self.client.publish(
-            f"{PREFIX}/central/status/test", json.dumps({"state": "offline"}), qos=1, retain=True
-        ).wait_for_publish(5)
+        self.client.publish(f"{PREFIX}/central/status/test", OFFLINE, qos=1, retain=True).wait_for_publish(5)
         self.client.disconnect()
         self.client.loop_stop()
 

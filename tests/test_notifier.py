@@ -18,16 +18,23 @@ from scans import gtin
 from station.central.config import load
 from station.central.ledger import Ledger
 from station.central.notifier import Notifier
+from station.wire import EventMessage
 
 PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def event(station: str, seq: int, g: str, sn: str, ok: bool = True, **kw: Any) -> tuple[str, dict[str, Any]]:
+def event(station: str, seq: int, g: str, sn: str, ok: bool = True, **kw: Any) -> tuple[str, EventMessage]:
+    """An event as a station would send it: (its JSON text, the checked message)."""
     e = {
         "schema": "karekod.event/1",
         "id": str(uuid.uuid4()),
         "seq": seq,
         "station": station,
+        "site": "",
+        "at": "2026-01-01T10:00:00.000Z",
+        "source": "test",
+        "raw": "",
+        "raw_hex": "",
         "ok": ok,
         "gtin": g,
         "serial": sn,
@@ -36,7 +43,8 @@ def event(station: str, seq: int, g: str, sn: str, ok: bool = True, **kw: Any) -
         "operation": "receipt",
         **kw,
     }
-    return json.dumps(e), e
+    text = json.dumps(e)
+    return text, EventMessage.from_json(text)
 
 
 @pytest.fixture
@@ -154,7 +162,9 @@ def test_rejected_events_and_unknown_stations(tmp_path: Path, sandbox: SandboxSe
     again = ledger.ingest([event("line-1", 1, gtin(0), "X")], notifier.config.site_of)  # a new id: new event
     assert len(again) == 1
     first = ledger.query("SELECT payload FROM events WHERE station = 'ghost-9'")[0][0]
-    ledger.ingest([(first, json.loads(first))], notifier.config.site_of)  # the same event again: no duplicate
+    ledger.ingest(
+        [(first, EventMessage.from_json(first))], notifier.config.site_of
+    )  # the same event again: no duplicate
     assert ledger.query("SELECT count(*) FROM events")[0][0] == 3
 
 

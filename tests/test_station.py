@@ -19,8 +19,8 @@ from station.edge.outputs.feedback import GpioFeedback, Signal
 from station.edge.pipeline import Station
 from station.edge.rules import Debounce
 from station.edge.store import MIGRATIONS, StorageError, Store
-from station.edge.uplink import Result
 from station.gs1.reasons import Reason
+from station.wire import ResultMessage, Service
 
 GS = "\x1d"
 TODAY = date(2026, 1, 1)
@@ -284,7 +284,7 @@ def test_service_refusal_shows_its_own_signal_and_is_listed(tmp_path: Path, fact
     assert event is not None
     seq = st.store.record_result(event.id, "its", False, "10204", "Ürün daha önce satılmış")
     assert seq == event.seq
-    st.on_result(Result(event.id, seq, "its", False, "10204", "Ürün daha önce satılmış"))
+    st.on_result((seq, ResultMessage(event.id, False, Service.ITS, code="10204", message="Ürün daha önce satılmış")))
     time.sleep(0.05)
     assert shows(st, "red") and factory.pin(22).states[-1].state  # refused_later blinks red
     rows = st.store.events(5, "refused_later")

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from station import runtime
+from station.central.ledger import JobState
 from station.runtime import dispatch, load_or_exit
 
 DEFAULT_CONFIG = "/etc/karekod-submitter/submitter.toml"
@@ -156,7 +157,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_failures(args: argparse.Namespace) -> int:
     _, ledger = _ledger(args)
-    jobs = ledger.jobs("state IN ('refused', 'failed', 'in_doubt')", limit=args.last)
+    jobs = ledger.jobs(f"state IN ('{JobState.REFUSED}', '{JobState.FAILED}', '{JobState.IN_DOUBT}')", limit=args.last)
     for j in jobs:
         row = {
             "event_id": j.event_id,

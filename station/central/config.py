@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from station.tomlcheck import STATION_ID, Check, ConfigError, at_least, one_of, read_file, read_toml, typed
+from station.tomlcheck import (
+    STATION_ID,
+    Check,
+    ConfigError,
+    at_least,
+    one_of,
+    port,
+    read_file,
+    read_toml,
+    topic_prefix,
+    typed,
+)
 
 UTS_URLS = {"test": "https://utstest.saglik.gov.tr", "production": "https://utsuygulama.saglik.gov.tr"}
 ITS_URLS = {"test": "https://itstest2.saglik.gov.tr", "production": "https://its2.saglik.gov.tr"}
@@ -87,6 +98,9 @@ class SubmitterConfig:
     mqtt_password: Secret = Secret()
     mqtt_tls: bool = False
     mqtt_ca_file: str = ""
+    mqtt_cert_file: str = ""
+    """The submitter's own client certificate (with ``use_identity_as_username`` on the broker)."""
+    mqtt_key_file: str = ""
     shared_subscription: bool = False
     its_batch_size: int = 50
     its_batch_wait_ms: int = 500
@@ -122,13 +136,15 @@ SCHEMA: dict[str, dict[str, Check]] = {
     },
     "mqtt": {
         "host": typed(str),
-        "port": typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
-        "prefix": typed(str),
+        "port": port(),
+        "prefix": topic_prefix(),
         "username": typed(str),
         "password_file": typed(str),
         "password_env": typed(str),
         "tls": typed(bool),
         "ca_file": typed(str),
+        "cert_file": typed(str),
+        "key_file": typed(str),
         "shared_subscription": typed(bool),
     },
     "uts": {"concurrency": typed(int, at_least(1))},
@@ -252,6 +268,8 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
         mqtt_password=_secret(mqtt, "password"),
         mqtt_tls=bool(mqtt.get("tls", False)),
         mqtt_ca_file=str(mqtt.get("ca_file", "")),
+        mqtt_cert_file=str(mqtt.get("cert_file", "")),
+        mqtt_key_file=str(mqtt.get("key_file", "")),
         shared_subscription=bool(mqtt.get("shared_subscription", False)),
         its_batch_size=int(data.get("its", {}).get("batch_size", 50)),
         its_batch_wait_ms=int(data.get("its", {}).get("batch_wait_ms", 500)),

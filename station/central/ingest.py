@@ -7,8 +7,6 @@ re-sends what was not acked, and the ledger stores by event id, so neither makes
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import queue
 import threading
@@ -16,12 +14,27 @@ import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from station.central.config import SubmitterConfig
 from station.central.ledger import Job, Ledger
+from station.wire import (
+    AckMessage,
+    BadMessage,
+    Broker,
+    CentralStatus,
+    EventMessage,
+    Kind,
+    Operation,
+    ResultMessage,
+    Service,
+    State,
+    StationStatus,
+    Topics,
+    json_properties,
+    make_client,
+)
 
 log = logging.getLogger("submitter.mqtt")
 
@@ -31,29 +44,37 @@ class Central:
         self.config = config
         self.ledger = ledger
         self.batch = batch
-        self.prefix = config.mqtt_prefix.rstrip("/")
+        self.topics = Topics(config.mqtt_prefix)
+        self.status_topic = self.topics.central(config.id)
         self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.connected = threading.Event()
         self.ingested = 0
         self.refused = 0
+        """Messages refused at the edge (malformed, forged, unknown station): logged once each, PUBACKed."""
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
         cfg = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"karekod-submitter-{cfg.id}", protocol=mqtt.MQTTv5, manual_ack=True
+        password = cfg.mqtt_password.read("MQTT password") if cfg.mqtt_username else None
+        broker = Broker(
+            cfg.mqtt_host,
+            cfg.mqtt_port,
+            30,
+            cfg.mqtt_username,
+            password,
+            cfg.mqtt_tls,
+            cfg.mqtt_ca_file,
+            cfg.mqtt_cert_file,
+            cfg.mqtt_key_file,
         )
-        client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(1, 30)
-        if cfg.mqtt_username:
-            client.username_pw_set(cfg.mqtt_username, cfg.mqtt_password.read("MQTT password"))
-        if cfg.mqtt_tls:
-            client.tls_set(ca_certs=cfg.mqtt_ca_file or None)
-        client.will_set(
-            f"{self.prefix}/central/status/{cfg.id}",
-            json.dumps({"state": "offline", "submitter": cfg.id}),
-            qos=1,
-            retain=True,
+        will = CentralStatus(state=State.OFFLINE, submitter=cfg.id)
+        client = make_client(
+            broker,
+            f"karekod-submitter-{cfg.id}",
+            (self.status_topic, will),
+            manual_ack=True,
+            max_inflight=1000,
+            max_reconnect_delay=30,
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -70,12 +91,8 @@ class Central:
 
     def stop(self) -> None:
         if self.connected.is_set():
-            self.client.publish(
-                f"{self.prefix}/central/status/{self.config.id}",
-                json.dumps({"state": "offline", "submitter": self.config.id}),
-                qos=1,
-                retain=True,
-            ).wait_for_publish(3)
+            offline = CentralStatus(state=State.OFFLINE, submitter=self.config.id).to_json()
+            self.client.publish(self.status_topic, offline, qos=1, retain=True).wait_for_publish(3)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -83,17 +100,13 @@ class Central:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
-        events = f"{self.prefix}/stations/+/events"
+        events = self.topics.every_station(Kind.EVENTS)
         if self.config.shared_subscription:
             events = f"$share/karekod-submitters/{events}"
-        client.subscribe([(events, 1), (f"{self.prefix}/stations/+/status", 1)])
+        client.subscribe([(events, 1), (self.topics.every_station(Kind.STATUS), 1)])
         # Subscribed first, online second: stations start sending once they see this.
-        client.publish(
-            f"{self.prefix}/central/status/{self.config.id}",
-            json.dumps({"state": "online", "submitter": self.config.id}),
-            qos=1,
-            retain=True,
-        )
+        online = CentralStatus(state=State.ONLINE, submitter=self.config.id).to_json()
+        client.publish(self.status_topic, online, qos=1, retain=True, properties=json_properties())
         self.connected.set()
         log.info(
             "connected to %s:%s (session %s)",
@@ -126,49 +139,73 @@ class Central:
                     break
             try:
                 self._ingest(msgs)
-            except Exception:
-                log.exception("ingest failed; trying these %d message(s) again", len(msgs))
-                time.sleep(1)
-                for m in msgs:
-                    self.inbox.put(m)
+            except Exception as e:
+                self._isolate(msgs, e)
+
+    def _isolate(self, msgs: list[mqtt.MQTTMessage], error: Exception) -> None:
+        """A batch failed. Each message alone: when some go in and others still fail, those are
+        refused (a message the ledger cannot take must not stop the rest); when all fail, the
+        ledger itself is unwell, and the batch waits and is tried again, lost never."""
+        failed: list[mqtt.MQTTMessage] = []
+        if len(msgs) > 1:
+            for m in msgs:
+                try:
+                    self._ingest([m])
+                except Exception:
+                    failed.append(m)
+        else:
+            failed = msgs
+        if len(failed) < len(msgs):
+            for m in failed:
+                self._refuse(m, "the ledger could not store it")
+                if m.qos:
+                    self.client.ack(m.mid, m.qos)
+            return
+        log.error("ledger unavailable (%s); trying %d message(s) again in 1 s", error, len(msgs))
+        time.sleep(1)
+        for m in msgs:
+            self.inbox.put(m)
+
+    def _refuse(self, msg: mqtt.MQTTMessage, why: str) -> None:
+        self.refused += 1
+        log.warning("refused a message on %s: %s", msg.topic, why)
+
+    def parse(self, msg: mqtt.MQTTMessage) -> EventMessage | StationStatus:
+        """A message from a station, typed, or BadMessage: malformed, or its station is not the topic's."""
+        station, kind = self.topics.parse(msg.topic)
+        message: EventMessage | StationStatus
+        if kind is Kind.EVENTS:
+            message = EventMessage.from_json(msg.payload)
+        elif kind is Kind.STATUS:
+            message = StationStatus.from_json(msg.payload)
+        else:
+            raise BadMessage(f"a submitter does not take {kind or 'central status'} messages")
+        if message.station != station:
+            raise BadMessage(f"station {message.station!r} does not match the topic")
+        return message
 
     def _ingest(self, msgs: list[mqtt.MQTTMessage]) -> None:
-        events: list[tuple[str, dict[str, Any]]] = []
+        events: list[tuple[str, EventMessage]] = []
         for msg in msgs:
-            parts = msg.topic.split("/")
-            station = parts[-2] if len(parts) >= 2 else ""
-            if msg.topic.endswith("/status"):
-                with contextlib.suppress(ValueError):
-                    self.ledger.note_station(station, json.loads(msg.payload))
-                continue
             try:
-                text = msg.payload.decode("utf-8")
-                event = json.loads(text)
-                if not isinstance(event, dict) or not event.get("id") or "seq" not in event:
-                    raise ValueError("not an event")
-            except ValueError:
-                self.refused += 1
-                log.warning("refused a message on %s: not an event", msg.topic)
+                message = self.parse(msg)
+            except BadMessage as e:
+                self._refuse(msg, e.reason)
                 continue
-            if event.get("station") != station:
-                self.refused += 1
-                log.warning(
-                    "refused event %s: station %r does not match topic %s",
-                    event.get("id"),
-                    event.get("station"),
-                    msg.topic,
-                )
-                continue
-            events.append((text, event))
+            if isinstance(message, StationStatus):
+                self.ledger.note_station(message)
+            else:
+                events.append((bytes(msg.payload).decode("utf-8"), message))
         stored = self.ledger.ingest(events, self.config.site_of) if events else []
-        for msg in msgs:
+        for msg in msgs:  # refused ones too: a bad message never blocks the ones behind it
             if msg.qos:
                 self.client.ack(msg.mid, msg.qos)
         by_station: dict[str, list[str]] = {}
-        for _, e in events:
-            by_station.setdefault(e["station"], []).append(e["id"])
+        for _, event in events:
+            by_station.setdefault(event.station, []).append(event.id)
         for station, ids in by_station.items():
-            self.client.publish(f"{self.prefix}/stations/{station}/acks", json.dumps({"ids": ids}), qos=1)
+            ack = AckMessage(ids=tuple(ids)).to_json()
+            self.client.publish(self.topics.station(station, Kind.ACKS), ack, qos=1)
         self.ingested += len(stored)
 
     # -- results --
@@ -179,25 +216,19 @@ class Central:
             return []
         sent = []
         for j in jobs:
-            body = {
-                "event_id": j.event_id,
-                "service": j.service,
-                "operation": j.operation,
-                "ok": bool(j.ok),
-                "code": j.code or "",
-                "message": j.message or "",
-                "gtin": j.gtin,
-                "serial": j.serial,
-                "reference": j.reference or None,
-            }
-            sent.append(
-                (
-                    j.event_id,
-                    self.client.publish(
-                        f"{self.prefix}/stations/{j.station}/results", json.dumps(body, ensure_ascii=False), qos=1
-                    ),
-                )
+            result = ResultMessage(
+                event_id=j.event_id,
+                service=Service(j.service) if j.service else None,
+                operation=Operation(j.operation) if j.operation else None,
+                ok=bool(j.ok),
+                code=j.code or "",
+                message=j.message or "",
+                gtin=j.gtin,
+                serial=j.serial,
+                reference=j.reference or None,
             )
+            topic = self.topics.station(j.station, Kind.RESULTS)
+            sent.append((j.event_id, self.client.publish(topic, result.to_json(), qos=1)))
         done = []
         for event_id, info in sent:
             try:

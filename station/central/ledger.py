@@ -16,11 +16,15 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from station.central.config import Site
+from station.wire import EventMessage, StationStatus
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS events (
@@ -69,6 +73,27 @@ JOB_COLUMNS = (
 )
 
 
+class JobState(StrEnum):
+    """Where one unit's notification stands (the module's docstring draws the moves)."""
+
+    QUEUED = "queued"
+    IN_FLIGHT = "in_flight"
+    IN_DOUBT = "in_doubt"
+    DONE = "done"
+    REFUSED = "refused"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RequestState(StrEnum):
+    """Where one call to a national service stands."""
+
+    PREPARED = "prepared"
+    ANSWERED = "answered"
+    IN_DOUBT = "in_doubt"
+    NOT_SENT = "not_sent"
+
+
 @dataclass(frozen=True)
 class Job:
     event_id: str
@@ -80,7 +105,7 @@ class Job:
     serial: str | None
     batch: str | None
     expiry: str | None
-    state: str
+    state: JobState
     attempts: int
     next_at: float
     request_id: str | None
@@ -91,6 +116,12 @@ class Job:
     created_at: float
     updated_at: float
     published: int
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> Job:
+        """A job from a row of ``JOB_COLUMNS``."""
+        job = cls(*row)
+        return replace(job, state=JobState(job.state))
 
 
 @dataclass(frozen=True)
@@ -173,52 +204,53 @@ class Ledger:
 
     # -- ingest --
 
-    def ingest(self, events: Iterable[tuple[str, dict[str, Any]]], site_of: Any) -> list[str]:
+    def ingest(self, events: Iterable[tuple[str, EventMessage]], site_of: Callable[[str], Site | None]) -> list[str]:
         """Store events idempotently by id, with a job for each accepted unit; one commit.
 
-        ``events`` are (payload text, parsed payload). Returns the ids stored (new or already there).
+        ``events`` are (payload text as received, the checked message). Returns the ids stored
+        (new or already there).
         """
         now = time.time()
         event_rows, job_rows, stored = [], [], []
-        sites: dict[str, Any] = {}
+        sites: dict[str, Site | None] = {}
         for text, e in events:
-            g = e.get
             event_rows.append(
                 (
-                    e["id"],
-                    e["station"],
-                    int(e["seq"]),
-                    g("at"),
+                    e.id,
+                    e.station,
+                    e.seq,
+                    e.at,
                     now,
-                    int(bool(g("ok"))),
-                    g("reason"),
-                    g("operation"),
-                    g("gtin"),
-                    g("serial"),
-                    g("batch"),
-                    g("expiry"),
+                    int(e.ok),
+                    e.reason,
+                    e.operation,
+                    e.gtin,
+                    e.serial,
+                    e.batch,
+                    e.expiry,
                     text,
                 )
             )
-            if g("ok"):
-                station = e["station"]
-                if station not in sites:
-                    sites[station] = site_of(station)
-                site = sites[station]
+            if e.ok:
+                if e.station not in sites:
+                    sites[e.station] = site_of(e.station)
+                site = sites[e.station]
                 state, code, message = (
-                    ("queued", None, None) if site else ("failed", "NO_SITE", f"Station {station} has no site.")
+                    (JobState.QUEUED, None, None)
+                    if site
+                    else (JobState.FAILED, "NO_SITE", f"Station {e.station} has no site.")
                 )
                 job_rows.append(
                     (
-                        e["id"],
-                        station,
+                        e.id,
+                        e.station,
                         site.name if site else None,
                         site.service if site else None,
-                        site.operation if site else g("operation"),
-                        g("gtin"),
-                        g("serial"),
-                        g("batch"),
-                        g("expiry"),
+                        site.operation if site else e.operation,
+                        e.gtin,
+                        e.serial,
+                        e.batch,
+                        e.expiry,
                         state,
                         code,
                         message,
@@ -226,7 +258,7 @@ class Ledger:
                         now,
                     )
                 )
-            stored.append(e["id"])
+            stored.append(e.id)
         with self.tx() as c:
             c.executemany(
                 "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
@@ -242,12 +274,12 @@ class Ledger:
                 )
         return stored
 
-    def note_station(self, station: str, status: dict[str, Any]) -> None:
+    def note_station(self, status: StationStatus) -> None:
         with self.tx() as c:
             c.execute(
                 "INSERT INTO stations (station, state, at, status) VALUES (?, ?, ?, ?) ON CONFLICT (station)"
                 " DO UPDATE SET state = excluded.state, at = excluded.at, status = excluded.status",
-                (station, str(status.get("state", "")), time.time(), json.dumps(status)),
+                (status.station, status.state, time.time(), status.to_json().decode()),
             )
 
     # -- claiming work --
@@ -261,7 +293,7 @@ class Ledger:
         """
         now = time.time()
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
-        where = "state = 'queued' AND service = ? AND next_at <= ?" + (" AND site = ?" if site else "")
+        where = f"state = '{JobState.QUEUED}' AND service = ? AND next_at <= ?" + (" AND site = ?" if site else "")
         params: list[Any] = [service, now] + ([site] if site else [])
         with self.tx() as c:
             rows = c.execute(
@@ -270,11 +302,11 @@ class Ledger:
             ).fetchall()
             if not rows:
                 return None
-            jobs = [Job(*r) for r in rows]
+            jobs = [Job.of(r) for r in rows]
             request_id = str(uuid.uuid4())
             c.execute(
                 "INSERT INTO requests (id, service, site, endpoint, body, state, submitter, created_at)"
-                " VALUES (?, ?, ?, ?, ?, 'prepared', ?, ?)",
+                f" VALUES (?, ?, ?, ?, ?, '{RequestState.PREPARED}', ?, ?)",
                 (
                     request_id,
                     service,
@@ -286,17 +318,19 @@ class Ledger:
                 ),
             )
             c.executemany(
-                "UPDATE jobs SET state = 'in_flight', request_id = ?, attempts = attempts + 1, updated_at = ?"
-                " WHERE event_id = ?",
+                f"UPDATE jobs SET state = '{JobState.IN_FLIGHT}', request_id = ?, attempts = attempts + 1,"
+                " updated_at = ? WHERE event_id = ?",
                 [(request_id, now, j.event_id) for j in jobs],
             )
-        return request_id, [replace(j, state="in_flight", attempts=j.attempts + 1, request_id=request_id) for j in jobs]
+        return request_id, [
+            replace(j, state=JobState.IN_FLIGHT, attempts=j.attempts + 1, request_id=request_id) for j in jobs
+        ]
 
     def oldest_queued(self, service: str) -> list[tuple[str, int, float]]:
         """Per site: (site, queued count, oldest created_at) of jobs ready to go."""
         return self.query(
-            "SELECT site, count(*), min(created_at) FROM jobs WHERE state = 'queued' AND service = ? AND next_at <= ?"
-            " GROUP BY site",
+            "SELECT site, count(*), min(created_at) FROM jobs"
+            f" WHERE state = '{JobState.QUEUED}' AND service = ? AND next_at <= ? GROUP BY site",
             (service, time.time()),
         )
 
@@ -307,14 +341,23 @@ class Ledger:
         now = time.time()
         with self.tx() as c:
             c.execute(
-                "UPDATE requests SET state = 'answered', answered_at = ?, http_status = ?, response = ? WHERE id = ?",
+                f"UPDATE requests SET state = '{RequestState.ANSWERED}', answered_at = ?, http_status = ?,"
+                " response = ? WHERE id = ?",
                 (now, http_status, response, request_id),
             )
             c.executemany(
                 "UPDATE jobs SET state = ?, ok = ?, code = ?, message = ?, reference = ?, updated_at = ?,"
                 " published = 0 WHERE event_id = ?",
                 [
-                    ("done" if o.ok else "refused", int(o.ok), o.code, o.message, o.reference, now, o.event_id)
+                    (
+                        JobState.DONE if o.ok else JobState.REFUSED,
+                        int(o.ok),
+                        o.code,
+                        o.message,
+                        o.reference,
+                        now,
+                        o.event_id,
+                    )
                     for o in outcomes
                 ],
             )
@@ -324,12 +367,12 @@ class Ledger:
         now = time.time()
         with self.tx() as c:
             c.execute(
-                "UPDATE requests SET state = 'in_doubt', answered_at = ?, response = ? WHERE id = ?",
+                f"UPDATE requests SET state = '{RequestState.IN_DOUBT}', answered_at = ?, response = ? WHERE id = ?",
                 (now, why, request_id),
             )
             c.execute(
-                "UPDATE jobs SET state = 'in_doubt', message = ?, updated_at = ? WHERE request_id = ?"
-                " AND state = 'in_flight'",
+                f"UPDATE jobs SET state = '{JobState.IN_DOUBT}', message = ?, updated_at = ? WHERE request_id = ?"
+                f" AND state = '{JobState.IN_FLIGHT}'",
                 (why, now, request_id),
             )
 
@@ -338,13 +381,14 @@ class Ledger:
         now = time.time()
         with self.tx() as c:
             c.execute(
-                "UPDATE requests SET state = 'not_sent', answered_at = ?, response = ? WHERE id = ?",
+                f"UPDATE requests SET state = '{RequestState.NOT_SENT}', answered_at = ?, response = ? WHERE id = ?",
                 (now, why, request_id),
             )
             c.execute(
-                "UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END, next_at = ?,"
+                f"UPDATE jobs SET state = CASE WHEN attempts >= ? THEN '{JobState.FAILED}'"
+                f" ELSE '{JobState.QUEUED}' END, next_at = ?,"
                 " message = ?, code = CASE WHEN attempts >= ? THEN 'TRANSPORT' ELSE code END, updated_at = ?"
-                " WHERE request_id = ? AND state = 'in_flight'",
+                f" WHERE request_id = ? AND state = '{JobState.IN_FLIGHT}'",
                 (max_attempts, now + backoff, why, max_attempts, now, request_id),
             )
 
@@ -356,13 +400,14 @@ class Ledger:
         with self.tx() as c:
             if took_effect:
                 c.execute(
-                    "UPDATE jobs SET state = 'done', ok = 1, code = 'RESOLVED', message = ?, reference = ?,"
+                    f"UPDATE jobs SET state = '{JobState.DONE}', ok = 1, code = 'RESOLVED', message = ?, reference = ?,"
                     " updated_at = ?, published = 0 WHERE event_id = ?",
                     (note, reference, now, event_id),
                 )
             else:
                 c.execute(
-                    "UPDATE jobs SET state = CASE WHEN attempts >= ? THEN 'failed' ELSE 'queued' END, next_at = ?,"
+                    f"UPDATE jobs SET state = CASE WHEN attempts >= ? THEN '{JobState.FAILED}'"
+                    f" ELSE '{JobState.QUEUED}' END, next_at = ?,"
                     " message = ?, updated_at = ? WHERE event_id = ?",
                     (max_attempts, now + backoff, note, now, event_id),
                 )
@@ -373,7 +418,7 @@ class Ledger:
         with self.tx() as c:
             c.execute(
                 "INSERT INTO requests (id, service, site, endpoint, body, state, submitter, created_at)"
-                " VALUES (?, ?, ?, ?, ?, 'prepared', ?, ?)",
+                f" VALUES (?, ?, ?, ?, ?, '{RequestState.PREPARED}', ?, ?)",
                 (
                     request_id,
                     service,
@@ -391,12 +436,12 @@ class Ledger:
         now = time.time()
         with self.tx() as c:
             c.execute(
-                "UPDATE requests SET state = 'answered', answered_at = ?, response = ? WHERE id = ?",
+                f"UPDATE requests SET state = '{RequestState.ANSWERED}', answered_at = ?, response = ? WHERE id = ?",
                 (now, response, request_id),
             )
             if ok:
                 c.execute(
-                    "UPDATE jobs SET state = 'cancelled', code = 'CANCELLED', message = ?, updated_at = ?,"
+                    f"UPDATE jobs SET state = '{JobState.CANCELLED}', code = 'CANCELLED', message = ?, updated_at = ?,"
                     " published = 0 WHERE event_id = ?",
                     (message, now, event_id),
                 )
@@ -405,7 +450,7 @@ class Ledger:
         now = time.time()
         with self.tx() as c:
             c.execute(
-                "UPDATE jobs SET state = 'failed', code = ?, message = ?, updated_at = ?, published = 0"
+                f"UPDATE jobs SET state = '{JobState.FAILED}', code = ?, message = ?, updated_at = ?, published = 0"
                 " WHERE event_id = ?",
                 (code, message, now, event_id),
             )
@@ -415,7 +460,7 @@ class Ledger:
         stale, are in doubt (the call may have happened just before a crash)."""
         cutoff = time.time() - stale_after
         rows = self.query(
-            "SELECT id FROM requests WHERE state = 'prepared' AND (submitter = ? OR created_at < ?)",
+            f"SELECT id FROM requests WHERE state = '{RequestState.PREPARED}' AND (submitter = ? OR created_at < ?)",
             (self.submitter, cutoff),
         )
         for (request_id,) in rows:
@@ -426,7 +471,7 @@ class Ledger:
         rows = self.query(
             f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {where} ORDER BY created_at LIMIT ?", (*params, limit)
         )
-        return [Job(*r) for r in rows]
+        return [Job.of(r) for r in rows]
 
     def request(self, request_id: str) -> tuple[str, str, str, str] | None:
         rows = self.query("SELECT service, site, endpoint, body FROM requests WHERE id = ?", (request_id,))
@@ -443,9 +488,9 @@ class Ledger:
         """An operator's retry: a failed, refused or in-doubt unit goes back to the queue."""
         with self.tx() as c:
             n = c.execute(
-                "UPDATE jobs SET state = CASE WHEN state = 'in_doubt' THEN 'in_doubt' ELSE 'queued' END,"
-                " attempts = 0, next_at = 0, updated_at = ? WHERE event_id = ? AND state IN ('failed', 'refused',"
-                " 'in_doubt')",
+                f"UPDATE jobs SET state = CASE WHEN state = '{JobState.IN_DOUBT}' THEN '{JobState.IN_DOUBT}'"
+                f" ELSE '{JobState.QUEUED}' END, attempts = 0, next_at = 0, updated_at = ? WHERE event_id = ?"
+                f" AND state IN ('{JobState.FAILED}', '{JobState.REFUSED}', '{JobState.IN_DOUBT}')",
                 (time.time(), event_id),
             ).rowcount
         return bool(n)

@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from station.central.config import Site, SubmitterConfig
-from station.central.ledger import Job, Ledger, Outcome
+from station.central.ledger import Job, JobState, Ledger, Outcome
 from station.central.services.http import AuthFailed, ServiceError, Unreachable
 from station.central.services.its import SUCCESS, ItsClient, product
 from station.central.services.uts import UtsClient
@@ -175,7 +175,7 @@ class Notifier:
                     free -= 1
                     self._submit("uts", self._uts_one, site, claimed)
         if self._busy("doubt") == 0:
-            doubtful = self.ledger.jobs("state = 'in_doubt' AND next_at <= ?", (now,), limit=200)
+            doubtful = self.ledger.jobs(f"state = '{JobState.IN_DOUBT}' AND next_at <= ?", (now,), limit=200)
             if doubtful:
                 self._submit("doubt", self._resolve, doubtful)
 
@@ -454,7 +454,7 @@ class Notifier:
         before it is sent, like every other call.
         """
         site = self.config.sites.get(job.site or "")
-        if job.state != "done" or site is None:
+        if job.state != JobState.DONE or site is None:
             return False, f"only a notified unit can be cancelled (this one is {job.state})"
         if site.service == "uts":
             if site.operation == "receipt":
@@ -489,6 +489,8 @@ class Notifier:
 
     def publish_results(self) -> None:
         assert self.publish is not None
-        jobs = self.ledger.jobs("published = 0 AND state IN ('done', 'refused', 'failed')", limit=500)
+        jobs = self.ledger.jobs(
+            f"published = 0 AND state IN ('{JobState.DONE}', '{JobState.REFUSED}', '{JobState.FAILED}')", limit=500
+        )
         if jobs:
             self.ledger.mark_published(self.publish(jobs))

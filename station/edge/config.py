@@ -20,8 +20,10 @@ from station.tomlcheck import (
     at_least,
     line_of,
     one_of,
+    port,
     read_file,
     read_toml,
+    topic_prefix,
     typed,
 )
 
@@ -178,7 +180,7 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "baudrate": typed(int, at_least(300)),
         "suffix": typed(str, one_of("auto", "cr", "lf", "crlf", "tab", "none")),
         "idle_ms": typed(int, at_least(5)),
-        "max_length": typed(int, at_least(64)),
+        "max_length": typed(int, lambda v: None if 64 <= v <= 8192 else "must be from 64 to 8192 bytes"),
         "device": typed(str),
         "layout": typed(str, one_of("us", "tr-q", "tr-f")),
         "gs_key": typed(
@@ -196,8 +198,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "mqtt": {
         "enabled": typed(bool),
         "host": typed(str),
-        "port": typed(int, lambda v: None if 1 <= v <= 65535 else "must be a port number from 1 to 65535"),
-        "prefix": typed(str, lambda v: None if v and not {"+", "#"} & set(v) else "must be a topic without + or #"),
+        "port": port(),
+        "prefix": topic_prefix(),
         "client_id": typed(str),
         "username": typed(str),
         "password_file": typed(str),

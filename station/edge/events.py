@@ -6,15 +6,13 @@ outbox then publishes bytes from disk without rebuilding them, and a re-send is 
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from station.gs1.verdict import Verdict
-
-SCHEMA = "karekod.event/1"
+from station.wire import EVENT_SCHEMA, EventMessage, Operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,23 +49,22 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def build_payload(
-    event_id: str, seq: int, at: str, station: str, site: str, operation: str, scan: Scan, verdict: dict[str, Any]
-) -> bytes:
-    """The JSON published on ``stations/{id}/events``: documented in the README. ``verdict`` is
-    :meth:`Verdict.as_dict`, which the caller also stores as columns."""
-    body: dict[str, Any] = {
-        "schema": SCHEMA,
-        "id": event_id,
-        "seq": seq,
-        "station": station,
-        "site": site,
-        "operation": operation,
-        "at": at,
-        "source": scan.source,
-        "terminated_by": scan.terminated_by or None,
-        "raw": scan.raw.decode("utf-8", "backslashreplace"),
-        "raw_hex": scan.raw.hex(),
+def event_message(
+    event_id: str, seq: int, at: str, station: str, site: str, operation: Operation, scan: Scan, verdict: dict[str, Any]
+) -> EventMessage:
+    """The message published on ``stations/{id}/events`` (``station.wire.EventMessage``). ``verdict``
+    is :meth:`Verdict.as_dict`, which the caller also stores as columns."""
+    return EventMessage(
+        schema=EVENT_SCHEMA,
+        id=event_id,
+        seq=seq,
+        station=station,
+        site=site,
+        operation=operation,
+        at=at,
+        source=scan.source,
+        terminated_by=scan.terminated_by or None,
+        raw=scan.raw.decode("utf-8", "backslashreplace"),
+        raw_hex=scan.raw.hex(),
         **verdict,
-    }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    )

@@ -132,8 +132,9 @@ class Station:
 
     def on_result(self, result: Result) -> None:
         """A unit the station accepted was refused by the national service: say so at once."""
-        if not result.ok:
-            log.warning("service refused seq=%d: %s %s", result.seq, result.code, result.message)
+        seq, r = result
+        if not r.ok:
+            log.warning("service refused seq=%d: %s %s", seq, r.code, r.message)
             self.feedback.show(Signal.REFUSED_LATER)
 
     def status(self, store: Store | None = None) -> dict[str, Any]:
@@ -159,7 +160,7 @@ class Station:
             body["oldest_undelivered_age_s"] = _age(stats.oldest_undelivered_at)
             body["storage"] = "ok"
         except StorageError as e:
-            body.update(backlog=None, oldest_undelivered_age_s=None, storage=f"error: {e}")
+            body.update(backlog=None, oldest_undelivered_age_s=None, storage=f"error: {e}"[:2000])
         try:
             body["disk_free_bytes"] = shutil.disk_usage(os.path.dirname(os.path.abspath(self.store.path))).free
         except OSError:

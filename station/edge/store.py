@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from station.edge.events import Event, Scan, build_payload, new_event_id, utc_iso
+from station.edge.events import Event, Scan, event_message, new_event_id, utc_iso
 from station.gs1.verdict import Verdict
+from station.wire import Operation
 
 
 class StorageError(Exception):
@@ -156,7 +157,7 @@ class Store:
         event_id = new_event_id()
         at = utc_iso(scan.at or time.time())
         d = verdict.as_dict()
-        payload = build_payload(event_id, seq, at, station, site, operation, scan, d)
+        payload = event_message(event_id, seq, at, station, site, Operation(operation), scan, d).to_json()
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(

@@ -6,13 +6,7 @@ event counts as delivered only when the central ledger says it stored it, on
 ``ack_timeout_seconds`` without an ack. The scan path never waits for any of this: it writes the
 event and calls :meth:`MqttUplink.wake`.
 
-Topics (under ``[mqtt] prefix``, default ``karekod/v1``)::
-
-    stations/{id}/events    station -> central  QoS 1   every event, oldest first
-    stations/{id}/acks      central -> station  QoS 1   {"ids": [event id, ...]}
-    stations/{id}/status    station -> all      QoS 1   retained health; the will sets it offline
-    stations/{id}/results   central -> station  QoS 1   the national service's answer per unit
-    central/status/{sub}    central -> all      QoS 1   retained {"state": "online"|"offline"}, one per submitter
+Topics and messages are the wire contract's (``station.wire``).
 
 Like a Sparkplug host state, the central side's retained status gates the outbox: with
 ``wait_for_central`` (the default) events are sent only while at least one submitter reads
@@ -24,37 +18,38 @@ after a timeout.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from station.edge.config import MqttConfig
 from station.edge.store import StorageError, Store
+from station.wire import (
+    AckMessage,
+    BadMessage,
+    Broker,
+    CentralStatus,
+    Kind,
+    ResultMessage,
+    State,
+    StationStatus,
+    Topics,
+    json_properties,
+    make_client,
+    parse_results,
+    read_secret_file,
+)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Result:
-    """The national service's answer for one unit, as the central side reports it."""
-
-    event_id: str
-    seq: int
-    service: str
-    ok: bool
-    code: str
-    message: str
+Result = tuple[int, ResultMessage]
+"""A result for one of this station's events: (its seq, the central side's message)."""
 
 
 class Uplink(Protocol):
@@ -83,19 +78,6 @@ class NoUplink:
         pass
 
 
-def topics(prefix: str, station: str) -> dict[str, str]:
-    base = f"{prefix.rstrip('/')}/stations/{station}"
-    names = {name: f"{base}/{name}" for name in ("events", "acks", "status", "results")}
-    names["central"] = f"{prefix.rstrip('/')}/central/status/+"
-    return names
-
-
-def _json_props() -> Properties:
-    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.ContentType = "application/json"
-    return props
-
-
 class MqttUplink:
     """Publishes the outbox from its own thread with its own SQLite connection."""
 
@@ -110,7 +92,11 @@ class MqttUplink:
     ) -> None:
         self.config = config
         self.station_id = station_id
-        self.topics = topics(config.prefix, station_id)
+        self.topics = Topics(config.prefix)
+        self.t_events = self.topics.station(station_id, Kind.EVENTS)
+        self.t_acks = self.topics.station(station_id, Kind.ACKS)
+        self.t_status = self.topics.station(station_id, Kind.STATUS)
+        self.t_results = self.topics.station(station_id, Kind.RESULTS)
         self.store = Store(db_path, durable=False)
         self.status = status
         self.on_result = on_result
@@ -122,7 +108,9 @@ class MqttUplink:
         self._resend = True
         self._stopping = False
         self._acks: list[str] = []
-        self._results: list[dict[str, Any]] = []
+        self._results: list[ResultMessage] = []
+        self.refused = 0
+        """Messages refused as malformed (logged once each)."""
         self._inflight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # id -> (seq, sent at)
         self._cursor = 0
         self._thread: threading.Thread | None = None
@@ -137,21 +125,12 @@ class MqttUplink:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id or f"karekod-station-{self.station_id}",
-            protocol=mqtt.MQTTv5,
+        password = read_secret_file(cfg.password_file) if cfg.username and cfg.password_file else None
+        broker = Broker(
+            cfg.host, cfg.port, cfg.keepalive, cfg.username, password, cfg.tls, cfg.ca_file, cfg.cert_file, cfg.key_file
         )
-        client.max_inflight_messages_set(100)
-        client.reconnect_delay_set(min_delay=1, max_delay=60)
-        if cfg.username:
-            password = Path(cfg.password_file).read_text().strip() if cfg.password_file else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            client.tls_set(ca_certs=cfg.ca_file or None, certfile=cfg.cert_file or None, keyfile=cfg.key_file or None)
-        client.will_set(
-            self.topics["status"], json.dumps({"state": "offline", "station": self.station_id}), qos=1, retain=True
-        )
+        will = StationStatus(state=State.OFFLINE, station=self.station_id)
+        client = make_client(broker, cfg.client_id or f"karekod-station-{self.station_id}", (self.t_status, will))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -162,9 +141,9 @@ class MqttUplink:
             log.warning("mqtt: broker refused the connection: %s", reason_code)
             return
         log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
-        subs = [(self.topics["acks"], 1), (self.topics["results"], 1)]
+        subs = [(self.t_acks, 1), (self.t_results, 1)]
         if self.config.wait_for_central:
-            subs.append((self.topics["central"], 1))
+            subs.append((self.topics.every_central, 1))
         client.subscribe(subs)
         with self._cond:
             self._connected = True
@@ -182,31 +161,47 @@ class MqttUplink:
                 self._submitters.clear()  # retained statuses come again on the next subscribe
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """Parse at the edge: a bad message is refused alone, with one log line, and never raises
+        into paho's network thread (which would end the connection for good)."""
         try:
-            body = json.loads(msg.payload)
-        except ValueError:
-            log.warning("mqtt: ignored a message on %s that is not JSON", msg.topic)
-            return
-        with self._cond:
-            if msg.topic == self.topics["acks"]:
-                ids = body.get("ids") if isinstance(body, dict) else None
-                if isinstance(ids, list):
-                    self._acks.extend(str(i) for i in ids)
-            elif mqtt.topic_matches_sub(self.topics["central"], msg.topic):
-                self._submitters[msg.topic.rsplit("/", 1)[-1]] = (
-                    isinstance(body, dict) and body.get("state") == "online"
-                )
-                online = any(self._submitters.values())
-                if online and not self._central_online:
+            self._take(msg.topic, msg.payload)
+        except BadMessage as e:
+            self.refused += 1
+            log.warning("mqtt: refused a message on %s: %s", msg.topic, e.reason)
+        except Exception:  # never let a callback kill the network thread
+            self.refused += 1
+            log.exception("mqtt: could not handle a message on %s", msg.topic)
+
+    def _take(self, topic: str, payload: bytes | bytearray) -> None:
+        if topic == self.t_acks:
+            ids = AckMessage.from_json(payload).ids
+            with self._cond:
+                self._acks.extend(ids)
+                self._cond.notify()
+        elif topic == self.t_results:
+            results = parse_results(payload)
+            with self._cond:
+                self._results.extend(results)
+                self._cond.notify()
+        elif mqtt.topic_matches_sub(self.topics.every_central, topic):
+            submitter, _ = self.topics.parse(topic)
+            if payload:
+                status = CentralStatus.from_json(payload)
+                if status.submitter != submitter:
+                    raise BadMessage(f"submitter {status.submitter!r} does not match the topic")
+                online = status.state is State.ONLINE
+            else:
+                online = False  # a cleared retained status: that submitter is gone
+            with self._cond:
+                self._submitters[submitter] = online
+                now_online = any(self._submitters.values())
+                if now_online and not self._central_online:
                     log.info("mqtt: central side online; sending the backlog from the oldest event")
                     self._resend = True
-                elif not online and self._central_online:
+                elif not now_online and self._central_online:
                     log.warning("mqtt: central side offline; holding events in the outbox")
-                self._central_online = online
-            elif msg.topic == self.topics["results"]:
-                items = body.get("results", [body]) if isinstance(body, dict) else body
-                self._results.extend(r for r in items if isinstance(r, dict))
-            self._cond.notify()
+                self._central_online = now_online
+                self._cond.notify()
 
     # -- lifecycle --
 
@@ -227,9 +222,7 @@ class MqttUplink:
         if self._thread is not None:
             self._thread.join(5)
         if self._connected:
-            info = self.client.publish(
-                self.topics["status"], json.dumps({**self.status(self.store), "state": "offline"}), qos=1, retain=True
-            )
+            info = self.client.publish(self.t_status, self._status(State.OFFLINE), qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(2)
         self.client.disconnect()
@@ -261,22 +254,19 @@ class MqttUplink:
                 log.exception("uplink: unexpected error")
                 time.sleep(1)
 
-    def _apply(self, acks: list[str], results: list[dict[str, Any]]) -> None:
+    def _apply(self, acks: list[str], results: list[ResultMessage]) -> None:
         if acks:
             self.store.mark_delivered(acks)
             for event_id in acks:
                 self._inflight.pop(event_id, None)
         for r in results:
-            event_id = str(r.get("event_id", ""))
-            ok, code, message = bool(r.get("ok")), str(r.get("code", "")), str(r.get("message", ""))
-            service = str(r.get("service", ""))
-            seq = self.store.record_result(event_id, service, ok, code, message)
+            seq = self.store.record_result(r.event_id, r.service or "", r.ok, r.code, r.message)
             if seq is None:
-                log.warning("uplink: result for an unknown event %s ignored", event_id)
+                log.warning("uplink: result for an unknown event %s ignored", r.event_id)
                 continue
-            log.info("result seq=%d service=%s ok=%s code=%s %s", seq, service, ok, code, message)
+            log.info("result seq=%d service=%s ok=%s code=%s %s", seq, r.service, r.ok, r.code, r.message)
             if self.on_result is not None:
-                self.on_result(Result(event_id, seq, service, ok, code, message))
+                self.on_result((seq, r))
 
     def _send(self, resend: bool, central_online: bool) -> None:
         now = time.monotonic()
@@ -294,18 +284,20 @@ class MqttUplink:
             oldest = self.store.oldest_undelivered_seq()
             self._cursor = (oldest - 1) if oldest else self._cursor
             self._inflight.clear()
-        props = _json_props()
+        props = json_properties()
         while self._connected and self._central_online and len(self._inflight) < self.config.window:
             rows = self.store.pending(self._cursor, min(self.batch, self.config.window - len(self._inflight)))
             if not rows:
                 break
             for seq, event_id, payload in rows:
-                info = self.client.publish(self.topics["events"], payload, qos=1, properties=props)
+                info = self.client.publish(self.t_events, payload, qos=1, properties=props)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     return  # not connected any more: the next connect re-sends from the oldest
                 self._inflight[event_id] = (seq, time.monotonic())
                 self._cursor = seq
 
+    def _status(self, state: State) -> bytes:
+        return StationStatus.from_dict({**self.status(self.store), "state": state.value}).to_json()
+
     def _publish_status(self) -> None:
-        body = {**self.status(self.store), "state": "online"}
-        self.client.publish(self.topics["status"], json.dumps(body), qos=1, retain=True, properties=_json_props())
+        self.client.publish(self.t_status, self._status(State.ONLINE), qos=1, retain=True, properties=json_properties())

@@ -1,0 +1,462 @@
+"""The MQTT contract between a station and the central side: topics, messages, and the client.
+
+Both wings speak only through this module. Every message is a frozen dataclass with ``to_json``
+and ``from_json``; ``from_json`` checks the JSON, every field's type, length and form, and raises
+one :class:`BadMessage` whose ``reason`` says what is wrong, so a bad message is refused alone, with
+one log line, and never reaches a ledger or a light as a raw dict. Keys a reader does not know are
+ignored (a newer sender may add some); a key it needs that is absent or wrong refuses the message.
+
+Topics, under a prefix (``[mqtt] prefix``, default ``karekod/v1``)::
+
+    stations/{id}/events    station -> central  QoS 1            EventMessage, oldest first
+    stations/{id}/acks      central -> station  QoS 1            AckMessage
+    stations/{id}/status    station -> all      QoS 1, retained  StationStatus (the will: offline)
+    stations/{id}/results   central -> station  QoS 1            ResultMessage, or {"results": [...]}
+    central/status/{sub}    central -> all      QoS 1, retained  CentralStatus (the will: offline)
+
+The README's MQTT tables are checked against :data:`MESSAGES` and :data:`TOPICS` by a test.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from station.gs1.reasons import Reason
+
+DEFAULT_PREFIX = "karekod/v1"
+EVENT_SCHEMA = "karekod.event/1"
+STATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""A station's or submitter's id: one topic level, so no ``/``, ``+`` or ``#``."""
+
+
+class BadMessage(ValueError):
+    """A message refused at the edge of a wing; ``reason`` is one line for the log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Operation(StrEnum):
+    """What a station does with the units it accepts (and what the central side notifies)."""
+
+    RECEIPT = "receipt"
+    DISPATCH = "dispatch"
+    USE = "use"
+    RETURN = "return"
+    DEACTIVATION = "deactivation"
+
+
+class Service(StrEnum):
+    UTS = "uts"
+    ITS = "its"
+
+
+class State(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Kind(StrEnum):
+    """The last level of a station topic."""
+
+    EVENTS = "events"
+    ACKS = "acks"
+    STATUS = "status"
+    RESULTS = "results"
+
+
+# -- fields: one declaration drives both the check and the README ---------------------------------
+
+_TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
+"""No control characters: a NUL would be refused by PostgreSQL, a newline would forge a log line."""
+_ANY = re.compile(r"[^\x00]*", re.S)
+"""Free text that is never a column (a message, a scan as text): anything but NUL."""
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+_DIGITS = re.compile(r"\d{1,18}")
+_PRINTABLE = re.compile(r"[!-~]{1,512}")
+"""A field as read: GS1 character set 82 lies within printable ASCII; refused scans may be longer."""
+_GTIN = re.compile(r"\d{14}")
+_SET82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}")
+_MAX_INT = 2**63 - 1  # what SQLite and PostgreSQL's bigint hold
+
+
+def _f(
+    *,
+    max_len: int = 200,
+    pattern: re.Pattern[str] | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    default: Any = MISSING,
+    doc: str = "",
+) -> Any:
+    meta = {"max_len": max_len, "pattern": pattern, "lo": lo, "hi": hi, "doc": doc}
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _check(cls: type, name: str, kind: Any, meta: typing.Mapping[str, Any], value: Any) -> Any:
+    """One field's value, checked against its type and constraints; raises BadMessage."""
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if value is None:
+            return None
+        return _check(cls, name, options[0], meta, value)
+    where = f"{cls.__name__}.{name}"
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        if not isinstance(value, str) or value not in kind._value2member_map_:
+            raise BadMessage(f"{where}: {_show(value)} is not one of {', '.join(kind)}")
+        return kind(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise BadMessage(f"{where}: must be true or false, not {_show(value)}")
+        return value
+    if kind is int or kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and isinstance(value, float)):
+            raise BadMessage(f"{where}: must be {'an integer' if kind is int else 'a number'}, not {_show(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadMessage(f"{where}: must be a finite number")
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if (lo is not None and value < lo) or (hi is not None and value > hi) or abs(value) > _MAX_INT:
+            raise BadMessage(f"{where}: {value} is out of range")
+        return kind(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise BadMessage(f"{where}: must be a string, not {_show(value)}")
+        if len(value) > meta.get("max_len", 200):
+            raise BadMessage(f"{where}: longer than {meta.get('max_len', 200)} characters")
+        pattern = meta.get("pattern") or _TEXT
+        if not pattern.fullmatch(value):
+            raise BadMessage(f"{where}: {_show(value)} is not a valid value")
+        return value
+    if origin is tuple:
+        (item,) = typing.get_args(kind)[:1]
+        if not isinstance(value, list):
+            raise BadMessage(f"{where}: must be a list, not {_show(value)}")
+        if len(value) > meta.get("max_len", 200):
+            raise BadMessage(f"{where}: more than {meta.get('max_len', 200)} items")
+        if isinstance(item, type) and hasattr(item, "from_dict"):
+            return tuple(item.from_dict(v) for v in value)
+        return tuple(_check(cls, f"{name}[]", item, {**meta, "max_len": 200}, v) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict) or len(value) > 64:
+            raise BadMessage(f"{where}: must be an object of at most 64 keys")
+        key_kind, value_kind = typing.get_args(kind)
+        return {
+            _check(cls, f"{name}{{}}", key_kind, {"max_len": 64}, k): _check(cls, f"{name}[]", value_kind, {}, v)
+            for k, v in value.items()
+        }
+    raise TypeError(f"{where}: unsupported field type {kind!r}")  # a programming error, caught by the tests
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(data: bytes | bytearray | str, max_bytes: int) -> Any:
+    """JSON from the wire, or BadMessage: too large, not UTF-8, not JSON, NaN/Infinity, too deep."""
+    if len(data) > max_bytes:
+        raise BadMessage(f"{len(data)} bytes, more than the {max_bytes} this message may have")
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+        return json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise BadMessage("not UTF-8") from None
+    except RecursionError:
+        raise BadMessage("nested too deeply") from None
+    except ValueError as e:
+        raise BadMessage(f"not JSON: {str(e)[:60]}") from None
+
+
+class Message:
+    """What every wire message shares: JSON in and out, checked field by field."""
+
+    MAX_BYTES: ClassVar[int] = 128 * 1024
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Self:
+        if not isinstance(obj, dict):
+            raise BadMessage(f"{cls.__name__}: must be a JSON object, not {_show(obj)}")
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name not in obj:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise BadMessage(f"{cls.__name__}.{f.name}: required")
+                continue
+            values[f.name] = _check(cls, f.name, hints[f.name], f.metadata, obj[f.name])
+        message = cls(**values)
+        message.validate()
+        return message
+
+    @classmethod
+    def from_json(cls, data: bytes | bytearray | str) -> Self:
+        return cls.from_dict(load_json(data, cls.MAX_BYTES))
+
+    def validate(self) -> None:
+        """Checks across fields; a subclass raises BadMessage."""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = [v.as_dict() if isinstance(v, Message) else v for v in value]
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[f.name] = value.value if isinstance(value, StrEnum) else value
+        return out
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage(Message):
+    """One scan, accepted or not: ``stations/{id}/events``. ``seq`` is per station and gap-free."""
+
+    schema: str = _f(max_len=32, pattern=re.compile(r"karekod\.event/1"), doc="always `karekod.event/1`")
+    id: str = _f(pattern=_ID, doc="unique everywhere")
+    seq: int = _f(lo=1, doc="1, 2, 3... per station, never reused")
+    station: str = _f(pattern=STATION_ID, doc="must match the topic's station")
+    site: str = _f(max_len=200, pattern=_ANY, doc="`[station] site`")
+    operation: Operation = _f(doc="`[station] operation`")
+    at: str = _f(max_len=40, pattern=_TIMESTAMP, doc="scan time, UTC ISO 8601")
+    source: str = _f(max_len=200, pattern=_ANY, doc="which scanner")
+    raw: str = _f(max_len=32768, pattern=_ANY, doc="the scan as text (bytes not UTF-8 escaped)")
+    raw_hex: str = _f(max_len=16384, pattern=_HEX, doc="the scan's exact bytes")
+    ok: bool = _f(doc="accepted")
+    terminated_by: str | None = _f(max_len=16, default=None, doc="`suffix`, `idle` or `overflow`")
+    reason: Reason | None = _f(default=None, doc="why refused (the reasons table)")
+    message: str = _f(max_len=2000, pattern=_ANY, default="", doc="the verdict in words")
+    gtin: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None, doc="14 digits when accepted")
+    serial: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None)
+    batch: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None)
+    expiry: str | None = _f(pattern=_DATE, default=None, doc="YYYY-MM-DD, day 00 already the month's last day")
+    production_date: str | None = _f(pattern=_DATE, default=None)
+    sscc: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None)
+    recovered: bool = _f(default=False, doc="read although separators were lost")
+
+    def validate(self) -> None:
+        if self.ok and self.reason is not None:
+            raise BadMessage(f"EventMessage: accepted, yet with reason {self.reason}")
+        if not self.ok and self.reason is None:
+            raise BadMessage("EventMessage: refused without a reason")
+        if self.ok:
+            if not self.gtin or not _GTIN.fullmatch(self.gtin):
+                raise BadMessage(f"EventMessage: accepted with gtin {_show(self.gtin)}, not 14 digits")
+            for name in ("serial", "batch"):
+                value = getattr(self, name)
+                if value is not None and not _SET82.fullmatch(value):
+                    raise BadMessage(f"EventMessage: accepted with {name} {_show(value)}, not 1-20 GS1 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class AckMessage(Message):
+    """Events the central ledger has stored: ``stations/{id}/acks``. Only this makes one delivered."""
+
+    MAX_BYTES: ClassVar[int] = 1024 * 1024
+    ids: tuple[str, ...] = _f(max_len=10_000, pattern=_ID, doc="event ids")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultMessage(Message):
+    """The national service's answer for one unit: ``stations/{id}/results``."""
+
+    event_id: str = _f(pattern=_ID)
+    ok: bool = _f(doc="notified")
+    service: Service | None = _f(default=None, doc="`uts` or `its` (none: the station has no site)")
+    operation: Operation | None = _f(default=None)
+    code: str = _f(max_len=64, default="", doc="the service's code (`00000`, `60007`, `UTS-H018`...)")
+    message: str = _f(max_len=2000, pattern=_ANY, default="", doc="its message, placeholders filled")
+    gtin: str | None = _f(max_len=64, default=None)
+    serial: str | None = _f(max_len=64, default=None)
+    reference: str | None = _f(max_len=100, default=None, doc="ÜTS BID / İTS notification id")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultBatch(Message):
+    """Several results in one message."""
+
+    MAX_BYTES: ClassVar[int] = 1024 * 1024
+    results: tuple[ResultMessage, ...] = _f(max_len=1000)
+
+
+def parse_results(data: bytes | bytearray | str) -> tuple[ResultMessage, ...]:
+    """A results message: one result, or ``{"results": [...]}``."""
+    obj = load_json(data, ResultBatch.MAX_BYTES)
+    if isinstance(obj, dict) and "results" in obj:
+        return ResultBatch.from_dict(obj).results
+    return (ResultMessage.from_dict(obj),)
+
+
+@dataclass(frozen=True, slots=True)
+class StationStatus(Message):
+    """A station's health: ``stations/{id}/status``, retained; the will is ``{state: offline, station}``."""
+
+    state: State = _f()
+    station: str = _f(pattern=STATION_ID)
+    version: str | None = _f(max_len=40, default=None)
+    pid: int | None = _f(lo=0, default=None)
+    started_at: str | None = _f(pattern=_TIMESTAMP, default=None)
+    at: str | None = _f(pattern=_TIMESTAMP, default=None)
+    scanner_connected: bool | None = _f(default=None, doc="every scanner connected")
+    scanners: dict[str, bool] | None = _f(default=None, doc="each scanner by name")
+    mqtt_connected: bool | None = _f(default=None)
+    scans: int | None = _f(lo=0, default=None)
+    rereads: int | None = _f(lo=0, default=None)
+    storage_errors: int | None = _f(lo=0, default=None)
+    last_scan_at: str | None = _f(pattern=_TIMESTAMP, default=None)
+    backlog: int | None = _f(lo=0, default=None, doc="events not yet acked")
+    last_seq: int | None = _f(lo=0, default=None)
+    oldest_undelivered_age_s: float | None = _f(lo=0, default=None)
+    storage: str | None = _f(max_len=2000, pattern=_ANY, default=None, doc="`ok` or `error: ...`")
+    disk_free_bytes: int | None = _f(lo=0, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class CentralStatus(Message):
+    """A submitter's presence: ``central/status/{submitter}``, retained; stations send while one is online."""
+
+    state: State = _f()
+    submitter: str = _f(pattern=STATION_ID)
+
+
+MESSAGES: dict[str, type[Message]] = {
+    "events": EventMessage,
+    "acks": AckMessage,
+    "status": StationStatus,
+    "results": ResultMessage,
+    "central/status": CentralStatus,
+}
+
+
+# -- topics ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic of the contract under one prefix: built here, and parsed here, only."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def base(self) -> str:
+        return self.prefix.rstrip("/")
+
+    def station(self, station: str, kind: Kind) -> str:
+        return f"{self.base}/stations/{station}/{kind}"
+
+    def every_station(self, kind: Kind) -> str:
+        """The subscription to one kind from every station."""
+        return f"{self.base}/stations/+/{kind}"
+
+    def central(self, submitter: str) -> str:
+        return f"{self.base}/central/status/{submitter}"
+
+    @property
+    def every_central(self) -> str:
+        return f"{self.base}/central/status/+"
+
+    def parse(self, topic: str) -> tuple[str, Kind | None]:
+        """``(station, kind)`` of a station topic, ``(submitter, None)`` of a central status topic.
+
+        Raises BadMessage for a topic outside the contract.
+        """
+        rest = topic[len(self.base) + 1 :] if topic.startswith(self.base + "/") else ""
+        parts = rest.split("/")
+        if len(parts) == 3 and parts[0] == "stations" and STATION_ID.fullmatch(parts[1]):
+            try:
+                return parts[1], Kind(parts[2])
+            except ValueError:
+                pass
+        if len(parts) == 3 and parts[:2] == ["central", "status"] and STATION_ID.fullmatch(parts[2]):
+            return parts[2], None
+        raise BadMessage(f"topic {topic!r} is not part of the contract")
+
+
+TOPICS: dict[str, tuple[str, str, int, bool]] = {
+    "stations/{id}/events": ("station -> central", "events", 1, False),
+    "stations/{id}/acks": ("central -> station", "acks", 1, False),
+    "stations/{id}/status": ("station -> all", "status", 1, True),
+    "stations/{id}/results": ("central -> station", "results", 1, False),
+    "central/status/{submitter}": ("central -> all", "central/status", 1, True),
+}
+"""topic -> (direction, message kind in MESSAGES, QoS, retained)."""
+
+
+# -- the client both sides build ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broker:
+    """How to reach the broker, as either side's configuration says."""
+
+    host: str = "localhost"
+    port: int = 1883
+    keepalive: int = 30
+    username: str = ""
+    password: str | None = None
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
+def json_properties() -> Properties:
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ContentType = "application/json"
+    return props
+
+
+def make_client(
+    broker: Broker,
+    client_id: str,
+    will: tuple[str, Message],
+    *,
+    manual_ack: bool = False,
+    max_inflight: int = 100,
+    max_reconnect_delay: int = 60,
+) -> mqtt.Client:
+    """A paho MQTT 5 client with credentials, TLS (with a client certificate when given) and a
+    retained will. The caller sets its callbacks and connects."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    client.max_inflight_messages_set(max_inflight)
+    client.reconnect_delay_set(min_delay=1, max_delay=max_reconnect_delay)
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set(
+            ca_certs=broker.ca_file or None, certfile=broker.cert_file or None, keyfile=broker.key_file or None
+        )
+    topic, message = will
+    client.will_set(topic, message.to_json(), qos=1, retain=True)
+    return client
+
+
+def read_secret_file(path: str) -> str:
+    """A password file's first line (the caller names the file in its error)."""
+    return Path(path).read_text(encoding="utf-8").strip()
