@@ -85,6 +85,8 @@ _TEXT = re.compile(r"[^\x00-\x1f\x7f]*")
 """No control characters: a NUL would be refused by PostgreSQL, a newline would forge a log line."""
 _ANY = re.compile(r"[^\x00]*", re.S)
 """Free text that is never a column (a message, a scan as text): anything but NUL."""
+_RAW = re.compile(r".*", re.S)
+"""The scan as sent, NUL and all: it travels only inside the JSON, escaped."""
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
@@ -246,7 +248,7 @@ class EventMessage(Message):
     operation: Operation = _f(doc="`[station] operation`")
     at: str = _f(max_len=40, pattern=_TIMESTAMP, doc="scan time, UTC ISO 8601")
     source: str = _f(max_len=200, pattern=_ANY, doc="which scanner")
-    raw: str = _f(max_len=32768, pattern=_ANY, doc="the scan as text (bytes not UTF-8 escaped)")
+    raw: str = _f(max_len=32768, pattern=_RAW, doc="the scan as text (bytes not UTF-8 escaped)")
     raw_hex: str = _f(max_len=16384, pattern=_HEX, doc="the scan's exact bytes")
     ok: bool = _f(doc="accepted")
     terminated_by: str | None = _f(max_len=16, default=None, doc="`suffix`, `idle` or `overflow`")
@@ -266,7 +268,7 @@ class EventMessage(Message):
         if not self.ok and self.reason is None:
             raise BadMessage("EventMessage: refused without a reason")
         if self.ok:
-            if not self.gtin or not _GTIN.fullmatch(self.gtin):
+            if self.gtin is not None and not _GTIN.fullmatch(self.gtin):
                 raise BadMessage(f"EventMessage: accepted with gtin {_show(self.gtin)}, not 14 digits")
             for name in ("serial", "batch"):
                 value = getattr(self, name)

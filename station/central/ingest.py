@@ -167,8 +167,8 @@ class Central:
             self.inbox.put(m)
 
     def _refuse(self, msg: mqtt.MQTTMessage, why: str) -> None:
-        self.refused += 1
         log.warning("refused a message on %s: %s", msg.topic, why)
+        self.refused += 1
 
     def parse(self, msg: mqtt.MQTTMessage) -> EventMessage | StationStatus:
         """A message from a station, typed, or BadMessage: malformed, or its station is not the topic's."""

@@ -166,11 +166,11 @@ class MqttUplink:
         try:
             self._take(msg.topic, msg.payload)
         except BadMessage as e:
-            self.refused += 1
             log.warning("mqtt: refused a message on %s: %s", msg.topic, e.reason)
-        except Exception:  # never let a callback kill the network thread
             self.refused += 1
+        except Exception:  # never let a callback kill the network thread
             log.exception("mqtt: could not handle a message on %s", msg.topic)
+            self.refused += 1
 
     def _take(self, topic: str, payload: bytes | bytearray) -> None:
         if topic == self.t_acks:

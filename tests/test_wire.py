@@ -1,0 +1,392 @@
+"""The wire contract: every message kind checked at the edge, refused alone with a reason.
+
+The hostile tests run both wings' real MQTT code (the station's uplink, the submitter's ingest)
+against a real Mosquitto and send each kind malformed JSON, wrong types, missing keys, a 1 MB
+payload and a forged identity; after each, a good message must be taken at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from central import submitter_config
+from harness import ROOT, Broker, wait_for
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
+from scans import GS, gtin
+
+from station import wire
+from station.central.config import load as load_submitter
+from station.central.ingest import Central
+from station.central.ledger import Ledger
+from station.edge.config import MqttConfig
+from station.edge.events import Scan
+from station.edge.store import Store
+from station.edge.uplink import MqttUplink
+from station.gs1.reader import Profile
+from station.gs1.verdict import Policy, judge
+from station.wire import (
+    AckMessage,
+    BadMessage,
+    CentralStatus,
+    EventMessage,
+    Kind,
+    ResultMessage,
+    State,
+    StationStatus,
+    Topics,
+    parse_results,
+)
+
+TODAY = date(2026, 1, 1)
+
+
+def event_json(station: str = "line-1", seq: int = 1, **kw: Any) -> bytes:
+    body = {
+        "schema": "karekod.event/1",
+        "id": str(uuid.uuid4()),
+        "seq": seq,
+        "station": station,
+        "site": "depot",
+        "operation": "dispatch",
+        "at": "2026-01-01T10:00:00.000Z",
+        "source": "stdin",
+        "raw": "x",
+        "raw_hex": "78",
+        "ok": True,
+        "gtin": gtin(1),
+        "serial": "S1",
+        "batch": "B1",
+        "expiry": "2030-12-31",
+        **kw,
+    }
+    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+
+
+# -- the checks, one reason each ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"5", "EventMessage: must be a JSON object, not 5"),
+        (b"null", "EventMessage: must be a JSON object, not null"),
+        (b"[]", "EventMessage: must be a JSON object, not []"),
+        (b"{", "not JSON: "),
+        (b"\xff\xfe", "not UTF-8"),
+        (b'{"seq": NaN}', "not JSON: NaN is not JSON"),
+        (b"[" * 5_000 + b"]" * 5_000, "nested too deeply"),
+        (b" " * (129 * 1024), "132096 bytes, more than the 131072 this message may have"),
+        (event_json(seq="abc"), 'EventMessage.seq: must be an integer, not "abc"'),
+        (event_json(seq=0), "EventMessage.seq: 0 is out of range"),
+        (event_json(seq=2**63), "EventMessage.seq: 9223372036854775808 is out of range"),
+        (event_json(seq=1.5), "EventMessage.seq: must be an integer, not 1.5"),
+        (event_json(seq=True), "EventMessage.seq: must be an integer, not true"),
+        (event_json(id=...), "EventMessage.id: required"),
+        (event_json(id="a/b"), 'EventMessage.id: "a/b" is not a valid value'),
+        (event_json(station="a+b"), 'EventMessage.station: "a+b" is not a valid value'),
+        (event_json(ok="yes"), 'EventMessage.ok: must be true or false, not "yes"'),
+        (event_json(operation="sell"), 'EventMessage.operation: "sell" is not one of receipt, dispatch'),
+        (event_json(ok=False), "EventMessage: refused without a reason"),
+        (event_json(reason="expired"), "EventMessage: accepted, yet with reason expired"),
+        (event_json(ok=False, reason="bored"), 'EventMessage.reason: "bored" is not one of not_gs1'),
+        (event_json(gtin="123"), 'EventMessage: accepted with gtin "123", not 14 digits'),
+        (event_json(serial="S\x001"), 'EventMessage.serial: "S\\u00001" is not a valid value'),
+        (event_json(message="a\x00b"), 'EventMessage.message: "a\\u0000b" is not a valid value'),
+        (event_json(serial="A" * 21), "EventMessage: accepted with serial"),
+        (event_json(at="yesterday"), 'EventMessage.at: "yesterday" is not a valid value'),
+        (event_json(raw_hex="zz"), 'EventMessage.raw_hex: "zz" is not a valid value'),
+    ],
+)
+def test_a_bad_event_is_refused_with_its_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(BadMessage) as e:
+        EventMessage.from_json(payload)
+    assert e.value.reason.startswith(reason), e.value.reason
+
+
+def test_every_kind_round_trips_and_ignores_keys_it_does_not_know() -> None:
+    event = EventMessage.from_json(event_json())
+    assert EventMessage.from_json(event.to_json()) == event
+    assert event.operation is wire.Operation.DISPATCH and event.ok is True and event.reason is None
+    extra = json.loads(event.to_json()) | {"added_in_a_later_version": [1, 2]}
+    assert EventMessage.from_dict(extra) == event
+    ack = AckMessage(ids=("a", "b"))
+    assert AckMessage.from_json(ack.to_json()) == ack
+    result = ResultMessage("e-1", False, wire.Service.ITS, code="60007", message="Ürün geri çekilmiş.")
+    assert parse_results(result.to_json()) == (result,)
+    assert parse_results(json.dumps({"results": [json.loads(result.to_json())] * 2})) == (result, result)
+    status = StationStatus(state=State.ONLINE, station="s1", backlog=3, scanners={"left": True})
+    assert StationStatus.from_json(status.to_json()) == status
+    assert StationStatus.from_json(b'{"state": "offline", "station": "s1"}').backlog is None  # the will
+    central = CentralStatus(state=State.ONLINE, submitter="sub-1")
+    assert CentralStatus.from_json(central.to_json()) == central
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "reason"),
+    [
+        (AckMessage, b'{"ids": 5}', "AckMessage.ids: must be a list, not 5"),
+        (AckMessage, b"{}", "AckMessage.ids: required"),
+        (AckMessage, b'{"ids": [1]}', "AckMessage.ids[]: must be a string, not 1"),
+        (AckMessage, json.dumps({"ids": ["a"] * 10_001}).encode(), "AckMessage.ids: more than 10000 items"),
+        (StationStatus, b'{"state": "asleep", "station": "s"}', 'StationStatus.state: "asleep" is not one of'),
+        (StationStatus, b'{"state": "online", "station": "s", "backlog": -1}', "StationStatus.backlog: -1 is out"),
+        (StationStatus, b'{"state": "online", "station": "s", "scanners": [1]}', "StationStatus.scanners: must be"),
+        (CentralStatus, b'{"state": "online"}', "CentralStatus.submitter: required"),
+    ],
+)
+def test_other_kinds_refuse_with_their_reason(kind: type[wire.Message], payload: bytes, reason: str) -> None:
+    with pytest.raises(BadMessage) as e:
+        kind.from_json(payload)
+    assert e.value.reason.startswith(reason), e.value.reason
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"5", "ResultMessage: must be a JSON object, not 5"),
+        (b"null", "ResultMessage: must be a JSON object, not null"),
+        (b'{"results": 5}', "ResultBatch.results: must be a list, not 5"),
+        (b'{"results": [5]}', "ResultMessage: must be a JSON object, not 5"),
+        (b'{"event_id": "e", "ok": "no"}', 'ResultMessage.ok: must be true or false, not "no"'),
+        (b'{"event_id": "e", "ok": false, "service": "sgk"}', 'ResultMessage.service: "sgk" is not one of uts, its'),
+    ],
+)
+def test_results_payloads_that_killed_the_network_thread_are_refused(payload: bytes, reason: str) -> None:
+    with pytest.raises(BadMessage) as e:
+        parse_results(payload)
+    assert e.value.reason.startswith(reason), e.value.reason
+
+
+def test_topics_are_built_and_parsed_in_one_place() -> None:
+    t = Topics("site/x/")
+    assert t.station("s-1", Kind.EVENTS) == "site/x/stations/s-1/events"
+    assert t.every_station(Kind.STATUS) == "site/x/stations/+/status"
+    assert t.central("sub") == "site/x/central/status/sub" and t.every_central == "site/x/central/status/+"
+    assert t.parse("site/x/stations/s-1/results") == ("s-1", Kind.RESULTS)
+    assert t.parse("site/x/central/status/sub") == ("sub", None)
+    for bad in ("site/x/stations/s-1/other", "site/x/stations/a/b/events", "elsewhere/stations/s/events", "site/x"):
+        with pytest.raises(BadMessage):
+            t.parse(bad)
+
+
+# -- what the station writes, the central side reads ----------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=300) | st.text(alphabet="0123456789ABCabc\x1d]d2 -/", max_size=80).map(str.encode))
+def test_every_event_a_station_can_write_passes_the_central_check(raw: bytes) -> None:
+    """Whatever bytes a scanner sends, the event the station records is one the ledger accepts:
+    an event the central side refused would stay undelivered at the station for ever."""
+    from station.edge.events import event_message
+
+    for profile in Profile:
+        verdict = judge(raw, Policy(profile), TODAY)
+        scan = Scan(raw, "serial:/dev/ttyACM0", terminated_by="suffix")
+        message = event_message(
+            "id-1", 7, "2026-01-01T10:00:00.000Z", "s1", "site", wire.Operation.USE, scan, verdict.as_dict()
+        )
+        assert EventMessage.from_json(message.to_json()).ok == verdict.ok
+
+
+def test_a_real_karekod_event_reads_back_whole() -> None:
+    from station.edge.events import event_message
+
+    raw = f"]d201{gtin(3)}21SER1{GS}1726013110LOT9\r".encode()
+    verdict = judge(raw, Policy(Profile.ITS), TODAY)
+    assert verdict.ok
+    message = event_message(
+        "id-9", 9, "2026-01-01T10:00:00.000Z", "s1", "", wire.Operation.RECEIPT, Scan(raw), verdict.as_dict()
+    )
+    back = EventMessage.from_json(message.to_json())
+    assert (back.gtin, back.serial, back.batch, back.expiry, back.raw_hex) == (
+        gtin(3),
+        "SER1",
+        "LOT9",
+        "2026-01-31",
+        raw.hex(),
+    )
+
+
+# -- the README's MQTT tables are the contract's ---------------------------------------------------
+
+
+def test_the_readme_tables_are_written_from_the_contract() -> None:
+    r = subprocess.run([sys.executable, "scripts/wire_doc.py", "--check"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    readme = (ROOT / "README.md").read_text()
+    for topic in wire.TOPICS:
+        assert f"| `{topic}` |" in readme
+
+
+# -- hostile messages through a real broker -------------------------------------------------------
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path)
+    b.start()
+    yield b
+    b.stop()
+
+
+class Publisher:
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"hostile-{uuid.uuid4()}", protocol=mqtt.MQTTv5
+        )
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+HOSTILE = {
+    "malformed JSON": b'{"ids": [',
+    "wrong types": b'{"ids": "all", "event_id": 5, "state": 1, "submitter": [], "ok": "yes", "station": 7}',
+    "missing keys": b"{}",
+    "a 1 MB payload": b'{"pad": "' + b"x" * (1024 * 1024) + b'"}',
+    "a number": b"5",
+    "null": b"null",
+}
+
+
+def scans_noted(ledger: Ledger) -> int | None:
+    rows = ledger.query("SELECT status FROM stations WHERE station = 'line-1'")
+    return json.loads(rows[0][0]).get("scans") if rows else None
+
+
+def test_hostile_messages_to_the_submitter_are_refused_alone(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_submitter(submitter_config(tmp_path, broker.port, "http://127.0.0.1:1"))
+    ledger = Ledger(config.ledger, config.id)
+    central = Central(config, ledger)
+    stop = threading.Event()
+    runner = threading.Thread(target=central.run, args=(stop,), daemon=True)
+    central.start()
+    runner.start()
+    pub = Publisher(broker.port)
+    topics = Topics()
+    caplog.set_level(logging.WARNING, logger="submitter.mqtt")
+    try:
+        wait_for(central.connected.is_set, 10, what="the submitter to connect")
+        seq = 0
+        for kind in (Kind.EVENTS, Kind.STATUS):
+            cases = dict(HOSTILE)
+            if kind is Kind.EVENTS:
+                cases["a forged station id"] = event_json(station="dock-1")
+            else:
+                cases["a forged station id"] = StationStatus(state=State.ONLINE, station="dock-1").to_json()
+            for what, payload in cases.items():
+                refused, lines = central.refused, len(caplog.records)
+                pub.send(topics.station("line-1", kind), payload)
+                seq += 1
+                if kind is Kind.EVENTS:
+                    good = event_json(seq=seq)
+                    pub.send(topics.station("line-1", kind), good)
+                    good_id = json.loads(good)["id"]
+                    wait_for(lambda i=good_id: ledger.query("SELECT 1 FROM events WHERE id = ?", (i,)) != [], 5,
+                             what=f"the good event after {what}")  # fmt: skip
+                else:
+                    pub.send(
+                        topics.station("line-1", kind),
+                        StationStatus(state=State.ONLINE, station="line-1", scans=seq).to_json(),
+                    )
+                    wait_for(lambda s=seq: scans_noted(ledger) == s, 5, what=f"the good status after {what}")
+                assert central.refused == refused + 1, f"{kind} {what}: not refused"
+                new = [r.getMessage() for r in caplog.records[lines:]]
+                assert len(new) == 1 and new[0].startswith(
+                    f"refused a message on {topics.station('line-1', kind)}: "
+                ), new
+        assert ledger.query("SELECT count(*) FROM events")[0][0] == len(HOSTILE) + 1
+        assert ledger.query("SELECT station FROM stations") == [("line-1",)]
+    finally:
+        pub.close()
+        stop.set()
+        runner.join(10)
+        central.stop()
+
+
+def test_hostile_messages_to_a_station_are_refused_alone(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "station.db"
+    store = Store(db)
+    scans = [f"]d201{gtin(1)}21S{i}{GS}1730123110B" for i in range(8)]
+    events = [
+        store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-1", "", "receipt")
+        for s in scans
+    ]
+    got: list[Any] = []
+    uplink = MqttUplink(
+        MqttConfig(host="127.0.0.1", port=broker.port, status_interval_seconds=1, ack_timeout_seconds=60),
+        "st-1",
+        str(db),
+        lambda s: {"station": "st-1"},
+        got.append,
+    )
+    topics = Topics()
+    pub = Publisher(broker.port)
+    caplog.set_level(logging.WARNING, logger="station.edge.uplink")
+    uplink.start()
+    try:
+        wait_for(lambda: uplink.connected, 10, what="the station to connect")
+        time.sleep(0.3)  # its subscriptions are in place
+
+        def check(what: str, refused: int, lines: int) -> None:
+            wait_for(lambda: uplink.refused == refused + 1, 5, what=f"{what} to be refused")
+            new = [r.getMessage() for r in caplog.records[lines:] if r.levelno >= logging.WARNING]
+            assert len(new) == 1 and new[0].startswith("mqtt: refused a message on "), (what, new)
+
+        cases = dict(HOSTILE) | {"a forged station id": b'{"ids": "not-mine"}'}
+        for n, (what, payload) in enumerate(cases.items()):
+            refused, lines = uplink.refused, len(caplog.records)
+            pub.send(topics.station("st-1", Kind.ACKS), payload)
+            check(f"ack {what}", refused, lines)
+            pub.send(topics.station("st-1", Kind.ACKS), AckMessage(ids=(events[n].id,)).to_json())
+            wait_for(lambda k=n: store.stats().backlog == 7 - k, 5, what=f"the good ack after {what}")
+
+        cases = dict(HOSTILE) | {"a batch of a number": b'{"results": 5}'}
+        for n, (what, payload) in enumerate(cases.items()):
+            refused, lines = uplink.refused, len(caplog.records)
+            pub.send(topics.station("st-1", Kind.RESULTS), payload)
+            check(f"result {what}", refused, lines)
+            good = ResultMessage(events[n].id, False, wire.Service.ITS, code="60007")
+            pub.send(topics.station("st-1", Kind.RESULTS), good.to_json())
+            wait_for(lambda k=n: len(got) == k + 1, 5, what=f"the good result after {what}")
+            assert got[-1] == (events[n].seq, good)
+
+        cases = dict(HOSTILE) | {
+            "a forged submitter id": CentralStatus(state=State.ONLINE, submitter="other").to_json()
+        }
+        for what, payload in cases.items():
+            refused, lines = uplink.refused, len(caplog.records)
+            pub.send(topics.central("sub-1"), payload)
+            check(f"central status {what}", refused, lines)
+        pub.send(topics.central("sub-1"), CentralStatus(state=State.ONLINE, submitter="sub-1").to_json(), retain=True)
+        wait_for(lambda: uplink._central_online, 5, what="the station to see the central side online")
+        assert uplink.client.is_connected()  # the network thread survived every one of them
+    finally:
+        pub.send(topics.central("sub-1"), b"", retain=True)
+        pub.close()
+        uplink.stop()
+        store.close()
