@@ -34,6 +34,7 @@ from station.edge.pipeline import Station
 from station.edge.store import Store
 from station.edge.uplink import MqttUplink
 from station.gs1.verdict import Policy, judge
+from station.wire import Kind, Topics
 
 GS = "\x1d"
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +160,7 @@ def bench_drain(workdir: Path, n: int) -> None:
         raw.loop_stop()
         counter.close()
 
-        counter = Counter(port, "karekod/v1/stations/bench/events", n)
+        counter = Counter(port, Topics().station("bench", Kind.EVENTS), n)
         uplink = MqttUplink(
             MqttConfig(
                 host="127.0.0.1", port=port, wait_for_central=False, window=100_000, status_interval_seconds=3600

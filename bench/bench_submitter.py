@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import socket
 import subprocess
@@ -37,6 +36,10 @@ from station.central.config import load  # noqa: E402
 from station.central.ingest import Central  # noqa: E402
 from station.central.ledger import Ledger  # noqa: E402
 from station.central.notifier import Notifier  # noqa: E402
+from station.gs1.reasons import Reason  # noqa: E402
+from station.wire import EVENT_SCHEMA, EventMessage, Kind, Operation, Topics  # noqa: E402
+
+TOPICS = Topics()
 
 
 def free_port() -> int:
@@ -58,6 +61,24 @@ def persistent(client_id: str, port: int, topic: str) -> None:
     c.loop_stop()
 
 
+def event(station: str, seq: int, **verdict: object) -> EventMessage:
+    """An event as a station writes it (``station.wire``): refused unless the verdict says otherwise."""
+    fields: dict[str, object] = {"ok": False, "reason": Reason.NOT_GS1, "message": "Not a GS1 element string."}
+    return EventMessage(
+        schema=EVENT_SCHEMA,
+        id=str(uuid.uuid4()),
+        seq=seq,
+        station=station,
+        site="",
+        operation=Operation.RECEIPT,
+        at="2026-01-01T10:00:00.000Z",
+        source="bench",
+        raw="x" * 60,
+        raw_hex="78" * 60,
+        **{**fields, **verdict},  # type: ignore[arg-type]
+    )
+
+
 def publish(port: int, n: int, stations: int = 10) -> None:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     c.max_inflight_messages_set(1000)
@@ -66,17 +87,8 @@ def publish(port: int, n: int, stations: int = 10) -> None:
     infos = []
     for i in range(n):
         st = f"bench-{i % stations}"
-        e = {
-            "schema": "karekod.event/1",
-            "id": str(uuid.uuid4()),
-            "seq": i // stations + 1,
-            "station": st,
-            "ok": False,
-            "reason": "not_gs1",
-            "raw": "x" * 60,
-            "message": "Not a GS1 element string.",
-        }
-        infos.append(c.publish(f"karekod/v1/stations/{st}/events", json.dumps(e), qos=1))
+        e = event(st, i // stations + 1)
+        infos.append(c.publish(TOPICS.station(st, Kind.EVENTS), e.to_json(), qos=1))
     for info in infos:
         info.wait_for_publish(30)
     c.disconnect()
@@ -93,7 +105,7 @@ def bench_ingest(tmp: Path, n: int) -> None:
     broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        topic = "karekod/v1/stations/+/events"
+        topic = TOPICS.every_station(Kind.EVENTS)
         persistent("raw-sub", port, topic)
         persistent("karekod-submitter-bench", port, topic)
         publish(port, n)
@@ -160,17 +172,18 @@ def bench_delivery(tmp: Path, units: int, latency_ms: float) -> None:
         prefix = "D" if service == "uts" else "U"
         events = []
         for i in range(units):
-            e = {
-                "id": str(uuid.uuid4()),
-                "seq": i + 1,
-                "station": station,
-                "ok": True,
-                "gtin": gtin(i % 40),
-                "serial": f"{prefix}{i:06d}",
-                "batch": f"B{i % 5}",
-                "expiry": "2030-12-31",
-            }
-            events.append((json.dumps(e), e))
+            e = event(
+                station,
+                i + 1,
+                ok=True,
+                reason=None,
+                message="",
+                gtin=gtin(i % 40),
+                serial=f"{prefix}{i:06d}",
+                batch=f"B{i % 5}",
+                expiry="2030-12-31",
+            )
+            events.append((e.to_json().decode(), e))
         ledger.ingest(events, cfg.site_of)
         stop = threading.Event()
         t = time.perf_counter()

@@ -114,58 +114,90 @@ def _f(
     return field(default=default, metadata=meta)
 
 
-def _check(cls: type, name: str, kind: Any, meta: typing.Mapping[str, Any], value: Any) -> Any:
-    """One field's value, checked against its type and constraints; raises BadMessage."""
+Checker = typing.Callable[[Any], Any]
+
+
+def _checker(where: str, kind: Any, meta: typing.Mapping[str, Any]) -> Checker:
+    """A function that checks one field's value against its type and constraints (built once per
+    field, so a message is checked without looking at types again); it raises BadMessage."""
     origin = typing.get_origin(kind)
     if origin in (types.UnionType, typing.Union):
-        options = [a for a in typing.get_args(kind) if a is not type(None)]
-        if value is None:
-            return None
-        return _check(cls, name, options[0], meta, value)
-    where = f"{cls.__name__}.{name}"
+        inner = _checker(where, next(a for a in typing.get_args(kind) if a is not type(None)), meta)
+        return lambda v: None if v is None else inner(v)
     if isinstance(kind, type) and issubclass(kind, StrEnum):
-        if not isinstance(value, str) or value not in kind._value2member_map_:
-            raise BadMessage(f"{where}: {_show(value)} is not one of {', '.join(kind)}")
-        return kind(value)
+        members, names = kind._value2member_map_, ", ".join(kind)
+
+        def check_enum(v: Any) -> Any:
+            if isinstance(v, str) and v in members:
+                return members[v]
+            raise BadMessage(f"{where}: {_show(v)} is not one of {names}")
+
+        return check_enum
     if kind is bool:
-        if not isinstance(value, bool):
-            raise BadMessage(f"{where}: must be true or false, not {_show(value)}")
-        return value
+
+        def check_bool(v: Any) -> Any:
+            if v is True or v is False:
+                return v
+            raise BadMessage(f"{where}: must be true or false, not {_show(v)}")
+
+        return check_bool
     if kind is int or kind is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and isinstance(value, float)):
-            raise BadMessage(f"{where}: must be {'an integer' if kind is int else 'a number'}, not {_show(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise BadMessage(f"{where}: must be a finite number")
-        lo, hi = meta.get("lo"), meta.get("hi")
-        if (lo is not None and value < lo) or (hi is not None and value > hi) or abs(value) > _MAX_INT:
-            raise BadMessage(f"{where}: {value} is out of range")
-        return kind(value)
+        lo = -_MAX_INT if meta.get("lo") is None else meta["lo"]
+        hi = _MAX_INT if meta.get("hi") is None else meta["hi"]
+        accepted = (int,) if kind is int else (int, float)
+        noun = "an integer" if kind is int else "a number"
+
+        def check_number(v: Any) -> Any:
+            if isinstance(v, bool) or not isinstance(v, accepted):
+                raise BadMessage(f"{where}: must be {noun}, not {_show(v)}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise BadMessage(f"{where}: must be a finite number")
+            if not lo <= v <= hi:
+                raise BadMessage(f"{where}: {v} is out of range")
+            return v
+
+        return check_number
     if kind is str:
-        if not isinstance(value, str):
-            raise BadMessage(f"{where}: must be a string, not {_show(value)}")
-        if len(value) > meta.get("max_len", 200):
-            raise BadMessage(f"{where}: longer than {meta.get('max_len', 200)} characters")
-        pattern = meta.get("pattern") or _TEXT
-        if not pattern.fullmatch(value):
-            raise BadMessage(f"{where}: {_show(value)} is not a valid value")
-        return value
+        max_len = meta.get("max_len", 200)
+        match = (meta.get("pattern") or _TEXT).fullmatch
+
+        def check_str(v: Any) -> Any:
+            if type(v) is not str:
+                raise BadMessage(f"{where}: must be a string, not {_show(v)}")
+            if len(v) > max_len:
+                raise BadMessage(f"{where}: longer than {max_len} characters")
+            if match(v) is None:
+                raise BadMessage(f"{where}: {_show(v)} is not a valid value")
+            return v
+
+        return check_str
     if origin is tuple:
-        (item,) = typing.get_args(kind)[:1]
-        if not isinstance(value, list):
-            raise BadMessage(f"{where}: must be a list, not {_show(value)}")
-        if len(value) > meta.get("max_len", 200):
-            raise BadMessage(f"{where}: more than {meta.get('max_len', 200)} items")
-        if isinstance(item, type) and hasattr(item, "from_dict"):
-            return tuple(item.from_dict(v) for v in value)
-        return tuple(_check(cls, f"{name}[]", item, {**meta, "max_len": 200}, v) for v in value)
+        item = typing.get_args(kind)[0]
+        most = meta.get("max_len", 200)
+        if isinstance(item, type) and issubclass(item, Message):
+            each: Checker = item.from_dict
+        else:
+            each = _checker(f"{where}[]", item, {**meta, "max_len": 200})
+
+        def check_list(v: Any) -> Any:
+            if not isinstance(v, list):
+                raise BadMessage(f"{where}: must be a list, not {_show(v)}")
+            if len(v) > most:
+                raise BadMessage(f"{where}: more than {most} items")
+            return tuple(each(x) for x in v)
+
+        return check_list
     if origin is dict:
-        if not isinstance(value, dict) or len(value) > 64:
-            raise BadMessage(f"{where}: must be an object of at most 64 keys")
         key_kind, value_kind = typing.get_args(kind)
-        return {
-            _check(cls, f"{name}{{}}", key_kind, {"max_len": 64}, k): _check(cls, f"{name}[]", value_kind, {}, v)
-            for k, v in value.items()
-        }
+        check_key = _checker(f"{where}{{}}", key_kind, {"max_len": 64})
+        check_value = _checker(f"{where}[]", value_kind, {})
+
+        def check_dict(v: Any) -> Any:
+            if not isinstance(v, dict) or len(v) > 64:
+                raise BadMessage(f"{where}: must be an object of at most 64 keys")
+            return {check_key(k): check_value(x) for k, x in v.items()}
+
+        return check_dict
     raise TypeError(f"{where}: unsupported field type {kind!r}")  # a programming error, caught by the tests
 
 
@@ -178,13 +210,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def load_json(data: bytes | bytearray | str, max_bytes: int) -> Any:
     """JSON from the wire, or BadMessage: too large, not UTF-8, not JSON, NaN/Infinity, too deep."""
     if len(data) > max_bytes:
         raise BadMessage(f"{len(data)} bytes, more than the {max_bytes} this message may have")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except UnicodeDecodeError:
         raise BadMessage("not UTF-8") from None
     except RecursionError:
@@ -193,23 +228,41 @@ def load_json(data: bytes | bytearray | str, max_bytes: int) -> Any:
         raise BadMessage(f"not JSON: {str(e)[:60]}") from None
 
 
+_PLANS: dict[type, list[tuple[str, bool, Checker]]] = {}
+
+
 class Message:
     """What every wire message shares: JSON in and out, checked field by field."""
 
     MAX_BYTES: ClassVar[int] = 128 * 1024
 
     @classmethod
+    def _plan(cls) -> list[tuple[str, bool, Checker]]:
+        """(field, required, checker) for each field, built on first use."""
+        plan: list[tuple[str, bool, Checker]] | None = _PLANS.get(cls)
+        if plan is None:
+            hints = typing.get_type_hints(cls)
+            plan = [
+                (
+                    f.name,
+                    f.default is MISSING and f.default_factory is MISSING,
+                    _checker(f"{cls.__name__}.{f.name}", hints[f.name], f.metadata),
+                )
+                for f in fields(cls)  # type: ignore[arg-type]
+            ]
+            _PLANS[cls] = plan
+        return plan
+
+    @classmethod
     def from_dict(cls, obj: Any) -> Self:
         if not isinstance(obj, dict):
             raise BadMessage(f"{cls.__name__}: must be a JSON object, not {_show(obj)}")
-        hints = typing.get_type_hints(cls)
         values: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            if f.name not in obj:
-                if f.default is MISSING and f.default_factory is MISSING:
-                    raise BadMessage(f"{cls.__name__}.{f.name}: required")
-                continue
-            values[f.name] = _check(cls, f.name, hints[f.name], f.metadata, obj[f.name])
+        for name, required, check in cls._plan():
+            if name in obj:
+                values[name] = check(obj[name])
+            elif required:
+                raise BadMessage(f"{cls.__name__}.{name}: required")
         message = cls(**values)
         message.validate()
         return message

@@ -18,6 +18,7 @@ from scans import gtin
 from station.central.config import load
 from station.central.ledger import Ledger
 from station.central.notifier import Notifier
+from station.central.services import its
 from station.wire import EventMessage
 
 PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -135,13 +136,13 @@ def test_crash_between_record_and_answer_is_checked_not_resent(tmp_path: Path, s
     notifier, ledger = make(tmp_path, sandbox)
     ledger.ingest([event("line-1", i + 1, gtin(i), f"U{i:06d}") for i in range(3)], notifier.config.site_of)
     site = notifier.config.sites["depot-line"]
-    claimed = ledger.claim(
-        "its", site.name, 50, "/wholesale/app/dispatch/", lambda jobs: notifier._its_body(site, jobs)
-    )
+    claimed = ledger.claim("its", site.name, 50, lambda jobs: notifier.its_call(site, jobs))
     assert claimed is not None
     # the call goes out and takes effect... and the submitter dies before writing the answer
     assert notifier.its is not None
-    notifier.its.dispatch(PHARMACY, json.loads(ledger.request(claimed[0])[3])["productList"])  # type: ignore[index]
+    sent = ledger.request(claimed[0])
+    assert sent is not None
+    notifier.its.notify(its.Call(sent[2], json.loads(sent[3])))
     ledger.close()
     notifier2, ledger2 = make(tmp_path, sandbox)
     run_until_final(notifier2, ledger2, 3)

@@ -9,7 +9,7 @@ from central import DEPOT, HOSPITAL, PHARMACY, SUPPLIER, SandboxServer, seed
 from scans import gtin
 
 from station.central.services.http import AuthFailed, InDoubt, Unreachable
-from station.central.services.its import ItsClient, product
+from station.central.services.its import ItsClient, Unit
 from station.central.services.uts import UtsClient
 
 
@@ -23,7 +23,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 def test_its_dispatch_then_accept_and_refusals(sandbox: SandboxServer) -> None:
     depot = ItsClient(sandbox.url, DEPOT, "depot-pass")
-    units = [product(gtin(i), f"U{i:06d}", f"B{i}", "2030-12-31") for i in range(3)]
+    units = [Unit(gtin(i), f"U{i:06d}", f"B{i}", "2030-12-31") for i in range(3)]
     answer = depot.dispatch(PHARMACY, units)
     assert [u["uc"] for u in answer.units] == ["00000"] * 3 and answer.notification_id
     again = depot.dispatch(PHARMACY, units[:1])
@@ -35,16 +35,14 @@ def test_its_dispatch_then_accept_and_refusals(sandbox: SandboxServer) -> None:
     assert cancel.units[0]["uc"] == "00000" and depot.check_status(units[2:3])[0]["gln1"] == DEPOT
     sandbox.sandbox.its_units[(gtin(3), "U000003")]["state"] = "recalled"
     sandbox.sandbox.its_units[(gtin(4), "U000004")]["state"] = "sold"
-    rest = depot.dispatch(
-        PHARMACY, [product(gtin(3), "U000003"), product(gtin(4), "U000004"), product(gtin(9), "NOPE")]
-    )
+    rest = depot.dispatch(PHARMACY, [Unit(gtin(3), "U000003"), Unit(gtin(4), "U000004"), Unit(gtin(9), "NOPE")])
     assert [u["uc"] for u in rest.units] == ["60007", "10204", "10001"]
 
 
 def test_its_accept_only_what_was_dispatched_to_you(sandbox: SandboxServer) -> None:
     depot = ItsClient(sandbox.url, DEPOT, "depot-pass")
     hospital = ItsClient(sandbox.url, HOSPITAL, "hospital-pass")
-    unit = [product(gtin(0), "U000000")]
+    unit = [Unit(gtin(0), "U000000")]
     assert hospital.accept(unit).units[0]["uc"] == "60002"  # still at the depot
     assert depot.dispatch(HOSPITAL, unit).units[0]["uc"] == "00000"
     assert hospital.accept(unit).units[0]["uc"] == "00000"
@@ -55,10 +53,10 @@ def test_its_accept_only_what_was_dispatched_to_you(sandbox: SandboxServer) -> N
 
 def test_its_token_relogin_and_bad_password(sandbox: SandboxServer) -> None:
     depot = ItsClient(sandbox.url, DEPOT, "depot-pass")
-    depot.check_status([product(gtin(0), "U000000")])
+    depot.check_status([Unit(gtin(0), "U000000")])
     first = depot._token
     sandbox.sandbox.its_tokens.clear()  # every token expired
-    depot.check_status([product(gtin(0), "U000000")])
+    depot.check_status([Unit(gtin(0), "U000000")])
     assert depot._token and depot._token != first
     with pytest.raises(AuthFailed):
         ItsClient(sandbox.url, DEPOT, "wrong").check_status([])

@@ -24,6 +24,7 @@ from station.tomlcheck import (
     topic_prefix,
     typed,
 )
+from station.wire import Operation, Service
 
 UTS_URLS = {"test": "https://utstest.saglik.gov.tr", "production": "https://utsuygulama.saglik.gov.tr"}
 ITS_URLS = {"test": "https://itstest2.saglik.gov.tr", "production": "https://its2.saglik.gov.tr"}
@@ -60,11 +61,11 @@ class Site:
     """Where a station stands: the institution, what it does, and with whom."""
 
     name: str
-    service: str
+    service: Service
     """``uts`` or ``its``."""
     institution: str
     """ÜTS kurum numarası, or the İTS GLN."""
-    operation: str
+    operation: Operation
     stations: tuple[str, ...]
     counterpart: str = ""
     """Dispatch/return: the buyer's GLN (İTS ``togln``) or ÜTS institution (``KUN``). Receipt: the
@@ -244,11 +245,13 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
                 f"{where(table, 'deactivation_reason')}: [{table}] deactivation_reason = {ds!r}: one of "
                 f"{', '.join(ITS_DEACTIVATION_REASONS)}"
             )
+        if service not in OPERATIONS or op not in OPERATIONS[service]:
+            continue  # named above
         sites[name] = Site(
             name,
-            service,
+            Service(service),
             institution,
-            op,
+            Operation(op),
             tuple(stations),
             counterpart,
             str(values.get("document_number", "")),

@@ -285,11 +285,11 @@ class Ledger:
     # -- claiming work --
 
     def claim(
-        self, service: str, site: str | None, limit: int, endpoint: str, body_for: Any
+        self, service: str, site: str | None, limit: int, call_for: Callable[[list[Job]], Any]
     ) -> tuple[str, list[Job]] | None:
         """Take up to ``limit`` queued jobs and record the request for them *before* it is sent.
 
-        ``body_for(jobs)`` builds the request body. Returns (request id, jobs) or None.
+        ``call_for(jobs)`` builds the request (its ``path`` and ``body``). Returns (request id, jobs) or None.
         """
         now = time.time()
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
@@ -304,6 +304,7 @@ class Ledger:
                 return None
             jobs = [Job.of(r) for r in rows]
             request_id = str(uuid.uuid4())
+            call = call_for(jobs)
             c.execute(
                 "INSERT INTO requests (id, service, site, endpoint, body, state, submitter, created_at)"
                 f" VALUES (?, ?, ?, ?, ?, '{RequestState.PREPARED}', ?, ?)",
@@ -311,8 +312,8 @@ class Ledger:
                     request_id,
                     service,
                     jobs[0].site,
-                    endpoint,
-                    json.dumps(body_for(jobs), ensure_ascii=False),
+                    call.path,
+                    json.dumps(call.body, ensure_ascii=False),
                     self.submitter,
                     now,
                 ),

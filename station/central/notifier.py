@@ -19,24 +19,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
+from functools import partial
 from typing import Any
 
 from station.central.config import Site, SubmitterConfig
 from station.central.ledger import Job, JobState, Ledger, Outcome
+from station.central.services import its, uts
 from station.central.services.http import AuthFailed, ServiceError, Unreachable
-from station.central.services.its import SUCCESS, ItsClient, product
+from station.central.services.its import ItsClient
 from station.central.services.uts import UtsClient
+from station.wire import Operation, Service
 
 log = logging.getLogger("submitter.notify")
 
-ITS_PATHS = {
-    "receipt": "/common/app/accept/",
-    "dispatch": "/wholesale/app/dispatch/",
-    "return": "/common/app/return/",
-    "deactivation": "/common/app/deactivation/",
-    "use": "/consume/app/consume/",
-}
-UTS_PATHS = {"receipt": "bildirim/alma/ekle", "dispatch": "bildirim/verme/ekle", "use": "bildirim/kullanim/ekle"}
+
+def its_unit(job: Job) -> its.Unit:
+    return its.Unit(job.gtin or "", job.serial or "", job.batch, job.expiry)
 
 
 def backoff(attempts: int) -> float:
@@ -150,11 +148,7 @@ class Notifier:
                 ready = count >= self.config.its_batch_size or now - oldest >= self.config.its_batch_wait_ms / 1000
                 if site is not None and ready:
                     claimed = self.ledger.claim(
-                        "its",
-                        site.name,
-                        self.config.its_batch_size,
-                        ITS_PATHS[site.operation],
-                        lambda jobs, s=site: self._its_body(s, jobs),
+                        "its", site.name, self.config.its_batch_size, partial(self.its_call, site)
                     )
                     if claimed is not None:
                         self._submit("its", self._its_send, site, *claimed)
@@ -163,13 +157,7 @@ class Notifier:
             for site_name, _count, _oldest in self.ledger.oldest_queued("uts"):
                 site = self.config.sites.get(site_name)
                 while site is not None and free > 0:
-                    claimed = self.ledger.claim(
-                        "uts",
-                        site.name,
-                        1,
-                        UTS_PATHS[site.operation],
-                        lambda jobs, s=site: self._uts_body(s, jobs[0], vbi=None),
-                    )
+                    claimed = self.ledger.claim("uts", site.name, 1, partial(self.uts_first, site))
                     if claimed is None:
                         break
                     free -= 1
@@ -202,30 +190,24 @@ class Notifier:
 
     # -- İTS: batches --
 
-    def _its_body(self, site: Site, jobs: list[Job]) -> dict[str, Any]:
-        products = [product(j.gtin or "", j.serial or "", j.batch, j.expiry) for j in jobs]
-        if site.operation in ("dispatch", "return"):
-            return {"togln": site.counterpart, "productList": products}
-        if site.operation == "deactivation":
-            return {
-                "dt": "D",
-                "frGln": site.institution,
-                "ds": site.deactivation_reason,
-                "description": "",
-                "document": {"dd": date.today().isoformat(), "dn": site.document_number},
-                "productList": products,
-            }
-        if site.operation == "use":
-            return {"dt": "D", "fr": site.institution, "productList": products}
-        return {"productList": products}
+    def its_call(self, site: Site, jobs: list[Job]) -> its.Call:
+        """The İTS notification for a site's batch of units."""
+        return its.notification(
+            site.operation,
+            [its_unit(j) for j in jobs],
+            institution=site.institution,
+            counterpart=site.counterpart,
+            deactivation_reason=site.deactivation_reason,
+            document_number=site.document_number,
+            document_date=date.today().isoformat(),
+        )
 
     def _its_send(self, site: Site, request_id: str, jobs: list[Job]) -> None:
         assert self.its is not None
         stored = self.ledger.request(request_id)
         assert stored is not None
-        body = json.loads(stored[3])
         try:
-            answer = self.its.notify(stored[2], body)
+            answer = self.its.notify(its.Call(stored[2], json.loads(stored[3])))
         except Unreachable as e:
             self._not_sent(request_id, jobs, str(e))
             return
@@ -236,43 +218,37 @@ class Notifier:
             log.warning("İTS %s: %s; %d unit(s) in doubt", site.name, e, len(jobs))
             self.ledger.in_doubt(request_id, str(e))
             return
-        by_unit = {(str(u.get("gtin", "")).zfill(14), str(u.get("sn", ""))): str(u.get("uc", "")) for u in answer.units}
+        by_unit = its.unit_codes(answer)
         outcomes = []
         for j in jobs:
-            uc = by_unit.get(((j.gtin or "").zfill(14), j.serial or ""), "")
+            uc = by_unit.get(its_unit(j).key, "")
             if not uc:
                 outcomes.append(
                     Outcome(j.event_id, False, "NO_ANSWER", "İTS gave no result for this unit.", answer.notification_id)
                 )
             else:
-                outcomes.append(Outcome(j.event_id, uc == SUCCESS, uc, self.its.message(uc), answer.notification_id))
+                done = uc == its.SUCCESS
+                outcomes.append(Outcome(j.event_id, done, uc, self.its.message(uc), answer.notification_id))
         self.ledger.answer(request_id, 200, answer.raw, outcomes)
         ok = sum(o.ok for o in outcomes)
         log.info("İTS %s %s: %d unit(s), %d ok, %d refused", site.name, site.operation, len(jobs), ok, len(jobs) - ok)
 
     # -- ÜTS: one unit per call --
 
-    def _uts_body(self, site: Site, job: Job, vbi: str | None) -> dict[str, Any]:
+    def uts_first(self, site: Site, jobs: list[Job]) -> uts.Call:
+        """What a claim records before the verme to accept is known (receipt: filled in before sending)."""
+        return self.uts_call(site, jobs[0], None)
+
+    def uts_call(self, site: Site, job: Job, vbi: str | None) -> uts.Call:
+        """The ÜTS notification for one unit: alma of the verme ``vbi``, verme or kullanım."""
         uno = (job.gtin or "").zfill(14)
-        if site.operation == "receipt":
-            body: dict[str, Any] = {"VBI": vbi}
-            if not job.serial:
-                body["ADT"] = 1
-            return body
-        if site.operation == "dispatch":
-            body = {
-                "UNO": uno,
-                "KUN": int(site.counterpart),
-                "BNO": site.document_number or job.event_id[:20],
-                "GIT": date.today().isoformat(),
-            }
-        else:
-            body = {"UNO": uno, "GIT": date.today().isoformat(), "TUR": site.use_tur}
-        if job.serial:
-            body["SNO"] = job.serial
-        else:
-            body.update(LNO=job.batch, ADT=1)
-        return body
+        sno, lno = job.serial or None, None if job.serial else job.batch
+        today = date.today().isoformat()
+        if site.operation is Operation.RECEIPT:
+            return uts.alma(str(vbi), None if job.serial else 1)
+        if site.operation is Operation.DISPATCH:
+            return uts.verme(uno, site.counterpart, site.document_number or job.event_id[:20], sno, lno, 1, today)
+        return uts.kullanim(uno, today, site.use_tur, sno, lno, 1)
 
     def _index(self, site: Site) -> PendingIndex:
         assert self.uts is not None
@@ -284,8 +260,8 @@ class Notifier:
         assert self.uts is not None
         request_id, (job,) = claimed
         uno = (job.gtin or "").zfill(14)
-        body = self._uts_body(site, job, vbi=None)
-        if site.operation == "receipt":
+        call = self.uts_call(site, job, None)
+        if site.operation is Operation.RECEIPT:
             try:
                 vbi = self._index(site).find(uno, job.serial, job.batch)
             except ServiceError as e:
@@ -307,14 +283,14 @@ class Notifier:
                     ],
                 )
                 return
-            body = self._uts_body(site, job, vbi)
+            call = self.uts_call(site, job, vbi)
             with self.ledger.tx() as c:  # the real body is on disk before it is sent
-                c.execute("UPDATE requests SET body = ? WHERE id = ?", (json.dumps(body), request_id))
+                c.execute("UPDATE requests SET body = ? WHERE id = ?", (json.dumps(call.body), request_id))
         try:
-            answer = self.uts.call(UTS_PATHS[site.operation], body)
+            answer = self.uts.send(call)
         except Unreachable as e:
-            if site.operation == "receipt":
-                self._index(site).forget(str(body.get("VBI")))
+            if site.operation is Operation.RECEIPT:
+                self._index(site).forget(str(call.body.get("VBI")))
             self._not_sent(request_id, [job], str(e))
             return
         except AuthFailed as e:
@@ -386,7 +362,7 @@ class Notifier:
 
     def _resolve_its(self, site: Site, jobs: list[Job]) -> None:
         assert self.its is not None
-        states = self.its.check_status([product(j.gtin or "", j.serial or "") for j in jobs])
+        states = self.its.check_status([its_unit(j) for j in jobs])
         by_unit = {(str(s.get("gtin", "")).zfill(14), str(s.get("sn", ""))): s for s in states}
         for j in jobs:
             s = by_unit.get(((j.gtin or "").zfill(14), j.serial or ""), {})
@@ -456,29 +432,28 @@ class Notifier:
         site = self.config.sites.get(job.site or "")
         if job.state != JobState.DONE or site is None:
             return False, f"only a notified unit can be cancelled (this one is {job.state})"
-        if site.service == "uts":
-            if site.operation == "receipt":
+        call: uts.Call | its.Call
+        if site.service is Service.UTS:
+            if site.operation not in uts.CANCELS:
                 return False, "ÜTS has no alma cancel: the supplier must cancel its verme"
             if not job.reference:
                 return False, "the ÜTS notification id (BID) of this unit is not known"
-            path = {"dispatch": "bildirim/verme/iptal", "use": "bildirim/kullanim/iptal"}[site.operation]
-            body: dict[str, Any] = {"BID": job.reference}
-        elif site.operation == "dispatch":
-            path = "/wholesale/app/dispatchcancel/"
-            body = {"productList": [product(job.gtin or "", job.serial or "", job.batch, job.expiry)]}
+            call = uts.cancel(site.operation, job.reference)
+        elif site.operation is Operation.DISPATCH:
+            call = its.dispatch_cancel([its_unit(job)])
         else:
             return False, f"cancelling an İTS {site.operation} is not supported here"
-        request_id = self.ledger.prepare(site.service, site.name, path, body)
+        request_id = self.ledger.prepare(site.service, site.name, call.path, call.body)
         try:
-            if site.service == "uts":
+            if isinstance(call, uts.Call):
                 assert self.uts is not None
-                answer = self.uts.call(path, body)
+                answer = self.uts.send(call)
                 ok, message, raw = answer.ok, answer.text, answer.raw
             else:
                 assert self.its is not None
-                its = self.its.notify(path, body)
-                uc = str(its.units[0].get("uc", "")) if its.units else ""
-                ok, message, raw = uc == SUCCESS, f"{uc} {self.its.message(uc)}", its.raw
+                its_answer = self.its.notify(call)
+                uc = str(its_answer.units[0].get("uc", "")) if its_answer.units else ""
+                ok, message, raw = uc == its.SUCCESS, f"{uc} {self.its.message(uc)}", its_answer.raw
         except ServiceError as e:
             self.ledger.in_doubt(request_id, str(e))
             return False, f"no definite answer ({e}); check before trying again"

@@ -8,21 +8,58 @@ Reference: shared/reference/uts-its-api.md §3.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from station.central.services.http import AuthFailed, Http, InDoubt
+from station.wire import Operation
 
 SUCCESS = "00000"
 
+# -- paths and bodies: the one place each call is written (client, notifier and sandbox use these) --
+
+TOKEN = "/token/app/token/"
+ACCEPT = "/common/app/accept/"
+DISPATCH = "/wholesale/app/dispatch/"
+DISPATCH_CANCEL = "/wholesale/app/dispatchcancel/"
+RETURN = "/common/app/return/"
+DEACTIVATION = "/common/app/deactivation/"
+CONSUME = "/consume/app/consume/"
+CHECK_STATUS = "/reference/app/check_status/"
+ERROR_CODES = "/reference/app/errorcode/"
+
+PATHS: dict[Operation, str] = {
+    Operation.RECEIPT: ACCEPT,
+    Operation.DISPATCH: DISPATCH,
+    Operation.RETURN: RETURN,
+    Operation.DEACTIVATION: DEACTIVATION,
+    Operation.USE: CONSUME,
+}
+"""The notification each station operation makes (mal alım, satış, iade, deaktivasyon, sarf)."""
+CHANGES = {**{path: op.value for op, path in PATHS.items()}, DISPATCH_CANCEL: "dispatch_cancel"}
+"""Every path that changes a unit's state, by what it does."""
+
 
 @dataclass(frozen=True)
-class ItsAnswer:
-    notification_id: str
-    units: list[dict[str, Any]]
-    """Each ``{gtin, sn, uc}``."""
-    raw: str
+class Call:
+    """One request: a path and its JSON body."""
+
+    path: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unit:
+    gtin: str
+    serial: str
+    batch: str | None = None
+    expiry: str | None = None
+    """YYYY-MM-DD."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.gtin.zfill(14), self.serial
 
 
 def product(gtin: str, sn: str, bn: str | None = None, xd: str | None = None) -> dict[str, str]:
@@ -33,6 +70,81 @@ def product(gtin: str, sn: str, bn: str | None = None, xd: str | None = None) ->
     if xd:
         item["xd"] = xd
     return item
+
+
+def products(units: Sequence[Unit]) -> list[dict[str, str]]:
+    return [product(u.gtin, u.serial, u.batch, u.expiry) for u in units]
+
+
+def units_of(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """(GTIN as 14 digits, serial) of each ``productList`` item of a body: the sandbox reads requests with it."""
+    items = body.get("productList") or []
+    return [(str(p.get("gtin", "")).zfill(14), str(p.get("sn", ""))) for p in items if isinstance(p, dict)]
+
+
+def token(username: str, password: str) -> Call:
+    return Call(TOKEN, {"username": username, "password": password})
+
+
+def notification(
+    operation: Operation,
+    units: Sequence[Unit],
+    *,
+    institution: str,
+    counterpart: str = "",
+    deactivation_reason: str = "",
+    document_number: str = "",
+    document_date: str = "",
+    description: str = "",
+) -> Call:
+    """The İTS notification for ``operation`` of ``units`` by ``institution`` (its GLN).
+
+    Dispatch and return go to ``counterpart`` (``togln``); deactivation carries its reason
+    (``ds``) and document; sarf (use) names the institution (the REST body of sarf is not
+    confirmed by two sources).
+    """
+    items = products(units)
+    if operation in (Operation.DISPATCH, Operation.RETURN):
+        return Call(PATHS[operation], {"togln": counterpart, "productList": items})
+    if operation is Operation.DEACTIVATION:
+        body = {
+            "dt": "D",
+            "frGln": institution,
+            "ds": deactivation_reason,
+            "description": description,
+            "document": {"dd": document_date, "dn": document_number},
+            "productList": items,
+        }
+        return Call(PATHS[operation], body)
+    if operation is Operation.USE:
+        return Call(PATHS[operation], {"dt": "D", "fr": institution, "productList": items})
+    return Call(PATHS[operation], {"productList": items})
+
+
+def dispatch_cancel(units: Sequence[Unit]) -> Call:
+    """Satış iptal."""
+    return Call(DISPATCH_CANCEL, {"productList": products(units)})
+
+
+def check_status(units: Sequence[Unit]) -> Call:
+    return Call(CHECK_STATUS, {"productList": [{"gtin": u.gtin.zfill(14), "sn": u.serial} for u in units]})
+
+
+def error_codes() -> Call:
+    return Call(ERROR_CODES, {})
+
+
+def unit_codes(answer: ItsAnswer) -> dict[tuple[str, str], str]:
+    """Each unit's ``uc`` in an answer, by (GTIN as 14 digits, serial)."""
+    return {(str(u.get("gtin", "")).zfill(14), str(u.get("sn", ""))): str(u.get("uc", "")) for u in answer.units}
+
+
+@dataclass(frozen=True)
+class ItsAnswer:
+    notification_id: str
+    units: list[dict[str, Any]]
+    """Each ``{gtin, sn, uc}``."""
+    raw: str
 
 
 class ItsClient:
@@ -56,79 +168,71 @@ class ItsClient:
 
     def _login(self) -> str:
         with self._lock:
-            status, body, _ = self.http.post(
-                "/token/app/token/", {"username": self._username, "password": self._password}, {}
-            )
-            token = body.get("token") if isinstance(body, dict) else None
-            if not token:
+            call = token(self._username, self._password)
+            status, body, _ = self.http.post(call.path, call.body, {})
+            got = body.get("token") if isinstance(body, dict) else None
+            if not got:
                 raise AuthFailed(f"İTS token call answered HTTP {status} without a token")
-            self._token = str(token)
+            self._token = str(got)
             return self._token
 
-    def call(self, path: str, body: dict[str, Any]) -> tuple[Any, str]:
-        token = self._token or self._login()
+    def call(self, call: Call) -> tuple[Any, str]:
+        token_ = self._token or self._login()
         try:
-            _, parsed, raw = self.http.post(path, body, {"Authorization": f"Bearer {token}"})
+            _, parsed, raw = self.http.post(call.path, call.body, {"Authorization": f"Bearer {token_}"})
         except AuthFailed:
             # An expired token is refused before anything is processed: log in again, send once more.
-            token = self._login()
-            _, parsed, raw = self.http.post(path, body, {"Authorization": f"Bearer {token}"})
+            token_ = self._login()
+            _, parsed, raw = self.http.post(call.path, call.body, {"Authorization": f"Bearer {token_}"})
         return parsed, raw
 
-    def notify(self, path: str, body: dict[str, Any]) -> ItsAnswer:
-        parsed, raw = self.call(path, body)
+    def notify(self, call: Call) -> ItsAnswer:
+        """Send a notification; each unit comes back with its ``uc``."""
+        parsed, raw = self.call(call)
         if not isinstance(parsed, dict) or "productList" not in parsed:
             if isinstance(parsed, dict) and "fc" in parsed:
                 code = str(parsed.get("fc"))
-                units = [{**p, "uc": code} for p in body.get("productList", [])]
+                units = [{**p, "uc": code} for p in call.body.get("productList", [])]
                 return ItsAnswer("", units, raw)  # a fault for the whole call: every unit gets its code
-            raise InDoubt(f"İTS {path}: answer without productList")
+            raise InDoubt(f"İTS {call.path}: answer without productList")
         nid = parsed.get("notificationId") or parsed.get("notificationid") or parsed.get("notification_id") or ""
         return ItsAnswer(str(nid), list(parsed["productList"]), raw)
 
-    def accept(self, products: list[dict[str, str]]) -> ItsAnswer:
+    def accept(self, units: Sequence[Unit]) -> ItsAnswer:
         """Mal alım."""
-        return self.notify("/common/app/accept/", {"productList": products})
+        return self.notify(notification(Operation.RECEIPT, units, institution=self._username))
 
-    def dispatch(self, togln: str, products: list[dict[str, str]]) -> ItsAnswer:
+    def dispatch(self, togln: str, units: Sequence[Unit]) -> ItsAnswer:
         """Satış from a depot to a buyer."""
-        return self.notify("/wholesale/app/dispatch/", {"togln": togln, "productList": products})
+        return self.notify(notification(Operation.DISPATCH, units, institution=self._username, counterpart=togln))
 
-    def dispatch_cancel(self, products: list[dict[str, str]]) -> ItsAnswer:
-        return self.notify("/wholesale/app/dispatchcancel/", {"productList": products})
+    def dispatch_cancel(self, units: Sequence[Unit]) -> ItsAnswer:
+        return self.notify(dispatch_cancel(units))
 
-    def return_(self, togln: str, products: list[dict[str, str]]) -> ItsAnswer:
+    def return_(self, togln: str, units: Sequence[Unit]) -> ItsAnswer:
         """Mal iade to the supplier."""
-        return self.notify("/common/app/return/", {"togln": togln, "productList": products})
+        return self.notify(notification(Operation.RETURN, units, institution=self._username, counterpart=togln))
 
     def deactivation(
-        self,
-        fr_gln: str,
-        ds: str,
-        products: list[dict[str, str]],
-        document_date: str,
-        document_number: str = "",
-        description: str = "",
+        self, fr_gln: str, ds: str, units: Sequence[Unit], document_date: str, document_number: str = ""
     ) -> ItsAnswer:
-        body = {
-            "dt": "D",
-            "frGln": fr_gln,
-            "ds": ds,
-            "description": description,
-            "document": {"dd": document_date, "dn": document_number},
-            "productList": products,
-        }
-        return self.notify("/common/app/deactivation/", body)
-
-    def consume(self, fr_gln: str, products: list[dict[str, str]]) -> ItsAnswer:
-        """Hospital sarf (the REST body is not confirmed by two sources; see the reference §6)."""
-        return self.notify("/consume/app/consume/", {"dt": "D", "fr": fr_gln, "productList": products})
-
-    def check_status(self, products: list[dict[str, str]]) -> list[dict[str, Any]]:
-        """Who holds each unit (``gln1``, ``gln2``) and its state (``uc``). Restricted: use sparingly."""
-        parsed, _ = self.call(
-            "/reference/app/check_status/", {"productList": [{"gtin": p["gtin"], "sn": p["sn"]} for p in products]}
+        call = notification(
+            Operation.DEACTIVATION,
+            units,
+            institution=fr_gln,
+            deactivation_reason=ds,
+            document_date=document_date,
+            document_number=document_number,
         )
+        return self.notify(call)
+
+    def consume(self, fr_gln: str, units: Sequence[Unit]) -> ItsAnswer:
+        """Hospital sarf (the REST body is not confirmed by two sources; see the reference §6)."""
+        return self.notify(notification(Operation.USE, units, institution=fr_gln))
+
+    def check_status(self, units: Sequence[Unit]) -> list[dict[str, Any]]:
+        """Who holds each unit (``gln1``, ``gln2``) and its state (``uc``). Restricted: use sparingly."""
+        parsed, _ = self.call(check_status(units))
         if not isinstance(parsed, dict):
             raise InDoubt("İTS check_status: unreadable answer")
         return list(parsed.get("responseObjectList") or [])
@@ -136,7 +240,7 @@ class ItsClient:
     def error_codes(self) -> dict[str, str]:
         """The service's code list, fetched once."""
         if self._codes is None:
-            parsed, _ = self.call("/reference/app/errorcode/", {})
+            parsed, _ = self.call(error_codes())
             items = parsed.get("errorCodeList", []) if isinstance(parsed, dict) else []
             self._codes = {str(i.get("code")): str(i.get("message", "")) for i in items}
             if self._on_codes is not None and self._codes:

@@ -27,6 +27,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from station.central.services import its, uts
+
 ITS_CODES = {
     "00000": "İşlem başarılı.",
     "10001": "Ürün sistemde bulunamadı. (sandbox)",
@@ -49,6 +51,17 @@ UTS_MESSAGES = {
     "UTS-H030": "Verme bildirimi bulunamadı veya size ait değil. (sandbox)",
     "UTS-H031": "Bu verme bildirimi daha önce alınmış. (sandbox)",
 }
+
+
+ITS_OPS = {
+    its.ACCEPT: "accept",
+    its.DISPATCH: "dispatch",
+    its.DISPATCH_CANCEL: "dispatchcancel",
+    its.RETURN: "return",
+    its.DEACTIVATION: "deactivation",
+    its.CONSUME: "consume",
+}
+"""The İTS paths that change a unit, by the sandbox's name for the effect."""
 
 
 class Sandbox:
@@ -146,38 +159,26 @@ class Sandbox:
         return entry[0]
 
     def its(self, path: str, gln: str, body: dict[str, Any]) -> tuple[int, Any]:
-        products = body.get("productList") or []
-        if path == "/reference/app/errorcode/":
+        if path == its.ERROR_CODES:
             return 200, {"errorCodeList": [{"code": c, "message": m} for c, m in ITS_CODES.items()]}
-        if path == "/reference/app/check_status/":
+        if path == its.CHECK_STATUS:
             out = []
-            for p in products:
-                u = self.its_units.get((str(p.get("gtin", "")).zfill(14), str(p.get("sn", ""))))
+            for gtin, sn in its.units_of(body):
+                u = self.its_units.get((gtin, sn))
                 if u is None:
-                    out.append({"gtin": p.get("gtin"), "sn": p.get("sn"), "uc": "10001", "gln1": "", "gln2": ""})
+                    out.append({"gtin": gtin, "sn": sn, "uc": "10001", "gln1": "", "gln2": ""})
                 else:
                     uc = STATE_CODES.get(u["state"], "60014" if u["owner"] == gln and not u["from"] else "60002")
-                    out.append(
-                        {"gtin": p.get("gtin"), "sn": p.get("sn"), "uc": uc, "gln1": u["owner"], "gln2": u["from"]}
-                    )
+                    out.append({"gtin": gtin, "sn": sn, "uc": uc, "gln1": u["owner"], "gln2": u["from"]})
             return 200, {"responseObjectList": out}
-        ops = {
-            "/common/app/accept/": "accept",
-            "/wholesale/app/dispatch/": "dispatch",
-            "/wholesale/app/dispatchcancel/": "dispatchcancel",
-            "/common/app/return/": "return",
-            "/common/app/deactivation/": "deactivation",
-            "/consume/app/consume/": "consume",
-        }
-        op = ops.get(path)
+        op = ITS_OPS.get(path)
         if op is None:
             return 404, {"fc": "404", "fm": f"Bilinmeyen servis {path}"}
         togln = str(body.get("togln", ""))
         if op in ("dispatch", "return") and not togln:
             return 400, {"fc": "20001", "fm": "togln eksik."}
         results = []
-        for p in products:
-            gtin, sn = str(p.get("gtin", "")).zfill(14), str(p.get("sn", ""))
+        for gtin, sn in its.units_of(body):
             uc = self._its_unit(op, gln, togln, gtin, sn)
             if uc == "00000":
                 self.effect("its", op, gln, gtin=gtin, sn=sn, togln=togln or None)
@@ -217,8 +218,8 @@ class Sandbox:
     # -- ÜTS --
 
     def uts(self, path: str, kurum: str, body: dict[str, Any]) -> tuple[int, Any]:
-        route = path.removeprefix("/UTS/uh/rest/")
-        if route == "bildirim/alma/bekleyenler/sorgula/offset":
+        route = path.removeprefix(uts.REST + "/")
+        if route == uts.PENDING:
             rows = [
                 {
                     "GKK": int(v["from"]),
@@ -243,7 +244,7 @@ class Sandbox:
             page = rows[start : start + size]
             more = start + size < len(rows)
             return 200, {"SNC": {"LST": page, "OFF": str(start + size) if more else None}, "MSJ": []}
-        if route == "tekilUrun/sorgula":
+        if route == uts.TEKIL_URUN:
             out = [
                 {"UTP": "TIBBI_CIHAZ", "UNO": uno, "SNO": sno or None, "LNO": u["lno"], "ADT": u["adt"]}
                 for (uno, sno, _lot), u in self.uts_units.items()
@@ -256,11 +257,11 @@ class Sandbox:
             ]
             return 200, {"SNC": out, "MSJ": []}
         handler = {
-            "bildirim/alma/ekle": self._alma,
-            "bildirim/verme/ekle": self._verme,
-            "bildirim/verme/iptal": self._verme_iptal,
-            "bildirim/kullanim/ekle": self._kullanim,
-            "bildirim/kullanim/iptal": self._kullanim_iptal,
+            uts.ALMA: self._alma,
+            uts.VERME: self._verme,
+            uts.VERME_IPTAL: self._verme_iptal,
+            uts.KULLANIM: self._kullanim,
+            uts.KULLANIM_IPTAL: self._kullanim_iptal,
         }.get(route)
         if handler is None:
             return 404, {"SNC": None, "MSJ": [{"TIP": "HATA", "KOD": "404", "MET": f"Bilinmeyen servis {route}"}]}
@@ -380,12 +381,12 @@ class Sandbox:
         with self.lock:
             if self.error_rate and self.random.random() < self.error_rate:
                 return 503, {"fc": "503", "fm": "Servis geçici olarak kullanılamıyor. (sandbox)"}
-            if path.startswith("/UTS/"):
+            if path.startswith(uts.REST + "/"):
                 kurum = self.uts_tokens.get(headers.get("utsToken", ""))
                 if kurum is None:
                     return 401, {"SNC": None, "MSJ": [{"TIP": "HATA", "KOD": "401", "MET": "Geçersiz token."}]}
                 status, answer = self.uts(path, kurum, body)
-            elif path.startswith("/token/app/token"):
+            elif path.rstrip("/") == its.TOKEN.rstrip("/"):
                 return self.its_token(body)
             else:
                 gln = self.its_caller(headers)

@@ -11,8 +11,100 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from station.central.services.http import Http, InDoubt
+from station.wire import Operation
 
 REST = "/UTS/uh/rest"
+
+# -- paths and bodies: the one place each call is written (client, notifier and sandbox use these) --
+
+PENDING = "bildirim/alma/bekleyenler/sorgula/offset"
+ALMA = "bildirim/alma/ekle"
+VERME = "bildirim/verme/ekle"
+VERME_IPTAL = "bildirim/verme/iptal"
+KULLANIM = "bildirim/kullanim/ekle"
+KULLANIM_IPTAL = "bildirim/kullanim/iptal"
+TEKIL_URUN = "tekilUrun/sorgula"
+
+PATHS: dict[Operation, str] = {Operation.RECEIPT: ALMA, Operation.DISPATCH: VERME, Operation.USE: KULLANIM}
+"""The notification each station operation makes (alma, verme, kullanım)."""
+CANCELS: dict[Operation, str] = {Operation.DISPATCH: VERME_IPTAL, Operation.USE: KULLANIM_IPTAL}
+"""ÜTS has no alma cancel: the supplier cancels its verme instead."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request: a path under ``REST`` and its JSON body."""
+
+    path: str
+    body: dict[str, Any]
+
+
+def _unit(body: dict[str, Any], sno: str | None, lno: str | None, adt: int | None) -> dict[str, Any]:
+    """A serial unit is named by SNO alone; a lot-tracked one by LNO and a quantity (ADT)."""
+    if sno:
+        body["SNO"] = sno
+        return body
+    if lno:
+        body["LNO"] = lno
+    body["ADT"] = adt or 1
+    return body
+
+
+def pending(gkk: str | None = None, uno: str | None = None, offset: str | None = None, page: int = 500) -> Call:
+    """The vermes addressed to this institution and not yet accepted (one page; ``OFF`` is the cursor)."""
+    body: dict[str, Any] = {"ADT": page}
+    if gkk:
+        body["GKK"] = int(gkk)
+    if uno:
+        body["UNO"] = uno
+    if offset:
+        body["OFF"] = offset
+    return Call(PENDING, body)
+
+
+def alma(vbi: str, adt: int | None = None) -> Call:
+    """Accept a pending verme by its id; ``ADT`` only for a lot-tracked unit (never with a serial)."""
+    body: dict[str, Any] = {"VBI": vbi}
+    if adt is not None:
+        body["ADT"] = adt
+    return Call(ALMA, body)
+
+
+def verme(
+    uno: str, kun: str, bno: str, sno: str | None = None, lno: str | None = None, adt: int | None = None, git: str = ""
+) -> Call:
+    """Give units to institution ``kun`` under document (waybill) ``bno``."""
+    body: dict[str, Any] = {"UNO": uno, "KUN": int(kun), "BNO": bno}
+    if git:
+        body["GIT"] = git
+    return Call(VERME, _unit(body, sno, lno, adt))
+
+
+def kullanim(
+    uno: str,
+    git: str,
+    tur: str,
+    sno: str | None = None,
+    lno: str | None = None,
+    adt: int | None = None,
+    **identity: Any,
+) -> Call:
+    """Use on a patient: ``TUR`` and the identity fields the service asks for."""
+    return Call(KULLANIM, _unit({"UNO": uno, "GIT": git, "TUR": tur, **identity}, sno, lno, adt))
+
+
+def cancel(operation: Operation, bid: str) -> Call:
+    return Call(CANCELS[operation], {"BID": bid})
+
+
+def tekil_urun(uno: str, lno: str | None = None, sno: str | None = None) -> Call:
+    """Units of this product the institution holds."""
+    body: dict[str, Any] = {"UNO": uno}
+    if lno:
+        body["LNO"] = lno
+    if sno:
+        body["SNO"] = sno
+    return Call(TEKIL_URUN, body)
 
 
 @dataclass(frozen=True)
@@ -49,28 +141,18 @@ class UtsClient:
         self.http = Http(base_url, timeout)
         self._token = token
 
-    def call(self, path: str, body: dict[str, Any]) -> UtsAnswer:
-        status, parsed, raw = self.http.post(f"{REST}/{path}", body, {"utsToken": self._token})
+    def send(self, call: Call) -> UtsAnswer:
+        status, parsed, raw = self.http.post(f"{REST}/{call.path}", call.body, {"utsToken": self._token})
         if not isinstance(parsed, dict) or ("MSJ" not in parsed and "SNC" not in parsed):
-            raise InDoubt(f"ÜTS {path}: HTTP {status} without the SNC/MSJ envelope")
+            raise InDoubt(f"ÜTS {call.path}: HTTP {status} without the SNC/MSJ envelope")
         return UtsAnswer(parsed.get("SNC"), list(parsed.get("MSJ") or []), raw)
-
-    # -- receipt (alma) --
 
     def pending(self, gkk: str | None = None, uno: str | None = None, page: int = 500) -> list[dict[str, Any]]:
         """Every verme addressed to this institution and not yet accepted, all pages (``OFF`` cursor)."""
         rows: list[dict[str, Any]] = []
         offset: str | None = None
         while True:
-            body: dict[str, Any] = {"ADT": page}
-            if gkk:
-                body["GKK"] = int(gkk)
-            if uno:
-                body["UNO"] = uno
-            if offset:
-                body["OFF"] = offset
-            answer = self.call("bildirim/alma/bekleyenler/sorgula/offset", body)
-            snc = answer.snc or {}
+            snc = self.send(pending(gkk, uno, offset, page)).snc or {}
             batch = list(snc.get("LST") or [])
             rows += batch
             offset = snc.get("OFF")
@@ -78,12 +160,7 @@ class UtsClient:
                 return rows
 
     def alma(self, vbi: str, adt: int | None = None) -> UtsAnswer:
-        body: dict[str, Any] = {"VBI": vbi}
-        if adt is not None:
-            body["ADT"] = adt  # lot-tracked only; never with a serial
-        return self.call("bildirim/alma/ekle", body)
-
-    # -- dispatch (verme) --
+        return self.send(alma(vbi, adt))
 
     def verme(
         self,
@@ -93,23 +170,12 @@ class UtsClient:
         sno: str | None = None,
         lno: str | None = None,
         adt: int | None = None,
-        git: str | None = None,
+        git: str = "",
     ) -> UtsAnswer:
-        body: dict[str, Any] = {"UNO": uno, "KUN": int(kun), "BNO": bno}
-        if sno:
-            body["SNO"] = sno
-        if lno:
-            body["LNO"] = lno
-        if not sno and adt:
-            body["ADT"] = adt
-        if git:
-            body["GIT"] = git
-        return self.call("bildirim/verme/ekle", body)
+        return self.send(verme(uno, kun, bno, sno, lno, adt, git))
 
     def verme_iptal(self, bid: str) -> UtsAnswer:
-        return self.call("bildirim/verme/iptal", {"BID": bid})
-
-    # -- use on a patient (kullanım) --
+        return self.send(cancel(Operation.DISPATCH, bid))
 
     def kullanim(
         self,
@@ -121,25 +187,10 @@ class UtsClient:
         adt: int | None = None,
         **identity: Any,
     ) -> UtsAnswer:
-        body: dict[str, Any] = {"UNO": uno, "GIT": git, "TUR": tur, **identity}
-        if sno:
-            body["SNO"] = sno
-        if lno:
-            body["LNO"] = lno
-        if not sno:
-            body["ADT"] = adt or 1
-        return self.call("bildirim/kullanim/ekle", body)
+        return self.send(kullanim(uno, git, tur, sno, lno, adt, **identity))
 
     def kullanim_iptal(self, bid: str) -> UtsAnswer:
-        return self.call("bildirim/kullanim/iptal", {"BID": bid})
-
-    # -- queries --
+        return self.send(cancel(Operation.USE, bid))
 
     def tekil_urun(self, uno: str, lno: str | None = None, sno: str | None = None) -> list[dict[str, Any]]:
-        """Units of this product the institution holds."""
-        body: dict[str, Any] = {"UNO": uno}
-        if lno:
-            body["LNO"] = lno
-        if sno:
-            body["SNO"] = sno
-        return list(self.call("tekilUrun/sorgula", body).snc or [])
+        return list(self.send(tekil_urun(uno, lno, sno)).snc or [])
