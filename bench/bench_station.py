@@ -64,7 +64,7 @@ def bench_latency(workdir: Path, n: int) -> None:
     factory = MockFactory(pin_class=MockPWMPin)
     feedback = GpioFeedback(config.feedback, factory)
     green = factory.pin(config.feedback.green_pin)
-    station = Station(config, Store(config.storage.path), feedback)
+    station = Station(config.station, config.reader, Store(config.storage.path), feedback)
     today = date(2026, 1, 1)
     ours: list[float] = []
     for i in range(n):
@@ -167,7 +167,7 @@ def bench_drain(workdir: Path, n: int) -> None:
             ),
             "bench",
             str(workdir / "outbox.db"),
-            lambda store: {},
+            lambda store, connected: {"station": "bench"},
         )
         t = time.perf_counter()
         uplink.start()

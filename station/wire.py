@@ -27,14 +27,13 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Self
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from station.gs1.reasons import Reason
+
+if TYPE_CHECKING:  # paho is imported where a client is made: the messages need no MQTT library
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.properties import Properties
 
 DEFAULT_PREFIX = "karekod/v1"
 EVENT_SCHEMA = "karekod.event/1"
@@ -482,6 +481,9 @@ class Broker:
 
 
 def json_properties() -> Properties:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.ContentType = "application/json"
     return props
@@ -498,6 +500,9 @@ def make_client(
 ) -> mqtt.Client:
     """A paho MQTT 5 client with credentials, TLS (with a client certificate when given) and a
     retained will. The caller sets its callbacks and connects."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
     client.max_inflight_messages_set(max_inflight)
     client.reconnect_delay_set(min_delay=1, max_delay=max_reconnect_delay)

@@ -92,7 +92,7 @@ def test_station_fires_the_arm_for_refusals_only(tmp_path: Path, factory: MockFa
     config = Config(station=StationConfig("line"), storage=StorageConfig(str(tmp_path / "s.db")))
     arm = RejectArm(24, delay=0.05, pulse=0.03, mode="pulse", pin_factory=factory)
     fb = GpioFeedback(config.feedback, factory)
-    st = Station(config, Store(config.storage.path), fb, reject_arm=arm)
+    st = Station(config.station, config.reader, Store(config.storage.path), fb, reject_arm=arm)
     today = date(2026, 1, 1)
     good = f"010869953609012221OK1{GS}1730123110L"
     for i, raw in enumerate([good, "junk", good.replace("OK1", "OK2"), good[3:] + "\r"]):

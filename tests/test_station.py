@@ -68,7 +68,7 @@ def make_station(tmp_path: Path, factory: MockFactory, **reader: Any) -> Station
         storage=StorageConfig(str(tmp_path / "s.db")),
     )
     store = Store(config.storage.path)
-    return Station(config, store, feedback(config.feedback, factory))
+    return Station(config.station, config.reader, store, feedback(config.feedback, factory))
 
 
 def shows(station: Station, colour: str, timeout: float = 1.0) -> bool:
@@ -162,7 +162,9 @@ def test_expired_and_short_dated_are_refused(tmp_path: Path, factory: MockFactor
 
 def test_disk_full_gives_storage_error_and_red(tmp_path: Path, factory: MockFactory) -> None:
     config = Config(station=StationConfig("t1"), storage=StorageConfig(str(tmp_path / "s.db"), max_size_mb=1))
-    st = Station(config, Store(config.storage.path, max_size_mb=1), feedback(config.feedback, factory))
+    st = Station(
+        config.station, config.reader, Store(config.storage.path, max_size_mb=1), feedback(config.feedback, factory)
+    )
     clock = Clock()
     big = b"01" + b"08699536090122" + b"21" + b"x" * 20 + GS.encode() + b"17300131" + b"10" + b"L" * 20
     reasons = set()
@@ -198,7 +200,8 @@ def test_read_only_and_corrupt_storage(tmp_path: Path, factory: MockFactory) -> 
     assert out.verdict.reason is Reason.STORAGE_ERROR and shows(st2, "red")
     # a path that cannot exist (read-only file system)
     st3 = Station(
-        Config(station=StationConfig("t1")),
+        StationConfig("t1"),
+        ReaderConfig(),
         Store("/proc/karekod/s.db"),
         feedback(FeedbackConfig(), MockFactory(pin_class=MockPWMPin)),
     )

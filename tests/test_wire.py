@@ -341,7 +341,7 @@ def test_hostile_messages_to_a_station_are_refused_alone(
         MqttConfig(host="127.0.0.1", port=broker.port, status_interval_seconds=1, ack_timeout_seconds=60),
         "st-1",
         str(db),
-        lambda s: {"station": "st-1"},
+        lambda store, connected: {"station": "st-1"},
         got.append,
     )
     topics = Topics()

@@ -123,7 +123,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import time
 
     from station.edge.daemon import status_path
-    from station.edge.pipeline import _age
+    from station.edge.health import age as _age
 
     config = _config(args)
     store = _read_store(args)
@@ -187,7 +187,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    from station.edge.pipeline import _age
+    from station.edge.health import age as _age
 
     stats = _read_store(args).stats()
     age = _age(stats.oldest_undelivered_at)
@@ -272,7 +272,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from station.edge.config import ScannerConfig
+    from station.edge.config import Layout, ScannerConfig, ScannerType, Suffix
     from station.edge.daemon import make_scanner
     from station.edge.events import Scan
     from station.edge.scanners.hid import HidScanner
@@ -281,11 +281,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
     runtime.setup_logging("WARNING")
     if args.port or args.device:
         sc = ScannerConfig(
-            type="serial" if args.port else "hid",
+            type=ScannerType.SERIAL if args.port else ScannerType.HID,
             port=args.port or "",
             device=args.device or "",
-            layout=args.layout,
-            suffix=args.suffix,
+            layout=Layout(args.layout),
+            suffix=Suffix(args.suffix),
             gs_key=args.gs_key,
         )
         configs: tuple[ScannerConfig, ...] = (sc,)
@@ -347,6 +347,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from station.edge.config import Layout, Suffix
+
     parser = argparse.ArgumentParser(prog="station", description="Karekod Station: scan, verify, record, report.")
     parser.add_argument("--version", action="version", version=f"karekod-station {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -356,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--today", metavar="YYYY-MM-DD", help="the day expiry is judged against (default: today)")
     p.add_argument("--min-shelf-life-days", type=int, metavar="N", default=None)
     p.add_argument("--hid-events", metavar="FILE", help="replay a recorded HID event stream instead of stdin")
-    p.add_argument("--layout", choices=["us", "tr-q", "tr-f"], default="us", help="the scanner's keyboard layout")
+    p.add_argument("--layout", choices=list(Layout), default="us", help="the scanner's keyboard layout")
     p.add_argument("--gs-key", default="", metavar="KEY", help="a key the scanner sends for GS, e.g. KEY_F12")
     p.set_defaults(func=cmd_decode)
 
@@ -406,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("trace", help="show each scan as the scanner sent it, and what it decodes to"))
     p.add_argument("--port", help="trace this serial port instead of the configured scanners")
     p.add_argument("--device", help="trace this input device (path, usb:VVVV:PPPP or name)")
-    p.add_argument("--layout", choices=["us", "tr-q", "tr-f"], default="us")
-    p.add_argument("--suffix", choices=["auto", "cr", "lf", "crlf", "tab", "none"], default="auto")
+    p.add_argument("--layout", choices=list(Layout), default="us")
+    p.add_argument("--suffix", choices=list(Suffix), default="auto")
     p.add_argument("--gs-key", default="")
     p.add_argument("--record", metavar="FILE", help="append every raw HID input event to FILE as JSON lines")
     p.set_defaults(func=cmd_trace)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,68 @@ from station.tomlcheck import (
     topic_prefix,
     typed,
 )
+from station.wire import Operation
 
-OPERATIONS = ("receipt", "dispatch", "use", "return", "deactivation")
+
+class ScannerType(StrEnum):
+    STDIN = "stdin"
+    SERIAL = "serial"
+    HID = "hid"
+
+
+class Suffix(StrEnum):
+    """What ends a scan on a serial line (``auto``: CR, LF, CRLF or Tab; ``none``: the idle gap only)."""
+
+    AUTO = "auto"
+    CR = "cr"
+    LF = "lf"
+    CRLF = "crlf"
+    TAB = "tab"
+    NONE = "none"
+
+
+class Layout(StrEnum):
+    """A USB-HID scanner's keyboard layout (``station.edge.scanners.keymaps``)."""
+
+    US = "us"
+    TR_Q = "tr-q"
+    TR_F = "tr-f"
+
+
+class BuzzerType(StrEnum):
+    ACTIVE = "active"
+    TONAL = "tonal"
+
+
+class PinFactory(StrEnum):
+    AUTO = "auto"
+    LGPIO = "lgpio"
+    RPIGPIO = "rpigpio"
+    MOCK = "mock"
+
+
+class RejectMode(StrEnum):
+    PULSE = "pulse"
+    HOLD_TO_PASS = "hold_to_pass"
+
+
+@dataclass(frozen=True)
+class choice:
+    """A check: a string that is one of ``enum``'s values; :func:`converted` makes it the member."""
+
+    enum: type[StrEnum]
+
+    def __call__(self, value: Any) -> str | None:
+        return typed(str, one_of(*self.enum))(value)
+
+
+def converted(check: Check, value: Any, key: str) -> Any:
+    """A checked value as the configuration holds it: an enum member, a float for seconds."""
+    if isinstance(check, choice):
+        return check.enum(value)
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) and "seconds" in key else value
+
+
 LEDS = ("green", "amber", "red")
 
 
@@ -57,7 +118,7 @@ DEFAULT_PATTERNS = {
 class StationConfig:
     id: str
     site: str = ""
-    operation: str = "receipt"
+    operation: Operation = Operation.RECEIPT
 
 
 @dataclass(frozen=True)
@@ -75,16 +136,16 @@ class ReaderConfig:
 @dataclass(frozen=True)
 class ScannerConfig:
     name: str = ""
-    type: str = "stdin"
+    type: ScannerType = ScannerType.STDIN
     port: str = "/dev/scanner"
     """Serial: the tty (a udev symlink such as /dev/scanner survives re-plugging)."""
     baudrate: int = 9600
-    suffix: str = "auto"
+    suffix: Suffix = Suffix.AUTO
     idle_ms: int = 50
     max_length: int = 512
     device: str = ""
     """HID: /dev/input/by-id/... path, usb:VVVV:PPPP, or the device name."""
-    layout: str = "us"
+    layout: Layout = Layout.US
     gs_key: str = ""
 
 
@@ -121,14 +182,14 @@ class FeedbackConfig:
     amber_pin: int = 27
     red_pin: int = 22
     buzzer_pin: int = 23
-    buzzer_type: str = "active"
+    buzzer_type: BuzzerType = BuzzerType.ACTIVE
     active_high: bool = True
     stack_green_pin: int = -1
     """A three-colour stack light (through a relay board) mirrors the LEDs; -1: none fitted."""
     stack_amber_pin: int = -1
     stack_red_pin: int = -1
     stack_active_high: bool = True
-    pin_factory: str = "auto"
+    pin_factory: PinFactory = PinFactory.AUTO
     patterns: dict[str, Pattern] = field(default_factory=lambda: dict(DEFAULT_PATTERNS))
 
 
@@ -139,7 +200,7 @@ class RejectConfig:
     delay_ms: int = 800
     """From the scan to the box reaching the arm: belt distance / belt speed - actuator latency."""
     pulse_ms: int = 150
-    mode: str = "hold_to_pass"
+    mode: RejectMode = RejectMode.HOLD_TO_PASS
     active_high: bool = True
 
 
@@ -166,23 +227,23 @@ SCHEMA: dict[str, dict[str, Check]] = {
     "station": {
         "id": typed(str, lambda v: None if STATION_ID.fullmatch(v) else "must be 1-64 letters, digits, - or _"),
         "site": typed(str),
-        "operation": typed(str, one_of(*OPERATIONS)),
+        "operation": choice(Operation),
     },
     "reader": {
-        "profile": typed(str, one_of(*(p.value for p in Profile))),
+        "profile": choice(Profile),
         "min_shelf_life_days": typed(int, at_least(0)),
         "debounce_seconds": typed(float, at_least(0)),
         "duplicate_retention_days": typed(int, at_least(1)),
     },
     "scanner": {
-        "type": typed(str, one_of("stdin", "serial", "hid")),
+        "type": choice(ScannerType),
         "port": typed(str),
         "baudrate": typed(int, at_least(300)),
-        "suffix": typed(str, one_of("auto", "cr", "lf", "crlf", "tab", "none")),
+        "suffix": choice(Suffix),
         "idle_ms": typed(int, at_least(5)),
         "max_length": typed(int, lambda v: None if 64 <= v <= 8192 else "must be from 64 to 8192 bytes"),
         "device": typed(str),
-        "layout": typed(str, one_of("us", "tr-q", "tr-f")),
+        "layout": choice(Layout),
         "gs_key": typed(
             str,
             lambda v: (
@@ -218,20 +279,20 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "amber_pin": typed(int, _pin),
         "red_pin": typed(int, _pin),
         "buzzer_pin": typed(int, _pin),
-        "buzzer_type": typed(str, one_of("active", "tonal")),
+        "buzzer_type": choice(BuzzerType),
         "active_high": typed(bool),
         "stack_green_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
         "stack_amber_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
         "stack_red_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
         "stack_active_high": typed(bool),
-        "pin_factory": typed(str, one_of("auto", "lgpio", "rpigpio", "mock")),
+        "pin_factory": choice(PinFactory),
     },
     "reject": {
         "enabled": typed(bool),
         "pin": typed(int, _pin),
         "delay_ms": typed(int, at_least(0)),
         "pulse_ms": typed(int, at_least(10)),
-        "mode": typed(str, one_of("pulse", "hold_to_pass")),
+        "mode": choice(RejectMode),
         "active_high": typed(bool),
     },
 }
@@ -266,7 +327,7 @@ def parse(text: str, path: str = "<config>") -> Config:
             if wrong:
                 problems.append(f"{where(table, key)}: [{table}] {key} = {value!r}: {wrong}")
             else:
-                good[key] = float(value) if isinstance(value, int) and "seconds" in key else value
+                good[key] = converted(check, value, key)
         return good
 
     for table in data:
@@ -333,12 +394,9 @@ def parse(text: str, path: str = "<config>") -> Config:
         problems.append(f"{where('reject', 'pin')}: [reject] pin = {pin}: also used by [feedback] {pins[pin]}")
     if problems:
         raise ConfigError(path, sorted(problems, key=line_of))
-    reader = dict(tables["reader"])
-    if "profile" in reader:
-        reader["profile"] = Profile(reader["profile"])
     return Config(
         station=StationConfig(**tables["station"]),
-        reader=ReaderConfig(**reader),
+        reader=ReaderConfig(**tables["reader"]),
         scanners=tuple(scanners),
         storage=StorageConfig(**tables["storage"]),
         mqtt=MqttConfig(**tables["mqtt"]),

@@ -6,6 +6,7 @@ that hangs is restarted, while a loop that merely waits for scans is healthy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -15,16 +16,18 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from types import FrameType
 from typing import Any, BinaryIO
 
 from station import runtime
 from station.edge.config import Config, ScannerConfig
 from station.edge.events import Scan
+from station.edge.health import Health
 from station.edge.outputs import pins
 from station.edge.outputs.feedback import GpioFeedback, Signal, simulated_pin_factory
 from station.edge.outputs.reject import RejectArm
-from station.edge.pipeline import Station
+from station.edge.pipeline import Station, show_result
 from station.edge.scanners.serial import Scanner, SerialScanner, StreamScanner
 from station.edge.store import StorageError, Store
 from station.edge.uplink import MqttUplink, NoUplink, Uplink
@@ -81,70 +84,52 @@ def make_scanners(config: Config, simulate: bool, stdin: BinaryIO) -> list[Scann
     return [make_scanner(sc, stdin) for sc in config.scanners]
 
 
-def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, drain_seconds: float = 0.0) -> int:
-    """Run until SIGTERM/SIGINT, or until every scanner's input has ended (stdin at EOF).
-
-    When the input ends, wait up to ``drain_seconds`` for the central side to ack the backlog.
-    """
-    stdin = stdin if stdin is not None else sys.stdin.buffer
+def open_storage(config: Config) -> Store:
+    """The station file, migrated and purged; a failure is logged and every scan refused until it is back."""
     store = Store(config.storage.path, max_size_mb=config.storage.max_size_mb)
     try:
         store.open()
         purge(store, config)
     except StorageError as e:
         log.error("storage unavailable, every scan will be refused until it is back: %s", e)
+    return store
 
-    pin_factory: Any = None
-    if simulate:
-        names = {
-            config.feedback.green_pin: "green",
-            config.feedback.amber_pin: "amber",
-            config.feedback.red_pin: "red",
-            config.feedback.buzzer_pin: "buzzer",
-            config.feedback.stack_green_pin: "stack-green",
-            config.feedback.stack_amber_pin: "stack-amber",
-            config.feedback.stack_red_pin: "stack-red",
-        }
-        if config.reject.enabled:
-            names[config.reject.pin] = "reject-arm"
-        lights = logging.getLogger("station.lights")
 
-        def echo(pin: Any, value: float) -> None:
-            label = names.get(int(str(pin).removeprefix("GPIO")), str(pin))
-            lights.info("%-11s %s", label, "on" if value else "off")
-
-        pin_factory = simulated_pin_factory(echo)
-    else:
-        try:
-            pin_factory = pins.make(config.feedback.pin_factory)
-        except pins.PinFactoryError as e:
-            log.error("cannot drive the lights: %s", e)
-            return 3
-    feedback = GpioFeedback(config.feedback, pin_factory)
-    arm = None
+def simulated_pins(config: Config) -> Any:
+    """gpiozero's mock pins, each change printed with the output's name."""
+    names = {
+        config.feedback.green_pin: "green",
+        config.feedback.amber_pin: "amber",
+        config.feedback.red_pin: "red",
+        config.feedback.buzzer_pin: "buzzer",
+        config.feedback.stack_green_pin: "stack-green",
+        config.feedback.stack_amber_pin: "stack-amber",
+        config.feedback.stack_red_pin: "stack-red",
+    }
     if config.reject.enabled:
-        rc = config.reject
-        arm = RejectArm(rc.pin, rc.delay_ms / 1000, rc.pulse_ms / 1000, rc.mode, rc.active_high, pin_factory)
-        log.info(
-            "reject arm on GPIO%d: %s, %d ms after the scan, %d ms pulse", rc.pin, rc.mode, rc.delay_ms, rc.pulse_ms
-        )
-    station = Station(config, store, feedback, reject_arm=arm)
-    uplink: Uplink = NoUplink()
-    if config.mqtt.enabled:
-        uplink = MqttUplink(config.mqtt, config.station.id, config.storage.path, station.status, station.on_result)
-    station.uplink = uplink
+        names[config.reject.pin] = "reject-arm"
+    lights = logging.getLogger("station.lights")
 
-    stop = threading.Event()
-    scans: queue.Queue[Scan] = queue.Queue()
+    def echo(pin: Any, value: float) -> None:
+        label = names.get(int(str(pin).removeprefix("GPIO")), str(pin))
+        lights.info("%-11s %s", label, "on" if value else "off")
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
+    return simulated_pin_factory(echo)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
 
-    scanners = make_scanners(config, simulate, stdin)
+def make_reject_arm(config: Config, pin_factory: Any) -> RejectArm | None:
+    if not config.reject.enabled:
+        return None
+    rc = config.reject
+    log.info("reject arm on GPIO%d: %s, %d ms after the scan, %d ms pulse", rc.pin, rc.mode, rc.delay_ms, rc.pulse_ms)
+    return RejectArm(rc.pin, rc.delay_ms / 1000, rc.pulse_ms / 1000, rc.mode, rc.active_high, pin_factory)
+
+
+def start_scanners(
+    scanners: list[Scanner], scans: queue.Queue[Scan], stop: threading.Event
+) -> tuple[list[threading.Thread], list[str]]:
+    """One thread per scanner feeding one queue; returns the threads, and the list a crashed scanner
+    adds its name to."""
     crashed: list[str] = []
 
     def guarded(scanner: Scanner) -> None:
@@ -154,11 +139,103 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
             log.exception("scanner %s crashed", scanner.name)
             crashed.append(scanner.name)
 
-    threads = []
-    for scanner in scanners:
-        t = threading.Thread(target=guarded, args=(scanner,), name=f"scanner-{scanner.name}", daemon=True)
+    threads = [
+        threading.Thread(target=guarded, args=(scanner,), name=f"scanner-{scanner.name}", daemon=True)
+        for scanner in scanners
+    ]
+    for t in threads:
         t.start()
-        threads.append(t)
+    return threads, crashed
+
+
+class ScanLoop:
+    """The one thread that judges scans in arrival order, keeps the status file and feeds the watchdog."""
+
+    def __init__(self, config: Config, station: Station, scanners: list[Scanner], feedback: GpioFeedback) -> None:
+        self.config = config
+        self.station = station
+        self.scanners = scanners
+        self.feedback = feedback
+        self.scans: queue.Queue[Scan] = queue.Queue()
+        self.stop = threading.Event()
+        self.crashed: list[str] = []
+        self.status_file = status_path(config)
+        self.next_status = 0.0
+        self.next_purge = time.monotonic() + 86400
+
+    def run(self) -> int:
+        """Until stopped, every input ended (0), or a scanner thread died (1: systemd restarts us)."""
+        threads, self.crashed = start_scanners(self.scanners, self.scans, self.stop)
+        while not self.stop.is_set():
+            try:
+                scan = self.scans.get(timeout=0.5)
+            except queue.Empty:
+                if not any(t.is_alive() for t in threads):
+                    break  # every input has ended
+            else:
+                self.station.handle(scan)
+            if self.crashed:
+                log.error("stopping: a scanner thread died (%s); systemd restarts the station", ", ".join(self.crashed))
+                return 1
+            runtime.notify("WATCHDOG=1")  # only a scan loop that goes round feeds the watchdog
+            self.housekeeping(time.monotonic())
+        return 0
+
+    def housekeeping(self, now: float) -> None:
+        if now >= self.next_status:
+            for scanner in self.scanners:
+                was = self.station.health.scanners.get(scanner.name)
+                self.station.health.scanners[scanner.name] = scanner.connected
+                if was and not scanner.connected:
+                    self.feedback.show(Signal.FAULT)  # scanner unplugged: amber, until it is back
+            try:
+                write_status(self.status_file, self.station.status())
+            except OSError as e:
+                log.debug("status file not written: %s", e)
+            self.next_status = now + min(self.config.mqtt.status_interval_seconds, 5.0)
+        if now >= self.next_purge:
+            try:
+                purge(self.station.store, self.config)
+            except StorageError as e:
+                log.warning("daily purge skipped: %s", e)
+            self.next_purge = now + 86400
+
+    def drain(self, seconds: float) -> None:
+        """Judge and store the scans already read, then wait up to ``seconds`` for the backlog's acks."""
+        while not self.scans.empty():
+            self.station.handle(self.scans.get_nowait())
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and time.monotonic() < deadline and _backlog(self.station.store):
+            self.stop.wait(0.2)
+
+
+def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, drain_seconds: float = 0.0) -> int:
+    """Run until SIGTERM/SIGINT, or until every scanner's input has ended (stdin at EOF).
+
+    When the input ends, wait up to ``drain_seconds`` for the central side to ack the backlog.
+    """
+    store = open_storage(config)
+    try:
+        pin_factory = simulated_pins(config) if simulate else pins.make(config.feedback.pin_factory)
+    except pins.PinFactoryError as e:
+        log.error("cannot drive the lights: %s", e)
+        return 3
+    feedback = GpioFeedback(config.feedback, pin_factory)
+    arm = make_reject_arm(config, pin_factory)
+    health = Health(config.station.id)
+    uplink: Uplink = NoUplink()
+    if config.mqtt.enabled:
+        on_result = partial(show_result, feedback)
+        uplink = MqttUplink(config.mqtt, config.station.id, config.storage.path, health.status, on_result)
+    station = Station(config.station, config.reader, store, feedback, uplink, arm, health)
+    loop = ScanLoop(config, station, make_scanners(config, simulate, stdin or sys.stdin.buffer), feedback)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        loop.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     uplink.start()
     runtime.notify("READY=1")
     log.info(
@@ -169,61 +246,20 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
         config.storage.path,
         f"{config.mqtt.host}:{config.mqtt.port}" if config.mqtt.enabled else "off",
     )
-    spath = status_path(config)
-    next_status = 0.0
-    next_purge = 0.0
     exit_code = 0
     try:
-        while not stop.is_set():
-            try:
-                scan = scans.get(timeout=0.5)
-            except queue.Empty:
-                if not any(t.is_alive() for t in threads):
-                    break  # every input has ended
-            else:
-                station.handle(scan)
-            if crashed:
-                log.error("stopping: a scanner thread died (%s); systemd restarts the station", ", ".join(crashed))
-                exit_code = 1
-                break
-            runtime.notify("WATCHDOG=1")  # only a scan loop that goes round feeds the watchdog
-            now = time.monotonic()
-            if now >= next_status:
-                for scanner in scanners:
-                    was = station.scanners_connected.get(scanner.name)
-                    station.scanners_connected[scanner.name] = scanner.connected
-                    if was and not scanner.connected:
-                        feedback.show(Signal.FAULT)  # scanner unplugged: amber, until it is back
-                try:
-                    write_status(spath, station.status())
-                except OSError as e:
-                    log.debug("status file not written: %s", e)
-                next_status = now + min(config.mqtt.status_interval_seconds, 5.0)
-            if now >= next_purge:
-                if next_purge:
-                    try:
-                        purge(store, config)
-                    except StorageError as e:
-                        log.warning("daily purge skipped: %s", e)
-                next_purge = now + 86400
-        while not scans.empty():  # scans already read are judged and stored, not dropped
-            station.handle(scans.get_nowait())
-        deadline = time.monotonic() + drain_seconds
-        while not stop.is_set() and time.monotonic() < deadline and _backlog(store):
-            stop.wait(0.2)
+        exit_code = loop.run()
+        if not exit_code:
+            loop.drain(drain_seconds)
     finally:
         runtime.notify("STOPPING=1")
-        stop.set()
+        loop.stop.set()
         uplink.stop()
         feedback.close()
         if arm is not None:
             arm.close()
-        try:
-            body = station.status()
-            body["state"] = "stopped"
-            write_status(spath, body)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            write_status(loop.status_file, {**station.status(), "state": "stopped"})
         store.close()
         log.info("station %s stopped", config.station.id)
     return exit_code

@@ -86,7 +86,7 @@ class MqttUplink:
         config: MqttConfig,
         station_id: str,
         db_path: str,
-        status: Callable[[Store], dict[str, Any]],
+        status: Callable[[Store, bool], dict[str, Any]],
         on_result: Callable[[Result], None] | None = None,
         batch: int = 200,
     ) -> None:
@@ -297,7 +297,7 @@ class MqttUplink:
                 self._cursor = seq
 
     def _status(self, state: State) -> bytes:
-        return StationStatus.from_dict({**self.status(self.store), "state": state.value}).to_json()
+        return StationStatus.from_dict({**self.status(self.store, self._connected), "state": state.value}).to_json()
 
     def _publish_status(self) -> None:
         self.client.publish(self.t_status, self._status(State.ONLINE), qos=1, retain=True, properties=json_properties())
