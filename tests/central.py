@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,26 @@ stations = ["dock-1"]
 {extra}
 """)
     return path
+
+
+def event_body(station: str = "line-1", seq: int = 1, **fields: Any) -> dict[str, Any]:
+    """An accepted event's JSON body as a station sends it; ``fields`` override, ``...`` removes one."""
+    body = {
+        "schema": "karekod.event/1",
+        "id": str(uuid.uuid4()),
+        "seq": seq,
+        "station": station,
+        "site": "",
+        "operation": "receipt",
+        "at": "2026-01-01T10:00:00.000Z",
+        "source": "test",
+        "raw": "",
+        "raw_hex": "",
+        "ok": True,
+        "gtin": gtin(1),
+        "serial": "S1",
+        "batch": "B1",
+        "expiry": "2030-12-31",
+        **fields,
+    }
+    return {k: v for k, v in body.items() if v is not ...}

@@ -11,14 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from central import DEPOT, KURUM, PHARMACY, SandboxServer, seed, submitter_config
+from central import DEPOT, KURUM, PHARMACY, SandboxServer, event_body, seed, submitter_config
 from harness import wait_for
 from scans import gtin
 
 from station.central.config import load
 from station.central.ledger import Ledger
 from station.central.notifier import Notifier
-from station.central.services import its
+from station.central.services.http import Call
 from station.wire import EventMessage
 
 PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -26,25 +26,7 @@ PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.
 
 def event(station: str, seq: int, g: str, sn: str, ok: bool = True, **kw: Any) -> tuple[str, EventMessage]:
     """An event as a station would send it: (its JSON text, the checked message)."""
-    e = {
-        "schema": "karekod.event/1",
-        "id": str(uuid.uuid4()),
-        "seq": seq,
-        "station": station,
-        "site": "",
-        "at": "2026-01-01T10:00:00.000Z",
-        "source": "test",
-        "raw": "",
-        "raw_hex": "",
-        "ok": ok,
-        "gtin": g,
-        "serial": sn,
-        "batch": "B1",
-        "expiry": "2030-12-31",
-        "operation": "receipt",
-        **kw,
-    }
-    text = json.dumps(e)
+    text = json.dumps(event_body(station, seq, ok=ok, gtin=g, serial=sn, **kw))
     return text, EventMessage.from_json(text)
 
 
@@ -142,7 +124,7 @@ def test_crash_between_record_and_answer_is_checked_not_resent(tmp_path: Path, s
     assert notifier.its is not None
     sent = ledger.request(claimed[0])
     assert sent is not None
-    notifier.its.notify(its.Call(sent[2], json.loads(sent[3])))
+    notifier.its.notify(Call(sent[2], json.loads(sent[3])))
     ledger.close()
     notifier2, ledger2 = make(tmp_path, sandbox)
     run_until_final(notifier2, ledger2, 3)

@@ -14,14 +14,13 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from central import submitter_config
+from central import event_body, submitter_config
 from harness import ROOT, Broker, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -55,25 +54,7 @@ TODAY = date(2026, 1, 1)
 
 
 def event_json(station: str = "line-1", seq: int = 1, **kw: Any) -> bytes:
-    body = {
-        "schema": "karekod.event/1",
-        "id": str(uuid.uuid4()),
-        "seq": seq,
-        "station": station,
-        "site": "depot",
-        "operation": "dispatch",
-        "at": "2026-01-01T10:00:00.000Z",
-        "source": "stdin",
-        "raw": "x",
-        "raw_hex": "78",
-        "ok": True,
-        "gtin": gtin(1),
-        "serial": "S1",
-        "batch": "B1",
-        "expiry": "2030-12-31",
-        **kw,
-    }
-    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+    return json.dumps(event_body(station, seq, **{"operation": "dispatch", "site": "depot", **kw})).encode()
 
 
 # -- the checks, one reason each ------------------------------------------------------------------
@@ -233,14 +214,6 @@ def test_the_readme_tables_are_written_from_the_contract() -> None:
 
 
 # -- hostile messages through a real broker -------------------------------------------------------
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = Broker(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 class Publisher:

@@ -25,7 +25,7 @@ from typing import Any
 from station.central.config import Site, SubmitterConfig
 from station.central.ledger import Job, JobState, Ledger, Outcome
 from station.central.services import its, uts
-from station.central.services.http import AuthFailed, ServiceError, Unreachable
+from station.central.services.http import AuthFailed, Call, ServiceError, Unreachable
 from station.central.services.its import ItsClient
 from station.central.services.uts import UtsClient
 from station.wire import Operation, Service
@@ -190,7 +190,7 @@ class Notifier:
 
     # -- İTS: batches --
 
-    def its_call(self, site: Site, jobs: list[Job]) -> its.Call:
+    def its_call(self, site: Site, jobs: list[Job]) -> Call:
         """The İTS notification for a site's batch of units."""
         return its.notification(
             site.operation,
@@ -207,7 +207,7 @@ class Notifier:
         stored = self.ledger.request(request_id)
         assert stored is not None
         try:
-            answer = self.its.notify(its.Call(stored[2], json.loads(stored[3])))
+            answer = self.its.notify(Call(stored[2], json.loads(stored[3])))
         except Unreachable as e:
             self._not_sent(request_id, jobs, str(e))
             return
@@ -235,11 +235,11 @@ class Notifier:
 
     # -- ÜTS: one unit per call --
 
-    def uts_first(self, site: Site, jobs: list[Job]) -> uts.Call:
+    def uts_first(self, site: Site, jobs: list[Job]) -> Call:
         """What a claim records before the verme to accept is known (receipt: filled in before sending)."""
         return self.uts_call(site, jobs[0], None)
 
-    def uts_call(self, site: Site, job: Job, vbi: str | None) -> uts.Call:
+    def uts_call(self, site: Site, job: Job, vbi: str | None) -> Call:
         """The ÜTS notification for one unit: alma of the verme ``vbi``, verme or kullanım."""
         uno = (job.gtin or "").zfill(14)
         sno, lno = job.serial or None, None if job.serial else job.batch
@@ -432,7 +432,7 @@ class Notifier:
         site = self.config.sites.get(job.site or "")
         if job.state != JobState.DONE or site is None:
             return False, f"only a notified unit can be cancelled (this one is {job.state})"
-        call: uts.Call | its.Call
+        call: Call
         if site.service is Service.UTS:
             if site.operation not in uts.CANCELS:
                 return False, "ÜTS has no alma cancel: the supplier must cancel its verme"
@@ -445,7 +445,7 @@ class Notifier:
             return False, f"cancelling an İTS {site.operation} is not supported here"
         request_id = self.ledger.prepare(site.service, site.name, call.path, call.body)
         try:
-            if isinstance(call, uts.Call):
+            if site.service is Service.UTS:
                 assert self.uts is not None
                 answer = self.uts.send(call)
                 ok, message, raw = answer.ok, answer.text, answer.raw

@@ -5,9 +5,22 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import requests
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to a national service: its path (for ÜTS, under ``REST``) and JSON body.
+
+    ``its`` and ``uts`` build every call they make as one of these, with pure functions the
+    client, the notifier and the sandbox all use.
+    """
+
+    path: str
+    body: dict[str, Any]
 
 
 class ServiceError(Exception):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from station.central.services.http import AuthFailed, Http, InDoubt
+from station.central.services.http import AuthFailed, Call, Http, InDoubt
 from station.wire import Operation
 
 SUCCESS = "00000"
@@ -39,14 +39,6 @@ PATHS: dict[Operation, str] = {
 """The notification each station operation makes (mal alım, satış, iade, deaktivasyon, sarf)."""
 CHANGES = {**{path: op.value for op, path in PATHS.items()}, DISPATCH_CANCEL: "dispatch_cancel"}
 """Every path that changes a unit's state, by what it does."""
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request: a path and its JSON body."""
-
-    path: str
-    body: dict[str, Any]
 
 
 @dataclass(frozen=True)

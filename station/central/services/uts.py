@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from station.central.services.http import Http, InDoubt
+from station.central.services.http import Call, Http, InDoubt
 from station.wire import Operation
 
 REST = "/UTS/uh/rest"
@@ -29,14 +29,6 @@ PATHS: dict[Operation, str] = {Operation.RECEIPT: ALMA, Operation.DISPATCH: VERM
 """The notification each station operation makes (alma, verme, kullanım)."""
 CANCELS: dict[Operation, str] = {Operation.DISPATCH: VERME_IPTAL, Operation.USE: KULLANIM_IPTAL}
 """ÜTS has no alma cancel: the supplier cancels its verme instead."""
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request: a path under ``REST`` and its JSON body."""
-
-    path: str
-    body: dict[str, Any]
 
 
 def _unit(body: dict[str, Any], sno: str | None, lno: str | None, adt: int | None) -> dict[str, Any]:
