@@ -15,7 +15,7 @@ printf 'listener %s 127.0.0.1\nallow_anonymous true\n' $port > "$work/mosquitto.
 "$(command -v mosquitto || echo /usr/sbin/mosquitto)" -c "$work/mosquitto.conf" >"$work/mosquitto.log" 2>&1 & pids+=($!)
 .venv/bin/station-submitter sandbox --port $api --seed examples/sandbox-seed.json --latency-ms 50 \
   >"$work/sandbox.log" 2>&1 & pids+=($!)
-echo demo > "$work/its-password"
+echo demo > "$work/its-password" && chmod 600 "$work/its-password"
 cat > "$work/submitter.toml" <<TOML
 [submitter]
 id = "demo"

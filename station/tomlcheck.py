@@ -6,6 +6,7 @@ same way and a file the check passes is a file the daemon starts with.
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Callable
@@ -102,3 +103,20 @@ def port() -> Check:
 
 def topic_prefix() -> Check:
     return typed(str, lambda v: None if v and not {"+", "#"} & set(v) else "must be a topic without + or #")
+
+
+def secret_file(path: str, what: str) -> str | None:
+    """Why a password or token file cannot be used (missing, unreadable, readable by anyone), or None.
+
+    A secret must be readable by its daemon's user and group only: ``chmod 0640``, owner root,
+    group the service's.
+    """
+    try:
+        st = os.stat(path)
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        return f"{what}: cannot read {path}: {e.strerror or e}"
+    if st.st_mode & 0o007:
+        return f"{what}: {path} can be read by any user (mode {st.st_mode & 0o777:04o}): chmod o-rwx {path}"
+    return None

@@ -90,6 +90,8 @@ def submitter_config(
 ) -> Path:
     (tmp / "uts-token").write_text("uts-token-hospital\n")
     (tmp / "its-password").write_text("depot-pass\n")
+    for secret in ("uts-token", "its-password"):
+        (tmp / secret).chmod(0o600)
     path = tmp / name
     path.write_text(f"""
 [submitter]

@@ -95,3 +95,22 @@ def test_cli_check_and_daemon_refuse_the_same_way(tmp_path: Path) -> None:
         text=True,
     )
     assert good.returncode == 0 and "ok" in good.stdout
+
+
+def test_a_missing_or_open_password_file_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    secret = tmp_path / "mqtt-password"
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[station]\nid = "s1"\n[mqtt]\nusername = "s1"\npassword_file = "{secret}"\n')
+    run = [sys.executable, "-m", "station.edge.cli", "run", "--simulate", "-c", str(cfg)]
+    r = subprocess.run(run, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"s.toml:5: [mqtt] password_file: cannot read {secret}: No such file or directory" in r.stdout + r.stderr
+    secret.write_text("pw\n")
+    secret.chmod(0o644)
+    with pytest.raises(ConfigError) as e:
+        load(cfg)
+    assert e.value.problems == [
+        f"{cfg}:5: [mqtt] password_file: {secret} can be read by any user (mode 0644): chmod o-rwx {secret}"
+    ]
+    secret.chmod(0o640)
+    assert load(cfg).mqtt.password_file == str(secret)

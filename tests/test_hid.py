@@ -126,6 +126,27 @@ def test_alt_codes_above_127() -> None:
     assert decode(ev, "us") == [("€\r", "suffix")]  # 0128 is the ANSI code page: the euro sign
 
 
+def test_a_stuck_alt_with_thousands_of_keypad_digits_refuses_the_scan() -> None:
+    """Alt held with ~4,300+ numpad digits made int() raise and crash the daemon (a fuzz finding)."""
+    alt, kp0 = KEYS["KEY_LEFTALT"], KEYS["KEY_KP0"]
+    code = f"]d201{'08699536090122'}21S1{GS}1730123110L"
+    ev = type_text(code[:10], "us", end="none", start=1.0)
+    ev += [(1, 10_000, EV_KEY, alt, 1)] + [(1, 10_001 + i, EV_KEY, kp0, i % 2) for i in range(20_000)]
+    ev += [(1, 40_000, EV_KEY, alt, 0), *type_text(code[10:], "us", start=1.05)]
+    ((text, how),) = decode(ev, "us")
+    assert "\ufffd" in text and how == "suffix"
+    assert read(text.encode(), Profile.ITS).ok is False  # refused, never read with a character lost
+
+
+def test_alt_code_digits_at_the_bound() -> None:
+    alt = KEYS["KEY_LEFTALT"]
+    kp = {d: KEYS[f"KEY_KP{d}"] for d in "0123456789"}
+    for digits, want in (("00029", GS), ("000029", "\ufffd")):
+        ev = [(0, 0, EV_KEY, alt, 1)] + [(0, 1 + i, EV_KEY, kp[d], 1) for i, d in enumerate(digits)]
+        ev += [(0, 20, EV_KEY, alt, 0), (0, 21, EV_KEY, KEYS["KEY_ENTER"], 1)]
+        assert decode(ev, "us") == [(want + "\r", "suffix")], digits
+
+
 class FakeDevice:
     """An input device that plays events and can be unplugged mid-scan (read raises ENODEV)."""
 

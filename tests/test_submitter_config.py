@@ -57,6 +57,7 @@ def test_problems_named_with_lines() -> None:
 
 def test_secrets_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "tok").write_text("secret-token\n")
+    (tmp_path / "tok").chmod(0o640)
     c = parse(f'[uts.test]\ntoken_file = "{tmp_path / "tok"}"\n[its.test]\nusername = "868"\npassword_env = "PW"\n')
     assert c.uts is not None and c.uts.secret.read("t") == "secret-token"
     assert c.its is not None
@@ -64,10 +65,17 @@ def test_secrets_from_file_and_environment(tmp_path: Path, monkeypatch: pytest.M
         c.its.secret.read("İTS password")
     monkeypatch.setenv("PW", "pw")
     assert c.its.secret.read("İTS password") == "pw"
+    (tmp_path / "tok").chmod(0o644)  # any user on the server could read the institution's token
+    with pytest.raises(ConfigError) as e:
+        c.uts.secret.read("ÜTS system token")
+    assert e.value.problems == [
+        f"ÜTS system token: {tmp_path / 'tok'} can be read by any user (mode 0644): chmod o-rwx {tmp_path / 'tok'}"
+    ]
 
 
 def test_check_reads_credentials_without_showing_them(tmp_path: Path) -> None:
     (tmp_path / "tok").write_text("very-secret\n")
+    (tmp_path / "tok").chmod(0o600)
     good = tmp_path / "good.toml"
     good.write_text(f'[uts.test]\ntoken_file = "{tmp_path / "tok"}"\n')
     out = subprocess.run(

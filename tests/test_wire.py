@@ -363,3 +363,37 @@ def test_hostile_messages_to_a_station_are_refused_alone(
         pub.close()
         uplink.stop()
         store.close()
+
+
+def test_the_watchdog_goes_hungry_when_the_uplink_thread_dies(
+    tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead network thread used to leave the scan loop feeding the watchdog for ever."""
+    from station import runtime
+    from station.edge.config import Config, StationConfig, StorageConfig
+    from station.edge.daemon import ScanLoop
+    from station.edge.health import Health
+    from station.edge.outputs.feedback import NoFeedback
+    from station.edge.pipeline import Station
+
+    sent: list[str] = []
+    monkeypatch.setattr(runtime, "notify", lambda message: sent.append(message) or True)
+    store = Store(tmp_path / "s.db")
+    health = Health("st-9")
+    uplink = MqttUplink(MqttConfig(host="127.0.0.1", port=broker.port), "st-9", str(tmp_path / "s.db"), health.status)
+    config = Config(StationConfig("st-9"), storage=StorageConfig(str(tmp_path / "s.db")))
+    station = Station(config.station, config.reader, store, NoFeedback(), uplink, health=health)
+    loop = ScanLoop(config, station, [], NoFeedback())  # type: ignore[arg-type]
+    uplink.start()
+    try:
+        wait_for(lambda: uplink.connected, 10, what="the uplink to connect")
+        loop.feed_watchdog()
+        assert sent == ["WATCHDOG=1"] and uplink.healthy
+        uplink.client.loop_stop()  # paho's network thread ends, as an exception in a callback ended it
+        assert not uplink.healthy
+        loop.feed_watchdog()
+        loop.feed_watchdog()
+        assert sent == ["WATCHDOG=1"]
+    finally:
+        uplink.stop()
+        store.close()

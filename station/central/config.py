@@ -21,6 +21,7 @@ from station.tomlcheck import (
     port,
     read_file,
     read_toml,
+    secret_file,
     topic_prefix,
     typed,
 )
@@ -44,10 +45,13 @@ class Secret:
 
     def read(self, what: str) -> str:
         if self.file:
+            wrong = secret_file(self.file, what)
+            if wrong:
+                raise ConfigError(self.file, [wrong])
             try:
                 return Path(self.file).read_text(encoding="utf-8").strip()
-            except OSError as e:
-                raise ConfigError(self.file, [f"{what}: cannot read {self.file}: {e.strerror}"]) from None
+            except (OSError, UnicodeDecodeError) as e:
+                raise ConfigError(self.file, [f"{what}: cannot read {self.file}: {e}"]) from None
         if self.env:
             value = os.environ.get(self.env)
             if value:

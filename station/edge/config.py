@@ -24,6 +24,7 @@ from station.tomlcheck import (
     port,
     read_file,
     read_toml,
+    secret_file,
     topic_prefix,
     typed,
 )
@@ -392,6 +393,11 @@ def parse(text: str, path: str = "<config>") -> Config:
     if rj.get("enabled") and rj.get("pin", RejectConfig.pin) in pins:
         pin = rj.get("pin", RejectConfig.pin)
         problems.append(f"{where('reject', 'pin')}: [reject] pin = {pin}: also used by [feedback] {pins[pin]}")
+    mq = tables["mqtt"]
+    if mq.get("password_file") and mq.get("enabled", True):
+        wrong = secret_file(mq["password_file"], "[mqtt] password_file")
+        if wrong:
+            problems.append(f"{where('mqtt', 'password_file')}: {wrong}")
     if problems:
         raise ConfigError(path, sorted(problems, key=line_of))
     return Config(

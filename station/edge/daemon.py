@@ -162,6 +162,7 @@ class ScanLoop:
         self.status_file = status_path(config)
         self.next_status = 0.0
         self.next_purge = time.monotonic() + 86400
+        self.uplink_sick = False
 
     def run(self) -> int:
         """Until stopped, every input ended (0), or a scanner thread died (1: systemd restarts us)."""
@@ -177,9 +178,19 @@ class ScanLoop:
             if self.crashed:
                 log.error("stopping: a scanner thread died (%s); systemd restarts the station", ", ".join(self.crashed))
                 return 1
-            runtime.notify("WATCHDOG=1")  # only a scan loop that goes round feeds the watchdog
+            self.feed_watchdog()
             self.housekeeping(time.monotonic())
         return 0
+
+    def feed_watchdog(self) -> None:
+        """Only a scan loop that goes round, with an uplink whose threads are alive, feeds the
+        watchdog: a hung loop or a dead uplink thread gets the station restarted by systemd."""
+        if self.station.uplink.healthy:
+            runtime.notify("WATCHDOG=1")
+            self.uplink_sick = False
+        elif not self.uplink_sick:
+            log.error("the uplink's threads are dead or hung: not feeding the watchdog (systemd restarts the station)")
+            self.uplink_sick = True
 
     def housekeeping(self, now: float) -> None:
         if now >= self.next_status:

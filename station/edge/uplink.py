@@ -52,8 +52,17 @@ Result = tuple[int, ResultMessage]
 """A result for one of this station's events: (its seq, the central side's message)."""
 
 
+HEARTBEAT_LIMIT = 30.0
+"""Seconds the sender thread may go without a round before the uplink counts as hung."""
+
+
 class Uplink(Protocol):
     def start(self) -> None: ...
+
+    @property
+    def healthy(self) -> bool:
+        """Its threads are alive and going round: the scan loop feeds the watchdog only while true."""
+        ...
 
     def wake(self) -> None: ...
 
@@ -67,6 +76,7 @@ class NoUplink:
     """``[mqtt] enabled = false``: events stay in the outbox for later."""
 
     connected = False
+    healthy = True
 
     def start(self) -> None:
         pass
@@ -115,11 +125,26 @@ class MqttUplink:
         self._cursor = 0
         self._thread: threading.Thread | None = None
         self._last_status = 0.0
+        self._beat = time.monotonic()
+        self._network: threading.Thread | None = None
         self.client = self._make_client()
 
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def healthy(self) -> bool:
+        """The sender thread went round lately and paho's network thread is alive. A thread that
+        died (or hangs) makes this false, the watchdog goes hungry, and systemd restarts us."""
+        if self._thread is None:
+            return True  # not started yet
+        network = self._network
+        return (
+            self._thread.is_alive()
+            and time.monotonic() - self._beat < HEARTBEAT_LIMIT
+            and (network is None or network.is_alive() or self._stopping)
+        )
 
     # -- paho --
 
@@ -208,6 +233,7 @@ class MqttUplink:
     def start(self) -> None:
         self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive)
         self.client.loop_start()
+        self._network = getattr(self.client, "_thread", None)  # paho's network thread
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
         self._thread.start()
 
@@ -233,6 +259,7 @@ class MqttUplink:
 
     def _run(self) -> None:
         while True:
+            self._beat = time.monotonic()
             with self._cond:
                 if self._stopping:
                     return
@@ -297,7 +324,11 @@ class MqttUplink:
                 self._cursor = seq
 
     def _status(self, state: State) -> bytes:
-        return StationStatus.from_dict({**self.status(self.store, self._connected), "state": state.value}).to_json()
+        try:
+            return StationStatus.from_dict({**self.status(self.store, self._connected), "state": state}).to_json()
+        except BadMessage as e:  # our own health did not fit the contract: say so, and still say we live
+            log.error("uplink: status not sent in full: %s", e.reason)
+            return StationStatus(state=state, station=self.station_id).to_json()
 
     def _publish_status(self) -> None:
         self.client.publish(self.t_status, self._status(State.ONLINE), qos=1, retain=True, properties=json_properties())

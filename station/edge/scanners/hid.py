@@ -134,7 +134,8 @@ class KeyDecoder:
 
     def _key(self, code: int) -> list[Frame]:
         if self._alt and code in KEYPAD and KEYPAD[code].isdigit():
-            self._alt_digits += KEYPAD[code]
+            if len(self._alt_digits) <= ALT_CODE_DIGITS:  # bounded: a stuck Alt cannot grow it
+                self._alt_digits += KEYPAD[code]
             return []
         if self.gs_key is not None and code == self.gs_key:
             self._add(GS)
@@ -184,8 +185,15 @@ class KeyDecoder:
         return None
 
 
+ALT_CODE_DIGITS = 5
+"""Windows reads at most a few digits (0029, 0255); more is no character: the scan is refused."""
+
+
 def _alt_code(digits: str) -> str:
-    """Alt + numpad digits, as Windows reads them: a leading 0 means the ANSI code page."""
+    """Alt + numpad digits, as Windows reads them: a leading 0 means the ANSI code page. Too many
+    digits give U+FFFD, which no reader accepts, so the scan is refused rather than misread."""
+    if len(digits) > ALT_CODE_DIGITS:
+        return "\ufffd"
     n = int(digits)
     if n < 128:
         return chr(n)
