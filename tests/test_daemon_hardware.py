@@ -151,3 +151,24 @@ def test_test_feedback_shows_every_pattern(tmp_path: Path) -> None:
         assert f"{signal_name}:" in out.stdout
     assert "GPIO17 on" in out.stdout and "GPIO22 on" in out.stdout and "GPIO27 on" in out.stdout
     assert "GPIO23 on" in out.stdout  # the buzzer
+
+
+def test_sigterm_while_reading_stdin_stops_cleanly(tmp_path: Path) -> None:
+    """SIGTERM to `station run --simulate` blocked on stdin ended in `Fatal Python error:
+    _enter_buffered_busy`; scans are now read from the descriptor, and the stop is clean."""
+    import signal as signals
+
+    from harness import Daemon
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f'[station]\nid = "t1"\n[storage]\npath = "{tmp_path / "s.db"}"\n[mqtt]\nenabled = false\n')
+    log = tmp_path / "daemon.log"
+    daemon = Daemon(cfg, log)
+    long = b"]d2" + b"9" * 10_000  # over max_length: cut, the rest of the line dropped
+    daemon.scan(b"]d20108699536090122211234\x1d17301231101", long, b"not a karekod")
+    wait_for(lambda: b"scan seq=3" in log.read_bytes(), 10, what="three scans judged")
+    daemon.proc.send_signal(signals.SIGTERM)
+    assert daemon.proc.wait(10) == 0
+    text = log.read_text()
+    assert "Fatal Python error" not in text and "Traceback" not in text and "stopped" in text
+    assert "line longer than 512 bytes cut" in text and "scan seq=4" not in text

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +53,49 @@ class StreamScanner:
         return self._connected
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        if fd >= 0:
+            self._run_fd(fd, emit, stop)
+        else:
+            self._run_stream(emit, stop)
+
+    def _run_fd(self, fd: int, emit: Emit, stop: threading.Event) -> None:
+        """Straight from the file descriptor, waiting with select: no buffered reader is ever left
+        holding its lock in a thread, so SIGTERM ends the process cleanly (a blocked
+        ``sys.stdin.buffer.readline`` made the interpreter abort at exit)."""
+        pending = b""
+        dropping = False
+        try:
+            while not stop.is_set():
+                ready, _, _ = select.select([fd], [], [], 0.2)
+                if not ready:
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if dropping:
+                        dropping = False  # the rest of an over-long line ends here
+                        continue
+                    if len(line) > self.max_length:
+                        log.warning("%s: line longer than %d bytes cut", self.name, self.max_length)
+                    emit(Scan(line[: self.max_length], self.name, time.time(), time.monotonic()))
+                if len(pending) > self.max_length:
+                    if not dropping:
+                        log.warning("%s: line longer than %d bytes cut", self.name, self.max_length)
+                        emit(Scan(pending[: self.max_length], self.name, time.time(), time.monotonic()))
+                    pending, dropping = b"", True
+            if pending and not dropping and not stop.is_set():
+                emit(Scan(pending[: self.max_length], self.name, time.time(), time.monotonic()))
+        finally:
+            self._connected = False
+
+    def _run_stream(self, emit: Emit, stop: threading.Event) -> None:
         try:
             while not stop.is_set():
                 line = self.stream.readline(self.max_length + 1)
