@@ -12,6 +12,7 @@ Topics, under a prefix (``[mqtt] prefix``, default ``karekod/v1``)::
     stations/{id}/acks      central -> station  QoS 1            AckMessage
     stations/{id}/status    station -> all      QoS 1, retained  StationStatus (the will: offline)
     stations/{id}/results   central -> station  QoS 1            ResultMessage, or {"results": [...]}
+    stations/{id}/result_acks station -> central QoS 1           AckMessage: results stored (by event id)
     central/status/{sub}    central -> all      QoS 1, retained  CentralStatus (the will: offline)
 
 The README's MQTT tables are checked against :data:`MESSAGES` and :data:`TOPICS` by a test.
@@ -76,6 +77,7 @@ class Kind(StrEnum):
     ACKS = "acks"
     STATUS = "status"
     RESULTS = "results"
+    RESULT_ACKS = "result_acks"
 
 
 # -- fields: one declaration drives both the check and the README ---------------------------------
@@ -330,7 +332,9 @@ class EventMessage(Message):
 
 @dataclass(frozen=True, slots=True)
 class AckMessage(Message):
-    """Events the central ledger has stored: ``stations/{id}/acks``. Only this makes one delivered."""
+    """Events the central ledger has stored (``stations/{id}/acks``: only this makes one delivered), or
+    results the station has stored (``stations/{id}/result_acks``: the central side keeps and re-sends
+    a result until then)."""
 
     MAX_BYTES: ClassVar[int] = 1024 * 1024
     ids: tuple[str, ...] = _f(max_len=10_000, pattern=_ID, doc="event ids")
@@ -404,6 +408,7 @@ MESSAGES: dict[str, type[Message]] = {
     "acks": AckMessage,
     "status": StationStatus,
     "results": ResultMessage,
+    "result_acks": AckMessage,
     "central/status": CentralStatus,
 }
 
@@ -457,6 +462,7 @@ TOPICS: dict[str, tuple[str, str, int, bool]] = {
     "stations/{id}/acks": ("central -> station", "acks", 1, False),
     "stations/{id}/status": ("station -> all", "status", 1, True),
     "stations/{id}/results": ("central -> station", "results", 1, False),
+    "stations/{id}/result_acks": ("station -> central", "result_acks", 1, False),
     "central/status/{submitter}": ("central -> all", "central/status", 1, True),
 }
 """topic -> (direction, message kind in MESSAGES, QoS, retained)."""

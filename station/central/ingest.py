@@ -103,7 +103,13 @@ class Central:
         events = self.topics.every_station(Kind.EVENTS)
         if self.config.shared_subscription:
             events = f"$share/karekod-submitters/{events}"
-        client.subscribe([(events, 1), (self.topics.every_station(Kind.STATUS), 1)])
+        client.subscribe(
+            [
+                (events, 1),
+                (self.topics.every_station(Kind.STATUS), 1),
+                (self.topics.every_station(Kind.RESULT_ACKS), 1),
+            ]
+        )
         # Subscribed first, online second: stations start sending once they see this.
         online = CentralStatus(state=State.ONLINE, submitter=self.config.id).to_json()
         client.publish(self.status_topic, online, qos=1, retain=True, properties=json_properties())
@@ -170,30 +176,39 @@ class Central:
         log.warning("refused a message on %s: %s", msg.topic, why)
         self.refused += 1
 
-    def parse(self, msg: mqtt.MQTTMessage) -> EventMessage | StationStatus:
-        """A message from a station, typed, or BadMessage: malformed, or its station is not the topic's."""
+    def parse(self, msg: mqtt.MQTTMessage) -> tuple[str, EventMessage | StationStatus | AckMessage]:
+        """A message from a station, typed, with the station its topic names; or BadMessage:
+        malformed, or its payload names another station than its topic."""
         station, kind = self.topics.parse(msg.topic)
-        message: EventMessage | StationStatus
+        message: EventMessage | StationStatus | AckMessage
         if kind is Kind.EVENTS:
             message = EventMessage.from_json(msg.payload)
         elif kind is Kind.STATUS:
             message = StationStatus.from_json(msg.payload)
+        elif kind is Kind.RESULT_ACKS:
+            return station, AckMessage.from_json(msg.payload)
         else:
             raise BadMessage(f"a submitter does not take {kind or 'central status'} messages")
         if message.station != station:
             raise BadMessage(f"station {message.station!r} does not match the topic")
-        return message
+        return station, message
 
     def _ingest(self, msgs: list[mqtt.MQTTMessage]) -> None:
         events: list[tuple[str, EventMessage]] = []
         for msg in msgs:
             try:
-                message = self.parse(msg)
+                station, message = self.parse(msg)
             except BadMessage as e:
                 self._refuse(msg, e.reason)
                 continue
             if isinstance(message, StationStatus):
-                self.ledger.note_station(message)
+                before = self.ledger.note_station(message)
+                if message.state is State.ONLINE and before != State.ONLINE:
+                    n = self.ledger.resend_results(station)
+                    if n:
+                        log.info("station %s is online: sending its %d unacked result(s) again", station, n)
+            elif isinstance(message, AckMessage):
+                self.ledger.results_acked(station, message.ids)
             else:
                 events.append((bytes(msg.payload).decode("utf-8"), message))
         stored = self.ledger.ingest(events, self.config.site_of) if events else []

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,16 @@ class JobState(StrEnum):
     REFUSED = "refused"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class Published(IntEnum):
+    """Where a unit's result stands on its way back to the station (``jobs.published``)."""
+
+    NO = 0
+    ACKED = 1
+    """The station stored it (it acked on ``stations/{id}/result_acks``)."""
+    SENT = 2
+    """The broker took it; kept, and sent again, until the station acks it."""
 
 
 class RequestState(StrEnum):
@@ -154,6 +164,16 @@ class Ledger:
         with self.tx() as c:
             for statement in SCHEMA:
                 c.execute(self._sql(statement))
+        self._add_column("jobs", "result_sent_at", "REAL")
+
+    def _add_column(self, table: str, column: str, kind: str) -> None:
+        """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike)."""
+        if self.postgres:
+            with self.tx() as c:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+        elif column not in {row[1] for row in self.query(f"PRAGMA table_info({table})")}:
+            with self.tx() as c:
+                c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # -- connections --
 
@@ -274,13 +294,16 @@ class Ledger:
                 )
         return stored
 
-    def note_station(self, status: StationStatus) -> None:
+    def note_station(self, status: StationStatus) -> str | None:
+        """Keep a station's latest status; returns the state it had before (None: never seen)."""
         with self.tx() as c:
+            before = c.execute("SELECT state FROM stations WHERE station = ?", (status.station,)).fetchone()
             c.execute(
                 "INSERT INTO stations (station, state, at, status) VALUES (?, ?, ?, ?) ON CONFLICT (station)"
                 " DO UPDATE SET state = excluded.state, at = excluded.at, status = excluded.status",
                 (status.station, status.state, time.time(), status.to_json().decode()),
             )
+        return str(before[0]) if before else None
 
     # -- claiming work --
 
@@ -478,12 +501,56 @@ class Ledger:
         rows = self.query("SELECT service, site, endpoint, body FROM requests WHERE id = ?", (request_id,))
         return rows[0] if rows else None
 
+    # -- results: kept until the station acks them --
+
+    def results_to_send(self, resend_after: float, limit: int = 500) -> list[Job]:
+        """Final units whose result no station has acked: never sent, or sent ``resend_after`` s ago."""
+        final = f"state IN ('{JobState.DONE}', '{JobState.REFUSED}', '{JobState.FAILED}')"
+        return self.jobs(
+            f"{final} AND (published = {Published.NO} OR (published = {Published.SENT} AND result_sent_at < ?))",
+            (time.time() - resend_after,),
+            limit=limit,
+        )
+
     def mark_published(self, event_ids: Iterable[str]) -> None:
+        """Results the broker took: sent, and kept until the station acks them."""
         ids = list(event_ids)
         if not ids:
             return
+        now = time.time()
         with self.tx() as c:
-            c.executemany("UPDATE jobs SET published = 1 WHERE event_id = ?", [(i,) for i in ids])
+            c.executemany(
+                f"UPDATE jobs SET published = {Published.SENT}, result_sent_at = ? WHERE event_id = ?"
+                f" AND published = {Published.NO}",
+                [(now, i) for i in ids],
+            )
+            c.executemany(
+                f"UPDATE jobs SET result_sent_at = ? WHERE event_id = ? AND published = {Published.SENT}",
+                [(now, i) for i in ids],
+            )
+
+    def results_acked(self, station: str, event_ids: Iterable[str]) -> int:
+        """The station stored these results: done. Only that station's own units are touched."""
+        ids = list(event_ids)
+        if not ids:
+            return 0
+        with self.tx() as c:
+            n = 0
+            for i in ids:
+                n += c.execute(
+                    f"UPDATE jobs SET published = {Published.ACKED} WHERE event_id = ? AND station = ?"
+                    f" AND published = {Published.SENT}",
+                    (i, station),
+                ).rowcount
+        return n
+
+    def resend_results(self, station: str) -> int:
+        """A station came (back) online: what it has not acked goes again now, not after the timeout."""
+        with self.tx() as c:
+            n: int = c.execute(
+                f"UPDATE jobs SET result_sent_at = 0 WHERE station = ? AND published = {Published.SENT}", (station,)
+            ).rowcount
+        return n
 
     def retry(self, event_id: str) -> bool:
         """An operator's retry: a failed, refused or in-doubt unit goes back to the queue."""

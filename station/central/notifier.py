@@ -33,6 +33,10 @@ from station.wire import Operation, Service
 log = logging.getLogger("submitter.notify")
 
 
+RESULT_RESEND_SECONDS = 60.0
+"""A result the station has not acked is sent again after this long (and when it comes online)."""
+
+
 def its_unit(job: Job) -> its.Unit:
     return its.Unit(job.gtin or "", job.serial or "", job.batch, job.expiry)
 
@@ -463,9 +467,9 @@ class Notifier:
     # -- results back to the stations --
 
     def publish_results(self) -> None:
+        """Results not yet acked by their station: new ones, and ones sent ``RESULT_RESEND_SECONDS``
+        ago without an ack (or sent again at once when the station comes back online)."""
         assert self.publish is not None
-        jobs = self.ledger.jobs(
-            f"published = 0 AND state IN ('{JobState.DONE}', '{JobState.REFUSED}', '{JobState.FAILED}')", limit=500
-        )
+        jobs = self.ledger.results_to_send(RESULT_RESEND_SECONDS)
         if jobs:
             self.ledger.mark_published(self.publish(jobs))

@@ -277,17 +277,30 @@ class Store:
 
     def record_result(self, event_id: str, service: str, ok: bool, code: str, message: str) -> int | None:
         """Store the national service's answer for an event; returns its seq (None: not ours)."""
+        found = self.record_result_once(event_id, service, ok, code, message)
+        return found[0] if found else None
+
+    def record_result_once(
+        self, event_id: str, service: str, ok: bool, code: str, message: str
+    ) -> tuple[int, bool] | None:
+        """Store an answer; returns (seq, new): ``new`` is false when the same answer was already
+        stored (a result sent again), so it is signalled once. None: not one of our events."""
         conn = self.open()
         try:
-            row = conn.execute("SELECT seq FROM events WHERE id = ?", (event_id,)).fetchone()
+            row = conn.execute(
+                "SELECT e.seq, r.ok, r.code FROM events e LEFT JOIN results r ON r.event_id = e.id WHERE e.id = ?",
+                (event_id,),
+            ).fetchone()
             if row is None:
                 return None
+            if row[1] is not None and (bool(row[1]), row[2]) == (ok, code):
+                return int(row[0]), False
             conn.execute(
                 "INSERT OR REPLACE INTO results (event_id, seq, service, ok, code, message, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (event_id, row[0], service, int(ok), code, message, utc_iso(time.time())),
             )
-            return int(row[0])
+            return int(row[0]), True
         except sqlite3.Error as e:
             raise self._fail(e) from e
 

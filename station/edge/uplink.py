@@ -286,14 +286,22 @@ class MqttUplink:
             self.store.mark_delivered(acks)
             for event_id in acks:
                 self._inflight.pop(event_id, None)
+        stored: list[str] = []
         for r in results:
-            seq = self.store.record_result(r.event_id, r.service or "", r.ok, r.code, r.message)
-            if seq is None:
+            found = self.store.record_result_once(r.event_id, r.service or "", r.ok, r.code, r.message)
+            if found is None:
                 log.warning("uplink: result for an unknown event %s ignored", r.event_id)
                 continue
+            seq, new = found
+            stored.append(r.event_id)
+            if not new:
+                continue  # sent again before our ack arrived: stored and shown once
             log.info("result seq=%d service=%s ok=%s code=%s %s", seq, r.service, r.ok, r.code, r.message)
             if self.on_result is not None:
                 self.on_result((seq, r))
+        if stored and self._connected:  # the central side keeps each result until this ack
+            ack = AckMessage(ids=tuple(stored)).to_json()
+            self.client.publish(self.topics.station(self.station_id, Kind.RESULT_ACKS), ack, qos=1)
 
     def _send(self, resend: bool, central_online: bool) -> None:
         now = time.monotonic()

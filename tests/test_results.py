@@ -1,0 +1,99 @@
+"""Results are delivered like events: kept by the central side until the station acks them.
+
+The outside probe lost 3.2 % of results: published while a station was away, with no persistent
+session to hold them. Now a result stays "sent" in the ledger until ``result_acks`` names it,
+goes again when the station comes back online (or after a timeout), and a result that arrives
+twice is stored and signalled once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from central import submitter_config
+from harness import Broker, wait_for
+from scans import GS, gtin
+
+from station.central.config import load as load_submitter
+from station.central.ingest import Central
+from station.central.ledger import Ledger, Outcome, Published
+from station.central.notifier import Notifier
+from station.central.services.http import Call
+from station.edge.config import MqttConfig
+from station.edge.events import Scan
+from station.edge.health import Health
+from station.edge.store import Store
+from station.edge.uplink import MqttUplink
+from station.gs1.reader import Profile
+from station.gs1.verdict import Policy, judge
+from station.wire import EventMessage
+
+
+def published(ledger: Ledger, event_id: str) -> int:
+    return int(ledger.query("SELECT published FROM jobs WHERE event_id = ?", (event_id,))[0][0])
+
+
+def test_a_result_published_while_the_station_is_away_reaches_it_once(tmp_path: Path, broker: Broker) -> None:
+    config = load_submitter(submitter_config(tmp_path, broker.port, "http://127.0.0.1:1"))
+    ledger = Ledger(config.ledger, config.id)
+    central = Central(config, ledger)
+    stop = threading.Event()
+    runner = threading.Thread(target=central.run, args=(stop,), daemon=True)
+    central.start()
+    runner.start()
+    notifier = Notifier(config, ledger, central.publish_results)
+
+    # the station accepted a box, the ledger has it, and İTS refused it later (recalled)
+    db = tmp_path / "station.db"
+    store = Store(db)
+    raw = f"]d201{gtin(2)}21R1{GS}1730123110B".encode()
+    verdict = judge(raw, Policy(Profile.ITS), date(2026, 1, 1))
+    event = store.record(Scan(raw, at=time.time()), verdict, "line-1", "", "dispatch")
+    ledger.ingest([(event.payload.decode(), EventMessage.from_json(event.payload))], config.site_of)
+    claimed = ledger.claim("its", "depot-line", 10, lambda jobs: Call("/wholesale/app/dispatch/", {}))
+    assert claimed is not None
+    ledger.answer(claimed[0], 200, "{}", [Outcome(event.id, False, "60007", "Ürün geri çekilmiş.")])
+
+    got: list[Any] = []
+    uplink = MqttUplink(
+        MqttConfig(host="127.0.0.1", port=broker.port, status_interval_seconds=1, wait_for_central=False),
+        "line-1",
+        str(db),
+        Health("line-1").status,
+        got.append,
+    )
+    try:
+        wait_for(central.connected.is_set, 10, what="the submitter to connect")
+        notifier.publish_results()  # the station is away: the broker takes it, nobody receives it
+        wait_for(lambda: published(ledger, event.id) == Published.SENT, 5, what="the result to be sent")
+        time.sleep(0.3)
+        notifier.publish_results()  # not acked, but not due again yet: nothing more is sent
+        assert published(ledger, event.id) == Published.SENT
+
+        uplink.start()  # the station comes back; its status says online, and the result goes again
+        deadline = time.monotonic() + 15
+        while published(ledger, event.id) != Published.ACKED and time.monotonic() < deadline:
+            notifier.publish_results()
+            time.sleep(0.2)
+        assert published(ledger, event.id) == Published.ACKED
+        assert [(seq, r.event_id, r.code) for seq, r in got] == [(event.seq, event.id, "60007")]
+
+        # sent again (say the ack was lost): stored and shown once, acked again
+        with ledger.tx() as c:
+            c.execute(
+                "UPDATE jobs SET published = ?, result_sent_at = 0 WHERE event_id = ?", (Published.SENT, event.id)
+            )
+        notifier.publish_results()
+        wait_for(lambda: published(ledger, event.id) == Published.ACKED, 10, what="the second ack")
+        assert len(got) == 1
+        assert store.events(5, "refused_later")[0]["service_code"] == "60007"
+    finally:
+        uplink.stop()
+        stop.set()
+        runner.join(10)
+        central.stop()
+        store.close()
