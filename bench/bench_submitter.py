@@ -32,12 +32,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from central import SandboxServer, seed, submitter_config  # noqa: E402
 from scans import gtin  # noqa: E402
 
-from station.central.config import load  # noqa: E402
+from station.central.config import Site, load  # noqa: E402
 from station.central.ingest import Central  # noqa: E402
 from station.central.ledger import Ledger  # noqa: E402
 from station.central.notifier import Notifier  # noqa: E402
 from station.gs1.reasons import Reason  # noqa: E402
-from station.wire import EVENT_SCHEMA, EventMessage, Kind, Operation, Topics  # noqa: E402
+from station.wire import EVENT_SCHEMA, EventMessage, Kind, Operation, Service, Topics  # noqa: E402
 
 TOPICS = Topics()
 
@@ -131,7 +131,8 @@ def bench_ingest(tmp: Path, n: int) -> None:
         raw.loop_stop()
 
         cfg = load(submitter_config(tmp, port, "http://127.0.0.1:9"))
-        cfg = type(cfg)(**{**cfg.__dict__, "id": "bench", "sites": {}})
+        site = Site("bench", Service.ITS, "8680000000001", Operation.DISPATCH, tuple(f"bench-{i}" for i in range(10)))
+        cfg = type(cfg)(**{**cfg.__dict__, "id": "bench", "sites": {"bench": site}})
         ledger = Ledger(f"sqlite:///{tmp / 'ingest.db'}", "bench")
         central = Central(cfg, ledger)
         stop = threading.Event()

@@ -16,7 +16,7 @@ from harness import wait_for
 from scans import gtin
 
 from station.central.config import load
-from station.central.ledger import Ledger
+from station.central.ledger import JobState, Ledger
 from station.central.notifier import Notifier
 from station.central.services.http import Call
 from station.wire import EventMessage
@@ -111,6 +111,23 @@ def test_business_refusals_are_not_retried(tmp_path: Path, sandbox: SandboxServe
         "UNKNOWN": ("refused", "10001"),
     }
     assert sandbox.sandbox.calls["/wholesale/app/dispatch/"] == 1  # one batch, never sent again
+
+
+def test_a_uts_receipt_cut_off_before_its_verme_was_chosen_is_sent_later(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """A claim records alma with no VBI yet; a stop right then must not read as a sent call."""
+    seed(sandbox.sandbox, hospital_vermes=1)
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("dock-1", 1, gtin(0), "D000000")], notifier.config.site_of)
+    site = notifier.config.sites["hospital-dock"]
+    claimed = ledger.claim("uts", site.name, 1, lambda jobs: notifier.uts_first(site, jobs))
+    assert claimed is not None and json.loads(ledger.request(claimed[0])[3]) == {"VBI": None}  # type: ignore[index]
+    ledger.close()
+    notifier2, ledger2 = make(tmp_path, sandbox)  # the submitter restarts: the request is in doubt
+    run_until_final(notifier2, ledger2, 1)
+    assert [(j.state, j.code) for j in ledger2.jobs("1 = 1")] == [(JobState.DONE, "OK")]
+    assert sandbox.effect_counts("alma") == {("alma", gtin(0), "D000000"): 1}
 
 
 def test_crash_between_record_and_answer_is_checked_not_resent(tmp_path: Path, sandbox: SandboxServer) -> None:

@@ -397,3 +397,15 @@ def test_the_watchdog_goes_hungry_when_the_uplink_thread_dies(
     finally:
         uplink.stop()
         store.close()
+
+
+def test_the_submitter_refuses_a_station_no_site_names(tmp_path: Path) -> None:
+    config = load_submitter(submitter_config(tmp_path, 1, "http://127.0.0.1:1"))
+    central = Central(config, Ledger(config.ledger, config.id))
+    msg = mqtt.MQTTMessage(topic=b"karekod/v1/stations/ghost-9/events")
+    msg.payload = event_json(station="ghost-9")
+    with pytest.raises(BadMessage, match=r"station 'ghost-9' is in no \[sites\.\*\] stations list"):
+        central.parse(msg)
+    msg = mqtt.MQTTMessage(topic=b"karekod/v1/stations/line-1/events")
+    msg.payload = event_json(station="line-1")
+    assert central.parse(msg)[0] == "line-1"

@@ -191,6 +191,8 @@ class Central:
             raise BadMessage(f"a submitter does not take {kind or 'central status'} messages")
         if message.station != station:
             raise BadMessage(f"station {message.station!r} does not match the topic")
+        if self.config.site_of(station) is None:
+            raise BadMessage(f"station {station!r} is in no [sites.*] stations list")
         return station, message
 
     def _ingest(self, msgs: list[mqtt.MQTTMessage]) -> None:

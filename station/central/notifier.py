@@ -249,7 +249,7 @@ class Notifier:
         sno, lno = job.serial or None, None if job.serial else job.batch
         today = date.today().isoformat()
         if site.operation is Operation.RECEIPT:
-            return uts.alma(str(vbi), None if job.serial else 1)
+            return uts.alma(vbi, None if job.serial else 1)
         if site.operation is Operation.DISPATCH:
             return uts.verme(uno, site.counterpart, site.document_number or job.event_id[:20], sno, lno, 1, today)
         return uts.kullanim(uno, today, site.use_tur, sno, lno, 1)

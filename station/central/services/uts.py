@@ -54,8 +54,9 @@ def pending(gkk: str | None = None, uno: str | None = None, offset: str | None =
     return Call(PENDING, body)
 
 
-def alma(vbi: str, adt: int | None = None) -> Call:
-    """Accept a pending verme by its id; ``ADT`` only for a lot-tracked unit (never with a serial)."""
+def alma(vbi: str | None, adt: int | None = None) -> Call:
+    """Accept a pending verme by its id; ``ADT`` only for a lot-tracked unit (never with a serial).
+    ``vbi`` None: the verme is not chosen yet (what a claim records before the pending list is read)."""
     body: dict[str, Any] = {"VBI": vbi}
     if adt is not None:
         body["ADT"] = adt
