@@ -315,6 +315,10 @@ class EventMessage(Message):
     production_date: str | None = _f(pattern=_DATE, default=None)
     sscc: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None)
     recovered: bool = _f(default=False, doc="read although separators were lost")
+    history: str | None = _f(
+        pattern=_ID, default=None, doc="the station file's history id: new only after `station reset`"
+    )
+    reset_of: str | None = _f(pattern=_ID, default=None, doc="the history `station reset` ended, if this one began so")
 
     def validate(self) -> None:
         if self.ok and self.reason is not None:

@@ -308,3 +308,22 @@ stations = ["ret-1"]
     assert states == {"line-1": "cancelled", "dock-1": "done", "ret-1": "cancelled"}
     assert not notifier.cancel(ledger.jobs("station = 'line-1'")[0])[0]  # once is enough
     notifier.pool.shutdown()
+
+
+def test_a_station_that_lost_its_file_cannot_reuse_its_seqs(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """The ledger takes seq 1 again only from a history that names the one it ended (`station reset`)."""
+    notifier, ledger = make(tmp_path, sandbox)
+    old = [event("line-1", i + 1, gtin(i), f"H{i}", history="a" * 32) for i in range(2)]
+    ledger.ingest(old, notifier.config.site_of)
+    events = [m for _, m in old]
+    assert ledger.history_faults(events) == {}  # the same events again: a re-send, not a fault
+    wiped = [m for _, m in (event("line-1", 1, gtin(5), "NEW", history="b" * 32),)]
+    assert list(ledger.history_faults(wiped).values()) == [
+        f"a new history {'b' * 32} that does not name the last one ({'a' * 32})"
+    ]
+    reused = [m for _, m in (event("line-1", 2, gtin(5), "OTHER", history="a" * 32),)]
+    assert list(ledger.history_faults(reused).values()) == [
+        f"seq 2 was already event {events[1].id} in the same history"
+    ]
+    after_reset = [m for _, m in (event("line-1", 1, gtin(5), "NEW", history="b" * 32, reset_of="a" * 32),)]
+    assert ledger.history_faults(after_reset) == {}

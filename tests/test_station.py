@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from station.edge.pipeline import Station
 from station.edge.rules import Debounce
 from station.edge.store import MIGRATIONS, StorageError, Store
 from station.gs1.reasons import Reason
+from station.gs1.verdict import Policy, judge
 from station.wire import ResultMessage, Service
 
 GS = "\x1d"
@@ -317,3 +319,39 @@ def test_field_cli_reads_alongside(tmp_path: Path, factory: MockFactory) -> None
     assert "reject not_gs1" in cli("events", "--reason", "not_gs1")
     status = cli("status")
     assert "daemon" in status and "not running" in status and "backlog" in status
+
+
+def test_a_vanished_station_file_is_an_alarm_not_a_new_history(tmp_path: Path) -> None:
+    """A missing, empty or corrupt station.db used to start again at seq 1 with no duplicate memory."""
+    from station.edge.store import reset
+
+    clock = Clock()
+    db = tmp_path / "station.db"
+    store = Store(db)
+    v = judge(karekod("H1"), Policy(), TODAY)
+    first = store.record(clock.scan(b"a"), v, "t", "", "receipt")
+    history = store.history
+    assert first.seq == 1 and len(history) == 32 and (tmp_path / "station.db.history").read_text().strip() == history
+    store.close()
+    for leftover in tmp_path.glob("station.db*"):
+        if not leftover.name.endswith(".history"):
+            leftover.unlink()
+    with pytest.raises(StorageError, match="is missing, but this station has a history"):
+        Store(db).open()
+    assert not db.exists()  # not made again
+    db.write_bytes(b"")
+    with pytest.raises(StorageError, match="is empty, but this station has a history"):
+        Store(db).record(clock.scan(b"b"), v, "t", "", "receipt")
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match=r"is corrupt .* moved aside to .*station\.db\.corrupt-"):
+        Store(db).open()
+    assert [p.name.startswith("station.db.corrupt-") for p in tmp_path.glob("station.db.corrupt-*")] == [True]
+    # a technician's reset: a new history that names the old one, seq from 1
+    assert any("ended history" in line for line in reset(str(db)))
+    fresh = Store(db)
+    again = fresh.record(clock.scan(b"c"), v, "t", "", "receipt")
+    assert again.seq == 1 and fresh.history != history and fresh.reset_of == history
+    payload = json.loads(again.payload)
+    assert (payload["history"], payload["reset_of"]) == (fresh.history, history)
+    fresh.close()
+    assert Store(db).open() and not (tmp_path / "station.db.reset").exists()

@@ -213,6 +213,18 @@ class Central:
                 self.ledger.results_acked(station, message.ids)
             else:
                 events.append((bytes(msg.payload).decode("utf-8"), message))
+        broken = self.ledger.history_faults([event for _, event in events]) if events else {}
+        for _, event in events:
+            if event.id in broken:
+                log.error(
+                    "refused event %s of station %s: %s; its station file was lost or replaced: restore it or"
+                    " run `station reset` there",
+                    event.id,
+                    event.station,
+                    broken[event.id],
+                )
+                self.refused += 1
+        events = [(text, event) for text, event in events if event.id not in broken]
         stored = self.ledger.ingest(events, self.config.site_of) if events else []
         for msg in msgs:  # refused ones too: a bad message never blocks the ones behind it
             if msg.qos:

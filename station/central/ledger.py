@@ -165,6 +165,7 @@ class Ledger:
             for statement in SCHEMA:
                 c.execute(self._sql(statement))
         self._add_column("jobs", "result_sent_at", "REAL")
+        self._add_column("events", "history", "TEXT")
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike)."""
@@ -249,6 +250,7 @@ class Ledger:
                     e.batch,
                     e.expiry,
                     text,
+                    e.history,
                 )
             )
             if e.ok:
@@ -282,7 +284,8 @@ class Ledger:
         with self.tx() as c:
             c.executemany(
                 "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
-                " batch, expiry, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                " batch, expiry, payload, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 event_rows,
             )
             if job_rows:
@@ -293,6 +296,37 @@ class Ledger:
                     job_rows,
                 )
         return stored
+
+    def history_faults(self, events: Sequence[EventMessage]) -> dict[str, str]:
+        """Events to refuse because their station's history broke: {event id: why}.
+
+        A (station, seq) the ledger has under another id in the same history means the station lost
+        its file and started again; a new history is taken only when it names the one it ended
+        (``reset_of``, written by a technician's ``station reset``)."""
+        by_station: dict[str, dict[int, EventMessage]] = {}
+        for e in events:
+            by_station.setdefault(e.station, {})[e.seq] = e
+        faults: dict[str, str] = {}
+        for station, by_seq in by_station.items():
+            last = self.query(
+                "SELECT history FROM events WHERE station = ? ORDER BY received_at DESC, seq DESC LIMIT 1", (station,)
+            )
+            known = last[0][0] if last else None
+            for e in by_seq.values():
+                if last and e.history != known and e.reset_of != known:
+                    faults[e.id] = f"a new history {e.history} that does not name the last one ({known})"
+            seqs = list(by_seq)
+            for i in range(0, len(seqs), 500):
+                part = seqs[i : i + 500]
+                rows = self.query(
+                    f"SELECT seq, id, history FROM events WHERE station = ? AND seq IN ({', '.join('?' * len(part))})",
+                    (station, *part),
+                )
+                for seq, old_id, old_history in rows:
+                    new = by_seq[int(seq)]
+                    if new.id != old_id and new.history == old_history:
+                        faults[new.id] = f"seq {seq} was already event {old_id} in the same history"
+        return faults
 
     def note_station(self, status: StationStatus) -> str | None:
         """Keep a station's latest status; returns the state it had before (None: never seen)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from datetime import date
@@ -204,6 +205,36 @@ def cmd_queue(args: argparse.Namespace) -> int:
     else:
         print(f"undelivered  {stats.backlog}")
         print(f"oldest       {stats.oldest_undelivered_at or '-'}" + (f" ({age:.0f} s ago)" if age is not None else ""))
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    """Start a new history: for a station whose file is gone, empty, corrupt or not its own."""
+    from station.edge.daemon import status_path
+    from station.edge.store import reset
+
+    config = _config(args)
+    if not args.yes:
+        print(
+            f"station reset: this moves {config.storage.path} aside (never deletes it) and starts a new history:\n"
+            "  seq starts again at 1 and the duplicate memory is empty. Stop the daemon first, then run again\n"
+            "  with --yes.",
+            file=sys.stderr,
+        )
+        return 2
+    if os.path.exists(status_path(config)):
+        try:
+            with open(status_path(config)) as f:
+                running = json.load(f).get("state") != "stopped"
+        except (OSError, ValueError):
+            running = False
+        if running and not args.force:
+            print("station reset: the daemon looks running (its status file says so): stop it first", file=sys.stderr)
+            return 2
+    done = reset(config.storage.path)
+    for line in done or ["nothing to reset: no station file and no history marker"]:
+        print(f"station reset: {line}")
+    print("station reset: the next start begins a new history")
     return 0
 
 
@@ -417,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("queue", help="undelivered events and the age of the oldest"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue)
+
+    p = with_config(sub.add_parser("reset", help="start a new history after the station file was lost (moved aside)"))
+    p.add_argument("--yes", action="store_true", help="do it")
+    p.add_argument("--force", action="store_true", help="even when the status file says the daemon runs")
+    p.set_defaults(func=cmd_reset)
     return parser
 
 

@@ -50,7 +50,16 @@ def new_event_id() -> str:
 
 
 def event_message(
-    event_id: str, seq: int, at: str, station: str, site: str, operation: Operation, scan: Scan, verdict: dict[str, Any]
+    event_id: str,
+    seq: int,
+    at: str,
+    station: str,
+    site: str,
+    operation: Operation,
+    scan: Scan,
+    verdict: dict[str, Any],
+    history: str | None = None,
+    reset_of: str | None = None,
 ) -> EventMessage:
     """The message published on ``stations/{id}/events`` (``station.wire.EventMessage``). ``verdict``
     is :meth:`Verdict.as_dict`, which the caller also stores as columns."""
@@ -66,5 +75,7 @@ def event_message(
         terminated_by=scan.terminated_by or None,
         raw=scan.raw.decode("utf-8", "backslashreplace"),
         raw_hex=scan.raw.hex(),
+        history=history or None,
+        reset_of=reset_of or None,
         **verdict,
     )

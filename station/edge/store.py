@@ -9,9 +9,11 @@ Schema changes are numbered migrations in plain SQL, kept in ``PRAGMA user_versi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,40 @@ from station.wire import Operation
 
 class StorageError(Exception):
     """The file could not be written or read: disk full, read-only, corrupt, missing."""
+
+
+def _corrupt(e: sqlite3.DatabaseError) -> bool:
+    text = str(e).lower()
+    return "not a database" in text or "malformed" in text
+
+
+def move_aside(path: str, why: str) -> str | None:
+    """Rename a station file (and its WAL and shared-memory files) aside, never delete it."""
+    if not os.path.exists(path):
+        return None
+    aside = f"{path}.{why}-{time.strftime('%Y%m%dT%H%M%S')}"
+    for suffix in ("-wal", "-shm", ""):
+        if os.path.exists(path + suffix):
+            os.replace(path + suffix, aside + suffix)
+    return aside
+
+
+def reset(path: str) -> list[str]:
+    """A technician's explicit reset: the station file (if any) moved aside, the history marker
+    removed, so the next start begins a new history (seq from 1, which the central side accepts
+    because the history id is new). Returns what was done, for the technician to read."""
+    done = []
+    aside = move_aside(path, "reset")
+    if aside:
+        done.append(f"moved {path} aside to {aside}")
+    if os.path.exists(path + ".history"):
+        with open(path + ".history") as f:
+            old = f.read().strip()
+        with open(path + ".reset", "w") as f:  # the new history names the old one: the central side's proof
+            f.write(old + "\n")
+        os.remove(path + ".history")
+        done.append(f"ended history {old} (the next one names it, so the central side accepts seq 1 again)")
+    return done
 
 
 MIGRATION_1 = """
@@ -72,13 +108,26 @@ class Store:
         self.durable = durable
         self._conn: sqlite3.Connection | None = None
         self._seq = 0
+        self.history = ""
+        self.reset_of = ""
+        """The history a technician's ``station reset`` ended, when this one began with it."""
+        """This station file's history id: sent with every event, so the central side can tell a
+        technician's reset from a file that went missing (seq going backwards)."""
 
     # -- opening --
+
+    @property
+    def marker(self) -> str:
+        """The history marker beside the station file: once a station has a history, a missing or
+        empty file is an alarm, never a fresh start (seq at 1 again, the duplicate memory gone)."""
+        return self.path + ".history"
 
     def open(self) -> sqlite3.Connection:
         """Open (or reopen after a failure), migrate, and return the connection."""
         if self._conn is not None:
             return self._conn
+        if not self.readonly:
+            self._check_not_vanished()
         try:
             if self.readonly:
                 if not os.path.exists(self.path):
@@ -95,6 +144,7 @@ class Store:
                 conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
                 conn.execute("PRAGMA journal_size_limit = 4194304")
                 self._migrate(conn)
+                self.history = self._history(conn)
                 if self.max_size_mb:
                     page = conn.execute("PRAGMA page_size").fetchone()[0]
                     conn.execute(f"PRAGMA max_page_count = {self.max_size_mb * 1024 * 1024 // page}")
@@ -103,10 +153,66 @@ class Store:
                 " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
             ).fetchone()
             self._seq = row[0]
-        except (sqlite3.Error, OSError) as e:
+        except sqlite3.DatabaseError as e:
+            if self.readonly or not _corrupt(e):
+                raise StorageError(f"{self.path}: {e}") from e
+            aside = move_aside(self.path, "corrupt")
+            raise StorageError(
+                f"{self.path} is corrupt ({e}): moved aside to {aside}; scans are refused until it is restored"
+                " or a technician runs `station reset`"
+            ) from e
+        except OSError as e:
             raise StorageError(f"{self.path}: {e}") from e
         self._conn = conn
         return conn
+
+    def _check_not_vanished(self) -> None:
+        if not os.path.exists(self.marker):
+            return
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            size = -1
+        if size <= 0:
+            what = "is empty" if size == 0 else "is missing"
+            raise StorageError(
+                f"{self.path} {what}, but this station has a history ({self.marker}): scans are refused so that"
+                " seq does not start again at 1. Restore the file, or run `station reset` to start a new history"
+            )
+
+    def _history(self, conn: sqlite3.Connection) -> str:
+        """This file's history id, kept in the file and in the marker beside it; they must agree."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'history'").fetchone()
+        history = str(row[0]) if row else uuid.uuid4().hex
+        if row is None:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('history', ?)", (history,))
+            try:
+                with open(self.path + ".reset") as f:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('reset_of', ?)", (f.read().strip(),))
+            except FileNotFoundError:
+                pass
+        row = conn.execute("SELECT value FROM meta WHERE key = 'reset_of'").fetchone()
+        self.reset_of = str(row[0]) if row else ""
+        try:
+            with open(self.marker) as f:
+                marked = f.read().strip()
+        except FileNotFoundError:
+            marked = ""
+        if marked and marked != history:
+            raise StorageError(
+                f"{self.path} belongs to another history ({history}) than this station's ({marked}, {self.marker}):"
+                " scans are refused. Put the right file back, or run `station reset`"
+            )
+        if not marked:
+            tmp = self.marker + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(history + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.marker)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path + ".reset")
+        return history
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -157,7 +263,9 @@ class Store:
         event_id = new_event_id()
         at = utc_iso(scan.at or time.time())
         d = verdict.as_dict()
-        payload = event_message(event_id, seq, at, station, site, Operation(operation), scan, d).to_json()
+        payload = event_message(
+            event_id, seq, at, station, site, Operation(operation), scan, d, self.history, self.reset_of
+        ).to_json()
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
