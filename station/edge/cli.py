@@ -153,6 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "oldest_undelivered_age_s": _age(stats.oldest_undelivered_at),
         "last_scan_at": stats.last_scan_at,
         "refused_later": stats.refused_later,
+        "storage": (daemon.get("storage") if running else None) or "ok",
         "disk_free_bytes": daemon.get("disk_free_bytes"),
         "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -162,7 +163,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         width = max(len(k) for k in body)
         for k, v in body.items():
             print(f"{k:<{width}}  {'-' if v is None else v}")
-    return 0
+    return 0 if body["storage"] == "ok" else 1  # the daemon refuses scans: say so to cron and Nagios
 
 
 def cmd_events(args: argparse.Namespace) -> int:
