@@ -177,6 +177,9 @@ def test_disk_full_gives_storage_error_and_red(tmp_path: Path, factory: MockFact
             break
     assert out.verdict.reason is Reason.STORAGE_ERROR and not out.verdict.ok
     assert out.event is None and shows(st, "red") and st.counters.storage_errors == 1
+    used, cap = st.store.usage()
+    assert cap == 1024 * 1024 and used <= cap  # the WAL counts inside the cap
+    assert st.status()["storage"].startswith("near the cap: ")
     # an accepted scan is never shown green when it cannot be stored
     out = st.handle(clock.scan(karekod("FULL1")), TODAY)
     assert out.verdict.reason is Reason.STORAGE_ERROR and shows(st, "red")

@@ -16,7 +16,7 @@ from typing import Any
 
 from station import __version__
 from station.edge.events import utc_iso
-from station.edge.store import StorageError, Store
+from station.edge.store import NEAR_CAP, StorageError, Store
 from station.gs1.verdict import Verdict
 
 
@@ -70,7 +70,7 @@ class Health:
             body["backlog"] = stats.backlog
             body["last_seq"] = stats.last_seq
             body["oldest_undelivered_age_s"] = age(stats.oldest_undelivered_at)
-            body["storage"] = "ok"
+            body["storage"] = storage_state(store.fullness(), store.max_size_mb)
         except StorageError as e:
             body.update(backlog=None, oldest_undelivered_age_s=None, storage=f"error: {e}"[:2000])
         try:
@@ -78,6 +78,19 @@ class Health:
         except OSError:
             body["disk_free_bytes"] = None
         return body
+
+
+def storage_state(fullness: float, cap_mb: int) -> str:
+    """``ok``, or a warning once the file has used 90 % of what ``[storage] max_size_mb`` leaves it.
+
+    >>> storage_state(0.5, 100), storage_state(0.95, 100)
+    ('ok', 'near the cap: 95 % of [storage] max_size_mb = 100 used; scans are refused when full')
+    """
+    if not cap_mb or fullness < NEAR_CAP:
+        return "ok"
+    return (
+        f"near the cap: {int(fullness * 100)} % of [storage] max_size_mb = {cap_mb} used; scans are refused when full"
+    )
 
 
 def age(iso: str | None) -> float | None:

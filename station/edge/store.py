@@ -28,6 +28,16 @@ class StorageError(Exception):
     """The file could not be written or read: disk full, read-only, corrupt, missing."""
 
 
+WAL_SHARE = 4 * 1024 * 1024
+"""What ``[storage] max_size_mb`` keeps for the WAL (a quarter of a small cap)."""
+NEAR_CAP = 0.9
+"""``storage`` in the status warns from this share of the cap on."""
+
+
+def wal_share(cap: int) -> int:
+    return min(WAL_SHARE, cap // 4)
+
+
 def _corrupt(e: sqlite3.DatabaseError) -> bool:
     text = str(e).lower()
     return "not a database" in text or "malformed" in text
@@ -146,8 +156,14 @@ class Store:
                 self._migrate(conn)
                 self.history = self._history(conn)
                 if self.max_size_mb:
+                    # The cap holds the file and its WAL: the main file gets what the WAL cannot
+                    # take, and checkpoints keep the WAL within its share.
                     page = conn.execute("PRAGMA page_size").fetchone()[0]
-                    conn.execute(f"PRAGMA max_page_count = {self.max_size_mb * 1024 * 1024 // page}")
+                    cap = self.max_size_mb * 1024 * 1024
+                    wal = wal_share(cap)
+                    conn.execute(f"PRAGMA max_page_count = {(cap - wal) // page}")
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {max(16, wal // page // 2)}")
+                    conn.execute(f"PRAGMA journal_size_limit = {wal // 2}")
             row = conn.execute(
                 "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
                 " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0))"
@@ -432,6 +448,24 @@ class Store:
             return units, events
         except sqlite3.Error as e:
             raise self._fail(e) from e
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes the file and its WAL take, the cap in bytes or 0): what ``max_size_mb`` counts."""
+        used = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                used += os.path.getsize(self.path + suffix)
+        return used, self.max_size_mb * 1024 * 1024
+
+    def fullness(self) -> float:
+        """How full the main file is of its share of the cap (the rest is the WAL's), 0 without a cap."""
+        cap = self.max_size_mb * 1024 * 1024
+        if not cap:
+            return 0.0
+        try:
+            return os.path.getsize(self.path) / (cap - wal_share(cap))
+        except OSError:
+            return 0.0
 
     def stats(self) -> Stats:
         row = self._query(
