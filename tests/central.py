@@ -6,12 +6,16 @@ import json
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import requests
 from scans import gtin
 
+from station.central.config import SubmitterConfig
+from station.central.ingest import Central
+from station.central.ledger import Ledger
 from station.central.services.sandbox import Sandbox, make_server
 
 DEPOT = "8680000000001"  # İTS GLN of the depot running the conveyor (dispatch)
@@ -157,3 +161,20 @@ def event_body(station: str = "line-1", seq: int = 1, **fields: Any) -> dict[str
         **fields,
     }
     return {k: v for k, v in body.items() if v is not ...}
+
+
+def start_ingest(config: SubmitterConfig) -> tuple[Central, Ledger, Callable[[], None]]:
+    """The submitter's real MQTT ingest on its own thread; returns it, its ledger and the stop."""
+    ledger = Ledger(config.ledger, config.id)
+    central = Central(config, ledger)
+    stop = threading.Event()
+    runner = threading.Thread(target=central.run, args=(stop,), daemon=True)
+    central.start()
+    runner.start()
+
+    def close() -> None:
+        stop.set()
+        runner.join(10)
+        central.stop()
+
+    return central, ledger, close

@@ -20,14 +20,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from central import submitter_config
+from central import start_ingest, submitter_config
 from harness import ROOT, free_port, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from scans import GS, gtin
 
 from station.central.config import load as load_submitter
-from station.central.ingest import Central
-from station.central.ledger import Ledger
 from station.edge.config import MqttConfig
 from station.edge.events import Scan
 from station.edge.health import Health
@@ -204,12 +202,7 @@ def test_station_and_submitter_speak_through_the_secured_broker(tmp_path: Path, 
     )
     path.write_text(text)
     config = load_submitter(path)
-    ledger = Ledger(config.ledger, config.id)
-    central = Central(config, ledger)
-    stop = threading.Event()
-    runner = threading.Thread(target=central.run, args=(stop,), daemon=True)
-    central.start()
-    runner.start()
+    central, ledger, close = start_ingest(config)
     store = Store(tmp_path / "station.db")
     raw = f"]d201{gtin(4)}21SEC1{GS}1730123110B".encode()
     store.record(Scan(raw, at=time.time()), judge(raw, Policy(), date(2026, 1, 1)), "dock-a", "", "receipt")
@@ -225,7 +218,5 @@ def test_station_and_submitter_speak_through_the_secured_broker(tmp_path: Path, 
         assert central.refused == 0
     finally:
         uplink.stop()
-        stop.set()
-        runner.join(10)
-        central.stop()
+        close()
         store.close()

@@ -8,18 +8,16 @@ twice is stored and signalled once.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from central import submitter_config
+from central import start_ingest, submitter_config
 from harness import Broker, wait_for
 from scans import GS, gtin
 
 from station.central.config import load as load_submitter
-from station.central.ingest import Central
 from station.central.ledger import Ledger, Outcome, Published
 from station.central.notifier import Notifier
 from station.central.services.http import Call
@@ -39,12 +37,7 @@ def published(ledger: Ledger, event_id: str) -> int:
 
 def test_a_result_published_while_the_station_is_away_reaches_it_once(tmp_path: Path, broker: Broker) -> None:
     config = load_submitter(submitter_config(tmp_path, broker.port, "http://127.0.0.1:1"))
-    ledger = Ledger(config.ledger, config.id)
-    central = Central(config, ledger)
-    stop = threading.Event()
-    runner = threading.Thread(target=central.run, args=(stop,), daemon=True)
-    central.start()
-    runner.start()
+    central, ledger, close = start_ingest(config)
     notifier = Notifier(config, ledger, central.publish_results)
 
     # the station accepted a box, the ledger has it, and İTS refused it later (recalled)
@@ -93,7 +86,5 @@ def test_a_result_published_while_the_station_is_away_reaches_it_once(tmp_path: 
         assert store.events(5, "refused_later")[0]["service_code"] == "60007"
     finally:
         uplink.stop()
-        stop.set()
-        runner.join(10)
-        central.stop()
+        close()
         store.close()

@@ -11,7 +11,6 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import date
@@ -20,7 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from central import event_body, submitter_config
+from central import event_body, start_ingest, submitter_config
 from harness import ROOT, Broker, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -251,12 +250,7 @@ def test_hostile_messages_to_the_submitter_are_refused_alone(
     tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = load_submitter(submitter_config(tmp_path, broker.port, "http://127.0.0.1:1"))
-    ledger = Ledger(config.ledger, config.id)
-    central = Central(config, ledger)
-    stop = threading.Event()
-    runner = threading.Thread(target=central.run, args=(stop,), daemon=True)
-    central.start()
-    runner.start()
+    central, ledger, close = start_ingest(config)
     pub = Publisher(broker.port)
     topics = Topics()
     caplog.set_level(logging.WARNING, logger="submitter.mqtt")
@@ -294,9 +288,7 @@ def test_hostile_messages_to_the_submitter_are_refused_alone(
         assert ledger.query("SELECT station FROM stations") == [("line-1",)]
     finally:
         pub.close()
-        stop.set()
-        runner.join(10)
-        central.stop()
+        close()
 
 
 def test_hostile_messages_to_a_station_are_refused_alone(
