@@ -7,6 +7,7 @@ payload and a forged identity; after each, a good message must be taken at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import subprocess
@@ -401,3 +402,31 @@ def test_the_submitter_refuses_a_station_no_site_names(tmp_path: Path) -> None:
     msg = mqtt.MQTTMessage(topic=b"karekod/v1/stations/line-1/events")
     msg.payload = event_json(station="line-1")
     assert central.parse(msg)[0] == "line-1"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=30,
+)
+FIELDS = sorted({f for m in wire.MESSAGES.values() for f in m.__dataclass_fields__} | {"results"})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    body=st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=12) | JSON,
+    raw=st.binary(max_size=200),
+)
+def test_no_message_of_any_shape_raises_anything_but_bad_message(body: Any, raw: bytes) -> None:
+    """Fuzz: every kind, fed JSON of any shape built from the contract's own field names (so many
+    fields are right and one is wrong) and raw bytes, is either a message or one BadMessage."""
+    for kind in (*wire.MESSAGES.values(), wire.ResultBatch):
+        for payload in (json.dumps(body).encode(), raw):
+            try:
+                message = kind.from_json(payload)
+            except BadMessage as e:
+                assert e.reason and "\n" not in e.reason
+            else:
+                assert kind.from_json(message.to_json()) == message  # what is taken round-trips
+    with contextlib.suppress(BadMessage):
+        parse_results(json.dumps(body))
