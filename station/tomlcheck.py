@@ -120,3 +120,15 @@ def secret_file(path: str, what: str) -> str | None:
     if st.st_mode & 0o007:
         return f"{what}: {path} can be read by any user (mode {st.st_mode & 0o777:04o}): chmod o-rwx {path}"
     return None
+
+
+def read_secret(path: str, what: str) -> str:
+    """A password or token file's content, once :func:`secret_file` finds nothing wrong with it;
+    otherwise ConfigError with that one line."""
+    wrong = secret_file(path, what)
+    if wrong:
+        raise ConfigError(path, [wrong])
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(path, [f"{what}: cannot read {path}: {e}"]) from None

@@ -27,7 +27,6 @@ import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from station.gs1.reasons import Reason
@@ -276,14 +275,11 @@ class Message:
         """Checks across fields; a subclass raises BadMessage."""
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
+        """The JSON object, fields in declaration order (StrEnum members are strings already)."""
+        out = {name: getattr(self, name) for name, _, _ in self._plan()}
+        for name, value in out.items():
             if isinstance(value, tuple):
-                value = [v.as_dict() if isinstance(v, Message) else v for v in value]
-            elif isinstance(value, dict):
-                value = dict(value)
-            out[f.name] = value.value if isinstance(value, StrEnum) else value
+                out[name] = [v.as_dict() if isinstance(v, Message) else v for v in value]
         return out
 
     def to_json(self) -> bytes:
@@ -525,8 +521,3 @@ def make_client(
     topic, message = will
     client.will_set(topic, message.to_json(), qos=1, retain=True)
     return client
-
-
-def read_secret_file(path: str) -> str:
-    """A password file's first line (the caller names the file in its error)."""
-    return Path(path).read_text(encoding="utf-8").strip()

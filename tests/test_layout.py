@@ -5,6 +5,7 @@ server) never import each other; both build only on ``station.gs1``, ``station.w
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,37 @@ def test_each_wing_imports_without_the_other_sides_libraries(wing: str, absent: 
     r = subprocess.run([sys.executable, "-c", BLOCKER, wing, absent], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "ok"
+
+
+OWNERS = {
+    "İTS paths": (re.compile(r"/app/"), {"central/services/its.py"}),
+    "ÜTS paths": (re.compile(r"bildirim/|tekilUrun/|/UTS/uh/rest"), {"central/services/uts.py"}),
+    "MQTT topics": (re.compile(r"stations/|central/status"), {"wire.py"}),
+}
+
+
+def test_each_path_and_topic_is_written_in_one_place() -> None:
+    """Request paths live in their service module, topics in the wire contract: string literals
+    naming them anywhere else in the package would be a second copy (docstrings and comments aside).
+    The check itself is checked: the owners' own literals are found."""
+    found: list[str] = []
+    seen: set[str] = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        where = path.relative_to(PACKAGE).as_posix()
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {  # a string standing alone as a statement documents something
+            id(node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for what, (pattern, owners) in OWNERS.items():
+                    if not pattern.search(node.value):
+                        continue
+                    if where in owners:
+                        seen.add(what)
+                    else:
+                        found.append(f"{where}:{node.lineno}: {what} written outside {', '.join(owners)}")
+    assert found == []
+    assert seen == set(OWNERS)

@@ -8,9 +8,19 @@ import pytest
 from central import DEPOT, HOSPITAL, PHARMACY, SUPPLIER, SandboxServer, seed
 from scans import gtin
 
-from station.central.services.http import AuthFailed, InDoubt, Unreachable
+from station.central.services import its, uts
+from station.central.services.http import AuthFailed, Call, InDoubt, Unreachable
 from station.central.services.its import ItsClient, Unit
 from station.central.services.uts import UtsClient
+from station.wire import Operation
+
+
+def dispatch(togln: str, units: list[Unit]) -> Call:
+    return its.notification(Operation.DISPATCH, units, institution=DEPOT, counterpart=togln)
+
+
+def accept(units: list[Unit]) -> Call:
+    return its.notification(Operation.RECEIPT, units, institution=HOSPITAL)
 
 
 @pytest.fixture
@@ -24,18 +34,18 @@ def sandbox() -> Iterator[SandboxServer]:
 def test_its_dispatch_then_accept_and_refusals(sandbox: SandboxServer) -> None:
     depot = ItsClient(sandbox.url, DEPOT, "depot-pass")
     units = [Unit(gtin(i), f"U{i:06d}", f"B{i}", "2030-12-31") for i in range(3)]
-    answer = depot.dispatch(PHARMACY, units)
+    answer = depot.notify(dispatch(PHARMACY, units))
     assert [u["uc"] for u in answer.units] == ["00000"] * 3 and answer.notification_id
-    again = depot.dispatch(PHARMACY, units[:1])
+    again = depot.notify(dispatch(PHARMACY, units[:1]))
     assert again.units[0]["uc"] == "40004"  # you have already sold it
     assert depot.message("40004") == "Ürün tarafınızdan satılmıştır."
     status = depot.check_status(units[:1])[0]
     assert status["gln1"] == PHARMACY and status["gln2"] == DEPOT
-    cancel = depot.dispatch_cancel(units[2:3])
+    cancel = depot.notify(its.dispatch_cancel(units[2:3]))
     assert cancel.units[0]["uc"] == "00000" and depot.check_status(units[2:3])[0]["gln1"] == DEPOT
     sandbox.sandbox.its_units[(gtin(3), "U000003")]["state"] = "recalled"
     sandbox.sandbox.its_units[(gtin(4), "U000004")]["state"] = "sold"
-    rest = depot.dispatch(PHARMACY, [Unit(gtin(3), "U000003"), Unit(gtin(4), "U000004"), Unit(gtin(9), "NOPE")])
+    rest = depot.notify(dispatch(PHARMACY, [Unit(gtin(3), "U000003"), Unit(gtin(4), "U000004"), Unit(gtin(9), "NOPE")]))
     assert [u["uc"] for u in rest.units] == ["60007", "10204", "10001"]
 
 
@@ -43,11 +53,14 @@ def test_its_accept_only_what_was_dispatched_to_you(sandbox: SandboxServer) -> N
     depot = ItsClient(sandbox.url, DEPOT, "depot-pass")
     hospital = ItsClient(sandbox.url, HOSPITAL, "hospital-pass")
     unit = [Unit(gtin(0), "U000000")]
-    assert hospital.accept(unit).units[0]["uc"] == "60002"  # still at the depot
-    assert depot.dispatch(HOSPITAL, unit).units[0]["uc"] == "00000"
-    assert hospital.accept(unit).units[0]["uc"] == "00000"
-    assert hospital.accept(unit).units[0]["uc"] == "60014"  # already yours
-    assert hospital.deactivation(HOSPITAL, "40", unit, "2026-11-22").units[0]["uc"] == "00000"
+    assert hospital.notify(accept(unit)).units[0]["uc"] == "60002"  # still at the depot
+    assert depot.notify(dispatch(HOSPITAL, unit)).units[0]["uc"] == "00000"
+    assert hospital.notify(accept(unit)).units[0]["uc"] == "00000"
+    assert hospital.notify(accept(unit)).units[0]["uc"] == "60014"  # already yours
+    deactivate = its.notification(
+        Operation.DEACTIVATION, unit, institution=HOSPITAL, deactivation_reason="40", document_date="2026-11-22"
+    )
+    assert hospital.notify(deactivate).units[0]["uc"] == "00000"
     assert hospital.check_status(unit)[0]["uc"] == "60000"
 
 
@@ -66,19 +79,21 @@ def test_uts_pending_alma_and_codes(sandbox: SandboxServer) -> None:
     hospital = UtsClient(sandbox.url, "uts-token-hospital")
     rows = hospital.pending(page=2)  # three rows in pages of two, by the OFF cursor
     assert len(rows) == 3 and all(r["GKK"] == int(SUPPLIER) for r in rows)
-    answer = hospital.alma(rows[0]["BID"])
+    answer = hospital.send(uts.alma(rows[0]["BID"]))
     assert answer.ok and isinstance(answer.snc, str)
-    again = hospital.alma(rows[0]["BID"])
+    again = hospital.send(uts.alma(rows[0]["BID"]))
     assert not again.ok and again.code == "UTS-H031"
     assert hospital.tekil_urun(rows[0]["UNO"], sno=rows[0]["SNO"])
     assert len(hospital.pending()) == 2
-    verme = hospital.verme(rows[0]["UNO"], SUPPLIER, "IADE-1", sno=rows[0]["SNO"])
+    verme = hospital.send(uts.verme(rows[0]["UNO"], SUPPLIER, "IADE-1", sno=rows[0]["SNO"]))
     assert verme.ok and not hospital.tekil_urun(rows[0]["UNO"], sno=rows[0]["SNO"])
-    assert hospital.verme_iptal(str(verme.snc)).ok and hospital.tekil_urun(rows[0]["UNO"], sno=rows[0]["SNO"])
-    used = hospital.kullanim(rows[0]["UNO"], "2026-11-22", "KIMLIGI_BELIRSIZ", sno=rows[0]["SNO"])
+    assert hospital.send(uts.cancel(Operation.DISPATCH, str(verme.snc))).ok and hospital.tekil_urun(
+        rows[0]["UNO"], sno=rows[0]["SNO"]
+    )
+    used = hospital.send(uts.kullanim(rows[0]["UNO"], "2026-11-22", "KIMLIGI_BELIRSIZ", sno=rows[0]["SNO"]))
     assert used.ok
-    assert hospital.kullanim_iptal(str(used.snc)).ok
-    missing = hospital.kullanim(gtin(39), "2026-11-22", "DIGER", sno="NOPE")
+    assert hospital.send(uts.cancel(Operation.USE, str(used.snc))).ok
+    missing = hospital.send(uts.kullanim(gtin(39), "2026-11-22", "DIGER", sno="NOPE"))
     assert not missing.ok and missing.code == "UTS-H002" and "Tekil ürün bulunamadı" in missing.text
 
 

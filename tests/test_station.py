@@ -290,8 +290,9 @@ def test_service_refusal_shows_its_own_signal_and_is_listed(tmp_path: Path, fact
     st, clock = make_station(tmp_path, factory), Clock()
     event = st.handle(clock.scan(karekod("S1")), TODAY).event
     assert event is not None
-    seq = st.store.record_result(event.id, "its", False, "10204", "Ürün daha önce satılmış")
-    assert seq == event.seq
+    assert st.store.record_result(event.id, "its", False, "10204", "Ürün daha önce satılmış") == (event.seq, True)
+    assert st.store.record_result(event.id, "its", False, "10204", "Ürün daha önce satılmış") == (event.seq, False)
+    seq = event.seq
     st.on_result((seq, ResultMessage(event.id, False, Service.ITS, code="10204", message="Ürün daha önce satılmış")))
     time.sleep(0.05)
     assert shows(st, "red") and factory.pin(22).states[-1].state  # refused_later blinks red

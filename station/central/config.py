@@ -20,8 +20,8 @@ from station.tomlcheck import (
     one_of,
     port,
     read_file,
+    read_secret,
     read_toml,
-    secret_file,
     topic_prefix,
     typed,
 )
@@ -45,13 +45,7 @@ class Secret:
 
     def read(self, what: str) -> str:
         if self.file:
-            wrong = secret_file(self.file, what)
-            if wrong:
-                raise ConfigError(self.file, [wrong])
-            try:
-                return Path(self.file).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as e:
-                raise ConfigError(self.file, [f"{what}: cannot read {self.file}: {e}"]) from None
+            return read_secret(self.file, what)
         if self.env:
             value = os.environ.get(self.env)
             if value:

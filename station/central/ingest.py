@@ -46,6 +46,8 @@ class Central:
         self.batch = batch
         self.topics = Topics(config.mqtt_prefix)
         self.status_topic = self.topics.central(config.id)
+        self.stations = {s for site in config.sites.values() for s in site.stations}
+        """The stations some site lists: events and statuses from any other are refused."""
         self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.connected = threading.Event()
         self.ingested = 0
@@ -191,7 +193,7 @@ class Central:
             raise BadMessage(f"a submitter does not take {kind or 'central status'} messages")
         if message.station != station:
             raise BadMessage(f"station {message.station!r} does not match the topic")
-        if self.config.site_of(station) is None:
+        if station not in self.stations:
             raise BadMessage(f"station {station!r} is in no [sites.*] stations list")
         return station, message
 

@@ -166,6 +166,7 @@ class Ledger:
                 c.execute(self._sql(statement))
         self._add_column("jobs", "result_sent_at", "REAL")
         self._add_column("events", "history", "TEXT")
+        self._add_column("stations", "history", "TEXT")
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike)."""
@@ -225,7 +226,7 @@ class Ledger:
 
     # -- ingest --
 
-    def ingest(self, events: Iterable[tuple[str, EventMessage]], site_of: Callable[[str], Site | None]) -> list[str]:
+    def ingest(self, events: Sequence[tuple[str, EventMessage]], site_of: Callable[[str], Site | None]) -> list[str]:
         """Store events idempotently by id, with a job for each accepted unit; one commit.
 
         ``events`` are (payload text as received, the checked message). Returns the ids stored
@@ -281,6 +282,7 @@ class Ledger:
                     )
                 )
             stored.append(e.id)
+        histories = {e.station: e.history for _, e in events if e.history}  # each station's latest
         with self.tx() as c:
             c.executemany(
                 "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
@@ -288,6 +290,12 @@ class Ledger:
                 " ON CONFLICT DO NOTHING",
                 event_rows,
             )
+            if histories:
+                c.executemany(
+                    "INSERT INTO stations (station, history) VALUES (?, ?)"
+                    " ON CONFLICT (station) DO UPDATE SET history = excluded.history",
+                    list(histories.items()),
+                )
             if job_rows:
                 c.executemany(
                     "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
@@ -308,12 +316,10 @@ class Ledger:
             by_station.setdefault(e.station, {})[e.seq] = e
         faults: dict[str, str] = {}
         for station, by_seq in by_station.items():
-            last = self.query(
-                "SELECT history FROM events WHERE station = ? ORDER BY received_at DESC, seq DESC LIMIT 1", (station,)
-            )
-            known = last[0][0] if last else None
+            row = self.query("SELECT history FROM stations WHERE station = ?", (station,))
+            known = row[0][0] if row else None  # the history of the station's last stored event
             for e in by_seq.values():
-                if last and e.history != known and e.reset_of != known:
+                if known is not None and e.history != known and e.reset_of != known:
                     faults[e.id] = f"a new history {e.history} that does not name the last one ({known})"
             seqs = list(by_seq)
             for i in range(0, len(seqs), 500):
@@ -555,11 +561,7 @@ class Ledger:
         with self.tx() as c:
             c.executemany(
                 f"UPDATE jobs SET published = {Published.SENT}, result_sent_at = ? WHERE event_id = ?"
-                f" AND published = {Published.NO}",
-                [(now, i) for i in ids],
-            )
-            c.executemany(
-                f"UPDATE jobs SET result_sent_at = ? WHERE event_id = ? AND published = {Published.SENT}",
+                f" AND published <> {Published.ACKED}",
                 [(now, i) for i in ids],
             )
 

@@ -31,6 +31,7 @@ from station.edge.pipeline import Station, show_result
 from station.edge.scanners.serial import Scanner, SerialScanner, StreamScanner
 from station.edge.store import StorageError, Store
 from station.edge.uplink import MqttUplink, NoUplink, Uplink
+from station.tomlcheck import ConfigError
 
 log = logging.getLogger("station")
 
@@ -237,7 +238,12 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     uplink: Uplink = NoUplink()
     if config.mqtt.enabled:
         on_result = partial(show_result, feedback)
-        uplink = MqttUplink(config.mqtt, config.station.id, config.storage.path, health.status, on_result)
+        try:
+            uplink = MqttUplink(config.mqtt, config.station.id, config.storage.path, health.status, on_result)
+        except ConfigError as e:  # the password file changed since the configuration was checked
+            log.error("cannot connect to the broker: %s", e)
+            feedback.close()
+            return 2
     station = Station(config.station, config.reader, store, feedback, uplink, arm, health)
     loop = ScanLoop(config, station, make_scanners(config, simulate, stdin or sys.stdin.buffer), feedback)
 

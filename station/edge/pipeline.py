@@ -15,7 +15,7 @@ from typing import Any
 
 from station.edge.config import ReaderConfig, StationConfig
 from station.edge.events import Event, Scan
-from station.edge.health import Health
+from station.edge.health import Counters, Health
 from station.edge.outputs.feedback import Feedback, Signal, signal_for
 from station.edge.outputs.reject import RejectArm
 from station.edge.rules import Debounce, Rules
@@ -56,10 +56,13 @@ class Station:
         self.feedback = feedback
         self.uplink: Uplink = uplink or NoUplink()
         self.health = health or Health(identity.id)
-        self.counters = self.health.counters
         self.rules = Rules(store, reader.duplicate_retention_days)
         self.debounce = Debounce(reader.debounce_seconds)
         self.policy = reader.policy
+
+    @property
+    def counters(self) -> Counters:
+        return self.health.counters
 
     def handle(self, scan: Scan, today: date | None = None) -> Outcome:
         """Judge, record and signal one scan. Never raises for a bad scan or a failing disk."""

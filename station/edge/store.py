@@ -399,14 +399,7 @@ class Store:
         except sqlite3.Error as e:
             raise self._fail(e) from e
 
-    def record_result(self, event_id: str, service: str, ok: bool, code: str, message: str) -> int | None:
-        """Store the national service's answer for an event; returns its seq (None: not ours)."""
-        found = self.record_result_once(event_id, service, ok, code, message)
-        return found[0] if found else None
-
-    def record_result_once(
-        self, event_id: str, service: str, ok: bool, code: str, message: str
-    ) -> tuple[int, bool] | None:
+    def record_result(self, event_id: str, service: str, ok: bool, code: str, message: str) -> tuple[int, bool] | None:
         """Store an answer; returns (seq, new): ``new`` is false when the same answer was already
         stored (a result sent again), so it is signalled once. None: not one of our events."""
         conn = self.open()

@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 
 from station.edge.config import MqttConfig
 from station.edge.store import StorageError, Store
+from station.tomlcheck import read_secret
 from station.wire import (
     AckMessage,
     BadMessage,
@@ -42,7 +43,6 @@ from station.wire import (
     json_properties,
     make_client,
     parse_results,
-    read_secret_file,
 )
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ class MqttUplink:
         self.t_acks = self.topics.station(station_id, Kind.ACKS)
         self.t_status = self.topics.station(station_id, Kind.STATUS)
         self.t_results = self.topics.station(station_id, Kind.RESULTS)
+        self.t_result_acks = self.topics.station(station_id, Kind.RESULT_ACKS)
         self.store = Store(db_path, durable=False)
         self.status = status
         self.on_result = on_result
@@ -150,7 +151,9 @@ class MqttUplink:
 
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
-        password = read_secret_file(cfg.password_file) if cfg.username and cfg.password_file else None
+        password = (
+            read_secret(cfg.password_file, "[mqtt] password_file") if cfg.username and cfg.password_file else None
+        )
         broker = Broker(
             cfg.host, cfg.port, cfg.keepalive, cfg.username, password, cfg.tls, cfg.ca_file, cfg.cert_file, cfg.key_file
         )
@@ -288,7 +291,7 @@ class MqttUplink:
                 self._inflight.pop(event_id, None)
         stored: list[str] = []
         for r in results:
-            found = self.store.record_result_once(r.event_id, r.service or "", r.ok, r.code, r.message)
+            found = self.store.record_result(r.event_id, r.service or "", r.ok, r.code, r.message)
             if found is None:
                 log.warning("uplink: result for an unknown event %s ignored", r.event_id)
                 continue
@@ -301,7 +304,7 @@ class MqttUplink:
                 self.on_result((seq, r))
         if stored and self._connected:  # the central side keeps each result until this ack
             ack = AckMessage(ids=tuple(stored)).to_json()
-            self.client.publish(self.topics.station(self.station_id, Kind.RESULT_ACKS), ack, qos=1)
+            self.client.publish(self.t_result_acks, ack, qos=1)
 
     def _send(self, resend: bool, central_online: bool) -> None:
         now = time.monotonic()

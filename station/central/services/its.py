@@ -190,38 +190,6 @@ class ItsClient:
         nid = parsed.get("notificationId") or parsed.get("notificationid") or parsed.get("notification_id") or ""
         return ItsAnswer(str(nid), list(parsed["productList"]), raw)
 
-    def accept(self, units: Sequence[Unit]) -> ItsAnswer:
-        """Mal alım."""
-        return self.notify(notification(Operation.RECEIPT, units, institution=self._username))
-
-    def dispatch(self, togln: str, units: Sequence[Unit]) -> ItsAnswer:
-        """Satış from a depot to a buyer."""
-        return self.notify(notification(Operation.DISPATCH, units, institution=self._username, counterpart=togln))
-
-    def dispatch_cancel(self, units: Sequence[Unit]) -> ItsAnswer:
-        return self.notify(dispatch_cancel(units))
-
-    def return_(self, togln: str, units: Sequence[Unit]) -> ItsAnswer:
-        """Mal iade to the supplier."""
-        return self.notify(notification(Operation.RETURN, units, institution=self._username, counterpart=togln))
-
-    def deactivation(
-        self, fr_gln: str, ds: str, units: Sequence[Unit], document_date: str, document_number: str = ""
-    ) -> ItsAnswer:
-        call = notification(
-            Operation.DEACTIVATION,
-            units,
-            institution=fr_gln,
-            deactivation_reason=ds,
-            document_date=document_date,
-            document_number=document_number,
-        )
-        return self.notify(call)
-
-    def consume(self, fr_gln: str, units: Sequence[Unit]) -> ItsAnswer:
-        """Hospital sarf (the REST body is not confirmed by two sources; see the reference §6)."""
-        return self.notify(notification(Operation.USE, units, institution=fr_gln))
-
     def check_status(self, units: Sequence[Unit]) -> list[dict[str, Any]]:
         """Who holds each unit (``gln1``, ``gln2``) and its state (``uc``). Restricted: use sparingly."""
         parsed, _ = self.call(check_status(units))

@@ -152,38 +152,5 @@ class UtsClient:
             if not batch or not offset or len(batch) < page:
                 return rows
 
-    def alma(self, vbi: str, adt: int | None = None) -> UtsAnswer:
-        return self.send(alma(vbi, adt))
-
-    def verme(
-        self,
-        uno: str,
-        kun: str,
-        bno: str,
-        sno: str | None = None,
-        lno: str | None = None,
-        adt: int | None = None,
-        git: str = "",
-    ) -> UtsAnswer:
-        return self.send(verme(uno, kun, bno, sno, lno, adt, git))
-
-    def verme_iptal(self, bid: str) -> UtsAnswer:
-        return self.send(cancel(Operation.DISPATCH, bid))
-
-    def kullanim(
-        self,
-        uno: str,
-        git: str,
-        tur: str,
-        sno: str | None = None,
-        lno: str | None = None,
-        adt: int | None = None,
-        **identity: Any,
-    ) -> UtsAnswer:
-        return self.send(kullanim(uno, git, tur, sno, lno, adt, **identity))
-
-    def kullanim_iptal(self, bid: str) -> UtsAnswer:
-        return self.send(cancel(Operation.USE, bid))
-
     def tekil_urun(self, uno: str, lno: str | None = None, sno: str | None = None) -> list[dict[str, Any]]:
         return list(self.send(tekil_urun(uno, lno, sno)).snc or [])
