@@ -70,8 +70,8 @@ def test_unknown_ai_is_not_gs1() -> None:
     assert verdict(f"01{GTIN}{GS}2312345")["reason"] == "not_gs1"
 
 
-def test_conflicting_repeat_is_not_gs1() -> None:
-    assert verdict(f"01{GTIN}21ABC{GS}21XYZ{GS}1726013110L")["reason"] == "not_gs1"
+def test_conflicting_repeat_is_an_invalid_combination() -> None:
+    assert verdict(f"01{GTIN}21ABC{GS}21XYZ{GS}1726013110L")["reason"] == "invalid_combination"
     assert verdict(f"01{GTIN}21ABC{GS}21ABC{GS}1726013110L")["ok"]
 
 
@@ -261,8 +261,16 @@ def test_ambiguous_is_refused() -> None:
     assert "reads as" in r.message
 
 
-def test_ambiguous_under_gs1_profile_where_plain_reading_competes() -> None:
-    assert verdict(f"01{GTIN}21ABC1726013110LOT1", profile="gs1")["reason"] == "ambiguous"
+def test_gs1_profile_reads_as_the_standard_says_without_recovery() -> None:
+    # GS1 General Specifications 7.8.5: a variable field runs to GS or the end. Recovery of lost
+    # separators is a karekod-profile repair; under gs1 the plain reading stands.
+    raw = f"01{GTIN}21ABC1726013110LOT1"
+    assert verdict(raw, profile="gs1") == verdict(raw, profile="gs1") | {"ok": True, "serial": "ABC1726013110LOT1"}
+    its = verdict(raw, profile="its")
+    assert (its["ok"], its["serial"], its["batch"], its["recovered"]) == (True, "ABC", "LOT1", True)
+    # an over-long serial is refused under gs1, never "recovered"
+    long = f"01{GTIN}21ABCDEFGHIJKLMNOPQRSTU"
+    assert verdict(long, profile="gs1")["reason"] == "invalid_length"
 
 
 def test_recovery_ignores_the_whole_gs1_table() -> None:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
 
-from station.gs1.ai_table import AIS
+from station.gs1 import linters
+from station.gs1.ai_table import AIS, Entry
+from station.gs1.coupons import coupon_code, coupon_pos_offer
 from station.gs1.reasons import Reason
 
 GS = "\x1d"
@@ -24,12 +26,6 @@ NOT_CSET82 = re.compile(r'[^!"%-?A-Z_a-z\x1d]')
 
 #: AIs whose value is a YYMMDD date where day 00 means the last day of the month.
 DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17"})
-
-#: AIs whose value ends in a GS1 mod-10 check digit.
-CHECK_DIGIT_AIS = frozenset({"00", "01", "02", "03", "410", "411", "412", "413", "414", "415", "416", "417"})
-
-#: Variable CSET 82 AIs whose whole rule is "1 to 20 characters of set 82".
-FREE_TEXT_AIS = frozenset({"10", "21"})
 
 Field = tuple[str, str]
 """One element string: (AI, value)."""
@@ -67,7 +63,7 @@ def check_digit(digits: str) -> int:
     >>> check_digit("0869953609012")
     2
     """
-    return -(3 * sum(map(int, digits[::-2])) + sum(map(int, digits[-2::-2]))) % 10
+    return linters.check_digit(digits)
 
 
 @lru_cache(maxsize=4096)
@@ -103,80 +99,162 @@ def decode_date(yymmdd: str, this_year: int) -> date | None:
     return date(year, mm, dd)
 
 
-@cache
-def _value_pattern(ai: str) -> re.Pattern[str]:
-    return re.compile(AIS[ai][3])
+#: Every check routine the dictionary names, by its name.
+ROUTINES: dict[str, linters.Linter] = {
+    **linters.LINTERS,
+    "couponcode": coupon_code,
+    "couponposoffer": coupon_pos_offer,
+}
+
+
+@lru_cache(maxsize=1024)
+def length_range(ai: str) -> tuple[int, int]:
+    """The shortest and longest value an AI takes: its required parts, and all of them."""
+    parts = AIS[ai].components
+    return sum(c.min for c in parts if not c.optional), sum(c.max for c in parts)
+
+
+def _title(ai: str) -> str:
+    return f"AI {ai} ({AIS[ai].title or 'untitled'})"
 
 
 def split_fields(data: str) -> tuple[list[Field], list[Fault]]:
-    """Split an element string whose GS bytes are trusted: a variable field ends at GS or the end.
+    """Split an element string whose GS bytes are trusted, as the GS1 Syntax Engine does.
 
-    Fields come back in scan order; structural faults (unknown AI, field too long or too short)
-    stop the chunk they occur in, not the others.
+    An AI of predefined length (the dictionary's ``*``) takes exactly its length and needs no
+    separator; any other runs to the next GS or the end. Two GS in a row, or a GS where an AI
+    should start, leave no AI to read. Structural faults stop the reading there.
     """
     fields: list[Field] = []
-    faults: list[Fault] = []
-    for chunk in data.split(GS):
-        pos, end = 0, len(chunk)
-        while pos < end:
-            ai: str | None = chunk[pos : pos + 2]
-            if ai not in AIS:
-                ai = find_ai(chunk, pos)
-            if ai is None:
-                faults.append(Fault(Reason.NOT_GS1, f"No GS1 application identifier at {chunk[pos : pos + 4]!r}."))
-                break
-            separator, lo, hi, _, title = AIS[ai]
-            start = pos + len(ai)
-            if separator:
-                value, pos = chunk[start:], end
-                if len(value) > hi:
-                    faults.append(
-                        Fault(
-                            Reason.INVALID_LENGTH,
-                            f"AI {ai} ({title}) has {len(value)} characters; at most {hi} are allowed.",
-                        )
-                    )
+    pos, end = 0, len(data)
+    while pos < end:
+        ai: str | None = data[pos : pos + 2]
+        if ai not in AIS:
+            ai = find_ai(data, pos)
+        if ai is None:
+            at = data[pos : pos + 4]
+            why = "two separators in a row" if at[:1] == GS else f"no GS1 application identifier at {at!r}"
+            return fields, [Fault(Reason.NOT_GS1, f"{why[0].upper()}{why[1:]}.")]
+        fnc1 = AIS[ai].fnc1
+        hi = length_range(ai)[1]
+        start = pos + len(ai)
+        stop = data.find(GS, start)
+        stop = end if stop < 0 else stop
+        if not fnc1 and stop > start + hi:
+            stop = start + hi
+        value = data[start:stop]
+        if fnc1 and len(value) > hi:
+            return fields, [Fault(Reason.INVALID_LENGTH, f"{_title(ai)} has {len(value)} characters; at most {hi}.")]
+        if not value:
+            return fields, [Fault(Reason.INVALID_LENGTH, f"{_title(ai)} is empty.")]
+        fields.append((ai, value))
+        pos = stop + 1 if stop < end and data[stop] == GS else stop
+    return fields, []
+
+
+_CLASS = {"N": "[0-9]", "X": '[!"%-?A-Z_a-z]', "Y": "[#\\-/0-9A-Z]"}
+
+
+@cache
+def _shape(ai: str) -> tuple[re.Pattern[str], tuple[tuple[int, linters.Linter], ...]] | None:
+    """One pattern for an AI's whole value (sets and lengths) and each part's routines: the fast path.
+
+    None for AIs with a base64 part, whose padding rule a pattern does not say simply.
+    """
+    parts = AIS[ai].components
+    if any(c.cset not in _CLASS for c in parts):
+        return None
+    body = "".join(f"({_CLASS[c.cset]}{{{c.min},{c.max}}})" + ("?" if c.optional else "") for c in parts)
+    checks = tuple((group, ROUTINES[name]) for group, c in enumerate(parts, 1) for name in c.linters)
+    return re.compile(body), checks
+
+
+def check_value(ai: str, value: str, this_year: int) -> Fault | None:
+    """The first fault of one value against its AI's parts, character sets and check routines."""
+    shape = _shape(ai)
+    if shape is not None:
+        match = shape[0].fullmatch(value)
+        if match is not None:
+            for group, lint in shape[1]:
+                text = match.group(group)
+                if text is not None and lint(text, this_year) is not None:
                     break
             else:
-                value, pos = chunk[start : start + hi], start + hi
-            if len(value) < lo:
-                what = f"exactly {hi}" if lo == hi else f"at least {lo}"
-                faults.append(
-                    Fault(Reason.INVALID_LENGTH, f"AI {ai} ({title}) has {len(value)} characters; {what} needed.")
-                )
+                return None
+    return _explain(ai, value, this_year)
+
+
+def _explain(ai: str, value: str, this_year: int) -> Fault | None:
+    """The slow path: walk the parts as the reference does and name the first fault."""
+    entry: Entry = AIS[ai]
+    pos = 0
+    for part in entry.components:
+        text = value[pos : pos + part.max]
+        if part.optional and not text:
+            continue
+        if len(text) < part.min:
+            lo, hi = length_range(ai)
+            want = f"exactly {hi}" if lo == hi else f"{lo} to {hi}"
+            return Fault(Reason.INVALID_LENGTH, f"{_title(ai)} has {len(value)} characters; {want} needed.")
+        problem = linters.cset(part.cset, text)
+        for name in part.linters:
+            if problem is not None:
                 break
-            fields.append((ai, value))
-    return fields, faults
+            problem = ROUTINES[name](text, this_year)
+        if problem is not None:
+            reason, what = problem
+            return Fault(reason, f"{_title(ai)} {value!r} {what}.")
+        pos += len(text)
+    if pos < len(value):
+        return Fault(Reason.INVALID_LENGTH, f"{_title(ai)} has {len(value)} characters; at most {pos}.")
+    return None
 
 
 def check_fields(fields: list[Field], this_year: int) -> list[Fault]:
-    """Content faults of split fields: digits, check digits, dates, formats, conflicting repeats."""
-    faults: list[Fault] = []
+    """Content faults of split fields: each value's parts, then the pairings GS1 requires or forbids."""
+    for ai, value in fields:
+        fault = check_value(ai, value, this_year)
+        if fault is not None:
+            return [fault]
+    return check_associations(fields)
+
+
+def _present(pattern: str, ais: list[str], me: str) -> str | None:
+    """The AI of the message matching ``pattern`` (``n`` stands for any digit), not ``me`` itself."""
+    for ai in ais:
+        if ai != me and len(ai) == len(pattern) and all(p in ("n", a) for p, a in zip(pattern, ai, strict=True)):
+            return ai
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _pairing_fault(ais: tuple[str, ...]) -> Fault | None:
+    """Exclusions and requisites depend on which AIs a message has, not their values: cached."""
+    listed = list(ais)
+    for ai in ais:
+        for pattern in AIS[ai].ex:
+            other = _present(pattern, listed, ai)
+            if other is not None:
+                return Fault(Reason.INVALID_COMBINATION, f"AIs {ai} and {other} may not appear together.")
+    for ai in ais:
+        for rule in AIS[ai].req:
+            if not any(all(_present(p, listed, ai) for p in group) for group in rule):
+                wanted = " or ".join("+".join(group) for group in rule)
+                return Fault(Reason.MISSING_FIELD, f"{_title(ai)} needs AI {wanted} with it.")
+    return None
+
+
+def check_associations(fields: list[Field]) -> list[Fault]:
+    """GS1's pairing rules, in the reference's order: exclusions, requisites, repeats, signatures."""
+    pairing = _pairing_fault(tuple(ai for ai, _ in fields))
+    if pairing is not None:
+        return [pairing]
     seen: dict[str, str] = {}
     for ai, value in fields:
         if seen.setdefault(ai, value) != value:
-            faults.append(Fault(Reason.NOT_GS1, f"AI {ai} ({AIS[ai][4]}) appears twice with different values."))
-        if ai in FREE_TEXT_AIS:
-            continue  # character set and length are already checked for the whole scan
-        title = AIS[ai][4]
-        if ai in CHECK_DIGIT_AIS or ai in DATE_AIS:
-            if not (value.isdigit() and value.isascii()):
-                faults.append(Fault(Reason.INVALID_CHARACTER, f"AI {ai} ({title}) must be digits, got {value!r}."))
-            elif ai in DATE_AIS:
-                if decode_date(value, this_year) is None:
-                    faults.append(Fault(Reason.INVALID_DATE, f"AI {ai} ({title}) {value} is not a real date."))
-            else:
-                want = check_digit(value[:-1])
-                if int(value[-1]) != want:
-                    faults.append(
-                        Fault(
-                            Reason.BAD_CHECK_DIGIT,
-                            f"AI {ai} ({title}) {value} should end in check digit {want}, not {value[-1]}.",
-                        )
-                    )
-        elif not _value_pattern(ai).fullmatch(value):
-            if AIS[ai][3].startswith(r"(\d") and not value.isdigit():
-                faults.append(Fault(Reason.INVALID_CHARACTER, f"AI {ai} ({title}) must be digits, got {value!r}."))
-            else:
-                faults.append(Fault(Reason.NOT_GS1, f"AI {ai} ({title}) {value!r} does not fit its GS1 format."))
-    return faults
+            return [Fault(Reason.INVALID_COMBINATION, f"{_title(ai)} appears twice with different values.")]
+    if "8030" in seen:
+        for ai in ("253", "255", "8003"):
+            if ai in seen and len(seen[ai]) == length_range(ai)[0]:
+                return [Fault(Reason.MISSING_FIELD, f"{_title(ai)} needs its serial part with a signature (8030).")]
+    return []

@@ -114,10 +114,10 @@ class Reading(NamedTuple):
 
 
 def unwrap(text: str) -> tuple[str | None, str, Fault | None]:
-    """Split off the suffix, the symbology identifier and leading/trailing GS.
+    """Split off the suffix and the symbology identifier.
 
-    Returns (identifier, element string, fault). Never uses ``str.strip()``: Python counts GS as
-    white space.
+    Returns (identifier, the rest, fault). Never uses ``str.strip()``: Python counts GS as white
+    space.
     """
     end = len(text)
     while end and text[end - 1] in SUFFIX:
@@ -142,19 +142,39 @@ def unwrap(text: str) -> tuple[str | None, str, Fault | None]:
                 "set it to the station's layout.",
             ),
         )
-    start, end = 0, len(text)
-    while start < end and text[start] == GS:
+    return symbology, text, None
+
+
+def trim_separators(data: str, symbology: str | None, strict: bool) -> tuple[str, Fault | None]:
+    """Drop the GS a scanner puts before the first AI or after the last.
+
+    ``strict`` (the ``gs1`` profile) allows what the GS1 Syntax Engine allows: a leading GS only as
+    the FNC1 of a scan without a symbology identifier, and one trailing GS.
+    """
+    start, end = 0, len(data)
+    while start < end and data[start] == GS:
         start += 1
-    while end > start and text[end - 1] == GS:
+    while end > start and data[end - 1] == GS:
         end -= 1
-    return symbology, text[start:end], None
+    if strict and ((start and symbology is not None) or start > 1 or len(data) - end > 1):
+        return data, Fault(Reason.NOT_GS1, "A separator (GS) where an application identifier should be.")
+    return data[start:end], None
 
 
-def _not_gs1(data: str) -> Fault | None:
-    """Explain early what kind of not-a-karekod this is: empty, a linear barcode, a text."""
+def _not_gs1(data: str, symbology: str | None) -> Fault | None:
+    """Explain early what kind of not-a-karekod this is: empty, a linear barcode, a text.
+
+    A scan that says it is a GS1 symbol (``]d2``...) is read as one, never taken for an EAN.
+    """
     if not data:
         return Fault(Reason.NOT_GS1, "Empty scan.")
-    if data.isdigit() and len(data) in (8, 12, 13) and data.isascii() and check_digit(data[:-1]) == int(data[-1]):
+    if (
+        symbology is None
+        and data.isdigit()
+        and len(data) in (8, 12, 13)
+        and data.isascii()
+        and check_digit(data[:-1]) == int(data[-1])
+    ):
         return Fault(Reason.NOT_GS1, f"Scanned a linear EAN/UPC barcode ({data}), not the karekod.")
     if data[0] == "(":
         return Fault(Reason.NOT_GS1, "Scanned human-readable text with brackets, not the karekod.")
@@ -262,7 +282,9 @@ def read(raw: bytes | str, profile: Profile = Profile.ITS, this_year: int | None
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     symbology, data, fault = unwrap(text)
     if fault is None:
-        fault = _not_gs1(data)
+        data, fault = trim_separators(data, symbology, strict=profile is Profile.GS1)
+    if fault is None:
+        fault = _not_gs1(data, symbology)
     if fault is None:
         bad = NOT_CSET82.search(data)
         if bad is not None:
@@ -273,7 +295,7 @@ def read(raw: bytes | str, profile: Profile = Profile.ITS, this_year: int | None
         return Reading(None, fault.reason, fault.message)
 
     recovered = False
-    if GS in data:
+    if GS in data or profile is Profile.GS1:
         fields, faults = split_fields(data)
     else:
         fields, faults, recovered = _recover(data, profile, this_year)

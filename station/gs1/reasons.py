@@ -23,6 +23,9 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field"
     EXPIRED = "expired"
     SHORT_DATED = "short_dated"
+    INVALID_VALUE = "invalid_value"
+    INVALID_COMBINATION = "invalid_combination"
+    CUT_SCAN = "cut_scan"
     # -- station rules (station.edge.rules) --
     DUPLICATE = "duplicate"
     RECALLED = "recalled"
@@ -52,6 +55,9 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.MISSING_FIELD: "A field this site needs is missing.",
     Reason.EXPIRED: "The product has expired.",
     Reason.SHORT_DATED: "The product expires too soon for this site.",
+    Reason.INVALID_VALUE: "A field's content breaks its GS1 or issuing agency rule (a code list, a range).",
+    Reason.INVALID_COMBINATION: "Fields GS1 does not allow together, or one field twice with different values.",
+    Reason.CUT_SCAN: "The scan was cut in transmission (keyboard events lost); scan the box again.",
     Reason.DUPLICATE: "This unit was already accepted here.",
     Reason.RECALLED: "This batch is recalled.",
     Reason.NOT_EXPECTED: "This unit is not in the expected delivery.",
