@@ -13,6 +13,9 @@ fi
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # scripts/fleet-certs.sh, the secured-fleet tests
+# the real XKB keymaps the HID tests type with (scripts/xkb.py); the station never loads them
+ldconfig -p 2>/dev/null | grep -q 'libxkbcommon\.so\.0' || missing+=(libxkbcommon0)
+[ -f /usr/share/X11/xkb/symbols/tr ] || missing+=(xkb-data)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} (apt-get)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

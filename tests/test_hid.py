@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,7 @@ from station.edge.events import Scan
 from station.edge.scanners.hid import HidScanner, KeyDecoder, replay
 from station.edge.scanners.keymaps import EV_KEY, EV_SYN, KEYS, SYN_DROPPED, SYN_REPORT
 from station.gs1.reader import Profile, read
+from station.gs1.reasons import Reason
 
 GS = "\x1d"
 CODE = f"]d2010869953609012221Ab-c.d/e_f{GS}1730123110lot-7/x.i"
@@ -101,15 +103,36 @@ def test_shift_tracked_on_release_and_autorepeat_ignored() -> None:
     assert decode(ev, "us") == [("Ab\r", "suffix")]
 
 
-def test_syn_dropped_discards_the_partial_scan() -> None:
+def test_syn_dropped_makes_the_scan_around_it_one_cut_frame() -> None:
+    # The kernel lost events in the middle of a burst: what came before and after the hole is one
+    # scan with a hole in it, refused as cut_scan (rescan), never two scans, never a misread tail.
     first = type_text("010869953609012221XYZ", "us", end="none")
     drop = [
         (first[-1][0], first[-1][1] + 10, EV_SYN, SYN_DROPPED, 0),
         (first[-1][0], first[-1][1] + 20, EV_KEY, KEYS["KEY_A"], 1),  # ignored until SYN_REPORT
         (first[-1][0], first[-1][1] + 30, EV_SYN, SYN_REPORT, 0),
     ]
-    second = type_text(CODE, "us", start=first[-1][0] + first[-1][1] / 1e6 + 0.001)
-    assert decode(first + drop + second, "us") == [(CODE + "\r", "suffix")]
+    tail = type_text("1726013110LOT", "us", start=first[-1][0] + first[-1][1] / 1e6 + 0.001)
+    assert decode(first + drop + tail, "us") == [("010869953609012221XYZ1726013110LOT\r", "cut")]
+
+
+def test_a_drop_long_before_the_next_scan_cuts_only_its_own() -> None:
+    first = type_text("010869953609012221XYZ", "us", end="none")
+    t = first[-1][0] + first[-1][1] / 1e6
+    drop = [(first[-1][0], first[-1][1] + 10, EV_SYN, SYN_DROPPED, 0), (first[-1][0], first[-1][1] + 30, EV_SYN, 0, 0)]
+    second = type_text(CODE, "us", start=t + 1.0)
+    assert decode(first + drop + second, "us") == [("010869953609012221XYZ", "cut"), (CODE + "\r", "suffix")]
+    # a drop with nothing typed, then a scan a second later: that scan is whole
+    assert decode(drop + second, "us") == [(CODE + "\r", "suffix")]
+
+
+def test_a_cut_scan_is_refused_as_cut_scan_with_the_rescan_signal() -> None:
+    from station.edge.events import Scan, judge_scan
+    from station.edge.outputs.feedback import Signal, signal_for
+    from station.gs1.verdict import Policy
+
+    v = judge_scan(Scan(CODE.encode(), "hid", 0.0, 0.0, "cut"), Policy(), date(2026, 1, 1))
+    assert (v.ok, v.reason, signal_for(v)) == (False, Reason.CUT_SCAN, Signal.RESCAN)
 
 
 def test_max_length_bounds_a_stuck_key() -> None:

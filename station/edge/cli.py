@@ -38,15 +38,15 @@ def cmd_decode(args: argparse.Namespace) -> int:
     today = date.fromisoformat(args.today) if args.today else date.today()
     policy = Policy(Profile(args.profile), args.min_shelf_life_days)
     out = sys.stdout
-    scans: Iterator[bytes]
     if args.hid_events:
+        from station.edge.events import Scan, judge_scan
         from station.edge.scanners.hid import KeyDecoder, key_code, read_recording, replay
 
         decoder = KeyDecoder(args.layout, key_code(args.gs_key) if args.gs_key else None)
         with open(args.hid_events, encoding="utf-8") as f:
-            scans = (frame.raw for frame in replay(read_recording(f), decoder))
-            for raw in scans:
-                out.write(json.dumps(judge(raw, policy, today).as_dict(), ensure_ascii=False) + "\n")
+            for frame in replay(read_recording(f), decoder):
+                verdict = judge_scan(Scan(frame.raw, "hid", 0.0, 0.0, frame.terminated_by), policy, today)
+                out.write(json.dumps(verdict.as_dict(), ensure_ascii=False) + "\n")
         return 0
     for line in _lines(sys.stdin.buffer):
         out.write(json.dumps(judge(line, policy, today).as_dict(), ensure_ascii=False) + "\n")
@@ -306,9 +306,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     from station.edge.config import Layout, ScannerConfig, ScannerType, Suffix
     from station.edge.daemon import make_scanner
-    from station.edge.events import Scan
+    from station.edge.events import Scan, judge_scan
     from station.edge.scanners.hid import HidScanner
-    from station.gs1.verdict import Policy, judge
+    from station.gs1.verdict import Policy
 
     runtime.setup_logging("WARNING")
     if args.port or args.device:
@@ -344,7 +344,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     last: dict[str, float] = {}
 
     def show(scan: Scan) -> None:
-        v = judge(scan.raw, policy, date.today())
+        v = judge_scan(scan, policy, date.today())
         gap = scan.mono - last.get(scan.source, scan.mono)
         last[scan.source] = scan.mono
         with lock:

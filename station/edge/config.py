@@ -54,6 +54,8 @@ class Layout(StrEnum):
     US = "us"
     TR_Q = "tr-q"
     TR_F = "tr-f"
+    DE = "de"
+    FR = "fr"
 
 
 class BuzzerType(StrEnum):
@@ -112,6 +114,7 @@ DEFAULT_PATTERNS = {
     "duplicate": Pattern("amber", 0.2, 3, 3, 0.1, "E5"),
     "refused_later": Pattern("red", 0.15, 6, 2, 0.4, "C5"),
     "fault": Pattern("amber", 1.0, 1, 0, 0.0, "A4"),
+    "rescan": Pattern("amber", 0.3, 2, 2, 0.15, "G5"),
 }
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from station.gs1.verdict import Verdict
+from station.gs1.reasons import Reason
+from station.gs1.verdict import Policy, Verdict, judge
 from station.wire import EVENT_SCHEMA, EventMessage, Operation
 
 
@@ -28,6 +29,27 @@ class Scan:
     """Monotonic time (``time.monotonic()``): for debounce and the reject arm, never for records."""
     terminated_by: str = ""
     """What ended the scan on the wire: ``suffix``, ``idle``, ``overflow`` (see station.edge.scanners.framing)."""
+
+
+#: Scans the scanner layer already knows are not whole: refused without reading them, each with
+#: its own reason (``terminated_by`` from station.edge.scanners.framing and .hid).
+BROKEN_FRAMES: dict[str, tuple[Reason, str]] = {
+    "overflow": (Reason.INVALID_LENGTH, "The scan ran past the scanner's max_length without a suffix; cut."),
+    "unmapped": (
+        Reason.INVALID_CHARACTER,
+        "The scanner typed a key this station's keyboard layout cannot map; check the scanner's "
+        "keyboard setting against [scanner] layout (station trace shows the keys).",
+    ),
+    "cut": (Reason.CUT_SCAN, "Key events were lost while this was scanned; scan the box again."),
+}
+
+
+def judge_scan(scan: Scan, policy: Policy, today: date) -> Verdict:
+    """The verdict on one scan: a frame the scanner layer knows is broken is refused unread."""
+    broken = BROKEN_FRAMES.get(scan.terminated_by)
+    if broken is not None:
+        return Verdict(False, broken[0], broken[1], None)
+    return judge(scan.raw, policy, today)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from station.edge.config import ReaderConfig, StationConfig
-from station.edge.events import Event, Scan
+from station.edge.events import Event, Scan, judge_scan
 from station.edge.health import Counters, Health
 from station.edge.outputs.feedback import Feedback, Signal, signal_for
 from station.edge.outputs.reject import RejectArm
@@ -22,7 +22,7 @@ from station.edge.rules import Debounce, Rules
 from station.edge.store import StorageError, Store
 from station.edge.uplink import NoUplink, Result, Uplink
 from station.gs1.reasons import Reason
-from station.gs1.verdict import Verdict, judge
+from station.gs1.verdict import Verdict
 
 log = logging.getLogger("station.scan")
 
@@ -79,7 +79,7 @@ class Station:
             return Outcome(Verdict(False, None, "Re-read of the previous scan.", None), reread_of=seq)
 
         c.scans += 1
-        verdict = judge(scan.raw, self.policy, today or date.today())
+        verdict = judge_scan(scan, self.policy, today or date.today())
         try:
             verdict = self.rules.apply(verdict, scan.at or None)
             event = self.store.record(scan, verdict, self.identity.id, self.identity.site, self.identity.operation)

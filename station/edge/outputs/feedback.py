@@ -33,6 +33,8 @@ class Signal(StrEnum):
     """Accepted here, but the national service refused it later."""
     FAULT = "fault"
     """The station itself is unwell (storage, scanner)."""
+    RESCAN = "rescan"
+    """The scan was cut on its way from the scanner: nothing is wrong with the box, scan it again."""
 
 
 def signal_for(verdict: Verdict) -> Signal:
@@ -40,6 +42,8 @@ def signal_for(verdict: Verdict) -> Signal:
         return Signal.ACCEPT
     if verdict.reason is Reason.DUPLICATE:
         return Signal.DUPLICATE
+    if verdict.reason is Reason.CUT_SCAN:
+        return Signal.RESCAN
     return Signal.REJECT
 
 

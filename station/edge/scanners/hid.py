@@ -31,6 +31,8 @@ from typing import Any, Protocol
 from station.edge.events import Scan
 from station.edge.scanners.framing import Frame
 from station.edge.scanners.keymaps import (
+    ALTGR_LAYOUTS,
+    CONTROLS,
     CTRLS,
     ENDS,
     EV_KEY,
@@ -42,9 +44,9 @@ from station.edge.scanners.keymaps import (
     KEYS,
     LAYOUTS,
     SHIFTS,
+    SILENT,
     SYN_DROPPED,
     SYN_REPORT,
-    THIRD_LEVEL,
     K,
 )
 
@@ -65,7 +67,12 @@ class KeyDecoder:
 
     Characters are emitted on key-down; modifiers follow both press and release. A scan ends at
     Enter or Tab (kept as ``\\r``/``\\t``, a suffix the reader knows) or after ``idle`` seconds
-    without keys. ``SYN_DROPPED`` (the kernel lost events) throws the partial scan away.
+    without keys.
+
+    Nothing is ever dropped silently. A key or combination the layout does not map (a dead key,
+    AltGr on a key with no third level, F-keys) ends the scan as ``unmapped``; events lost by
+    the kernel (``SYN_DROPPED``) make the scan around them one ``cut`` frame. The station refuses
+    both with their own reasons, so a wrong serial is never read from a scan with a hole in it.
     """
 
     def __init__(self, layout: str = "us", gs_key: int | None = None, idle: float = 0.1, max_length: int = 512) -> None:
@@ -73,7 +80,6 @@ class KeyDecoder:
             raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
         self.layout = layout
         self.keys = LAYOUTS[layout]
-        self.third = THIRD_LEVEL[layout]
         self.gs_key = gs_key
         self.idle = idle
         self.max_length = max_length
@@ -92,42 +98,49 @@ class KeyDecoder:
         self._last = 0.0
         self._skip_to_report = False
         self._overflow = False
+        self._unmapped = ""
+        self._cut = False
 
     def feed(self, ev_type: int, code: int, value: int, t: float) -> list[Frame]:
         """One input event at time ``t`` (seconds). Returns the scans it completes."""
         frames: list[Frame] = []
         if ev_type == EV_SYN:
             if code == SYN_DROPPED:
-                if self._chars:
-                    log.warning("input events were dropped by the kernel: partial scan discarded")
+                log.warning("input events were dropped by the kernel: the scan around them is refused as cut")
                 self.dropped += 1
-                self.reset()
+                chars = self._chars
+                self.reset()  # modifier state is unknown now
+                self._chars, self._cut, self._last = chars, True, t
                 self._skip_to_report = True
             elif code == SYN_REPORT:
                 self._skip_to_report = False
             return frames
         if ev_type != EV_KEY or self._skip_to_report:
             return frames
-        if self._chars and t - self._last > self.idle:
-            frame = self._end("idle")
-            if frame:
-                frames.append(frame)
+        if t - self._last > self.idle:
+            if self._chars:
+                frame = self._end("idle")
+                if frame:
+                    frames.append(frame)
+            self._cut = False  # a drop long before this key cut nothing of this scan
         self._last = t
         down = value in (KEY_DOWN, KEY_HOLD)
         if code in SHIFTS:
             (self._shift.add if down else self._shift.discard)(code)
         elif code in CTRLS:
             (self._ctrl.add if down else self._ctrl.discard)(code)
-        elif code == K["KEY_LEFTALT"] or (code == K["KEY_RIGHTALT"] and self.layout == "us"):
+        elif code == K["KEY_LEFTALT"] or (code == K["KEY_RIGHTALT"] and self.layout not in ALTGR_LAYOUTS):
             self._alt = down
             if not down and self._alt_digits:
                 self._add(_alt_code(self._alt_digits))
                 self._alt_digits = ""
         elif code == K["KEY_RIGHTALT"]:
-            self._altgr = down  # AltGr: the third level of a Turkish layout
+            self._altgr = down  # AltGr: the third level of the Turkish, German and French layouts
         elif code == K["KEY_CAPSLOCK"]:
             if value == KEY_DOWN:
                 self._caps = not self._caps
+        elif code in SILENT:
+            pass
         elif value == KEY_DOWN:
             frames.extend(self._key(code))
         return frames
@@ -140,27 +153,38 @@ class KeyDecoder:
         if self.gs_key is not None and code == self.gs_key:
             self._add(GS)
             return []
+        shifted = bool(self._shift)
         if self._ctrl:
-            if code == K["KEY_RIGHTBRACE"]:
-                self._add(GS)
-            return []  # other Ctrl combinations carry no data
-        if code in ENDS:
+            ch = CONTROLS.get((code, shifted), "")
+            if ch in "\r\n\t" and ch:
+                frame = self._end("suffix", "\r" if ch == "\n" else ch)
+                return [frame] if frame else []
+            return self._type(ch, code, "Ctrl+")
+        if code in ENDS and not self._altgr and not self._alt:
             frame = self._end("suffix", ENDS[code])
             return [frame] if frame else []
-        if self._altgr:
-            if code in self.third:
-                self._add(self.third[code])
-            return []
         if self._alt:
-            return []
-        if code in KEYPAD:
+            return self._type("", code, "Alt+")
+        if code in KEYPAD and not self._altgr:
             self._add(KEYPAD[code])
-        elif code in self.keys:
-            low, high = self.keys[code]
-            shifted = bool(self._shift)
-            if self._caps and low.isalpha():
-                shifted = not shifted
-            self._add(high if shifted else low)
+            return []
+        levels = self.keys.get(code)
+        if levels is None:
+            return self._type("", code, "AltGr+" if self._altgr else "")
+        if self._altgr:
+            return self._type(levels[3] if shifted else levels[2], code, "Shift+AltGr+" if shifted else "AltGr+")
+        if self._caps and levels[0].isalpha():
+            shifted = not shifted
+        return self._type(levels[1] if shifted else levels[0], code, "Shift+" if shifted else "")
+
+    def _type(self, ch: str, code: int, combination: str) -> list[Frame]:
+        """Add the character a key typed, or mark the scan as holding a key the layout cannot map."""
+        if ch:
+            self._add(ch)
+        elif not self._unmapped:
+            self._unmapped = f"{combination}{_key_name(code)}"
+            log.warning("key %s types nothing on the %s layout: this scan will be refused", self._unmapped, self.layout)
+            self._chars.append("\ufffd")  # a scan is never read around a hole
         return []
 
     def _add(self, ch: str) -> None:
@@ -170,19 +194,35 @@ class KeyDecoder:
         self._chars.append(ch)
 
     def _end(self, how: str, suffix: str = "") -> Frame | None:
-        if not self._chars:
+        if not self._chars and not self._cut:
             return None
         text = "".join(self._chars) + suffix
-        overflow = self._overflow
+        if self._cut:
+            how = "cut"
+        elif self._unmapped:
+            how = "unmapped"
+        elif self._overflow:
+            how = "overflow"
         self._chars = []
         self._overflow = False
-        return Frame(text.encode("utf-8"), "overflow" if overflow else how)
+        self._unmapped = ""
+        self._cut = False
+        return Frame(text.encode("utf-8"), how)
 
     def flush(self, now: float) -> Frame | None:
         """End a scan without a suffix once no key came for ``idle`` seconds."""
-        if self._chars and now - self._last > self.idle:
-            return self._end("idle")
+        if now - self._last > self.idle:
+            if self._chars:
+                return self._end("idle")
+            self._cut = False
         return None
+
+
+_NAMES = {code: name for name, code in KEYS.items()}
+
+
+def _key_name(code: int) -> str:
+    return _NAMES.get(code, f"key {code}").removeprefix("KEY_")
 
 
 ALT_CODE_DIGITS = 5

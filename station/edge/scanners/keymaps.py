@@ -6,6 +6,9 @@ kernel's (input-event-codes.h, a stable ABI), spelled out so that decoding needs
 
 from __future__ import annotations
 
+from station.edge.scanners.layouts import ALTGR_LAYOUTS
+from station.edge.scanners.layouts import LAYOUTS as _LAYOUTS
+
 # Linux input-event-codes.h: stable kernel ABI, spelled out so decoding needs no evdev import.
 EV_SYN, EV_KEY = 0, 1
 SYN_REPORT, SYN_DROPPED = 0, 3
@@ -102,109 +105,10 @@ KEYS: dict[str, int] = {
 }
 K = KEYS
 
-# Printable keys as (unshifted, shifted), in key order 1..0 - =, Q..], A..\, Z../, 102nd, space.
-_ROWS = [
-    "KEY_GRAVE",
-    "KEY_1",
-    "KEY_2",
-    "KEY_3",
-    "KEY_4",
-    "KEY_5",
-    "KEY_6",
-    "KEY_7",
-    "KEY_8",
-    "KEY_9",
-    "KEY_0",
-    "KEY_MINUS",
-    "KEY_EQUAL",
-    "KEY_Q",
-    "KEY_W",
-    "KEY_E",
-    "KEY_R",
-    "KEY_T",
-    "KEY_Y",
-    "KEY_U",
-    "KEY_I",
-    "KEY_O",
-    "KEY_P",
-    "KEY_LEFTBRACE",
-    "KEY_RIGHTBRACE",
-    "KEY_A",
-    "KEY_S",
-    "KEY_D",
-    "KEY_F",
-    "KEY_G",
-    "KEY_H",
-    "KEY_J",
-    "KEY_K",
-    "KEY_L",
-    "KEY_SEMICOLON",
-    "KEY_APOSTROPHE",
-    "KEY_BACKSLASH",
-    "KEY_Z",
-    "KEY_X",
-    "KEY_C",
-    "KEY_V",
-    "KEY_B",
-    "KEY_N",
-    "KEY_M",
-    "KEY_COMMA",
-    "KEY_DOT",
-    "KEY_SLASH",
-    "KEY_102ND",
-    "KEY_SPACE",
-]
-
-
-def _layout(unshifted: str, shifted: str) -> dict[int, tuple[str, str]]:
-    assert len(unshifted) == len(shifted) == len(_ROWS), (len(unshifted), len(shifted))
-    return {K[name]: (a, b) for name, a, b in zip(_ROWS, unshifted, shifted, strict=True)}
-
-
-#: Keyboard layouts, from xkeyboard-config ``symbols/us`` and ``symbols/tr`` (basic = Q, f = F).
-LAYOUTS: dict[str, dict[int, tuple[str, str]]] = {
-    "us": _layout(
-        "`1234567890-=qwertyuiop[]asdfghjkl;'\\zxcvbnm,./\\ ",
-        '~!@#$%^&*()_+QWERTYUIOP{}ASDFGHJKL:"|ZXCVBNM<>?| ',
-    ),
-    "tr-q": _layout(
-        '"1234567890*-qwertyuıopğüasdfghjklşi,zxcvbnmöç.< ',
-        "é!'^+%&/()=?_QWERTYUIOPĞÜASDFGHJKLŞİ;ZXCVBNMÖÇ:> ",
-    ),
-    "tr-f": _layout(
-        "+1234567890/-fgğıodrnhpqwuieaütkmlyşxjövcçzsb.,< ",
-        "*!\"^$%&'()=?_FGĞIODRNHPQWUİEAÜTKMLYŞXJÖVCÇZSB:;> ",
-    ),
-}
-
-#: Third level (AltGr) characters: Turkish layouts reach ``[ ] { } # $ @ \\ |`` only this way; the
-#: ``]`` of a ``]d2`` symbology identifier among them.
-THIRD_LEVEL: dict[str, dict[int, str]] = {
-    "us": {},
-    "tr-q": {
-        K["KEY_7"]: "{",
-        K["KEY_8"]: "[",
-        K["KEY_9"]: "]",
-        K["KEY_0"]: "}",
-        K["KEY_3"]: "#",
-        K["KEY_4"]: "$",
-        K["KEY_Q"]: "@",
-        K["KEY_MINUS"]: "\\",
-        K["KEY_EQUAL"]: "|",
-        K["KEY_102ND"]: "|",
-    },
-    "tr-f": {
-        K["KEY_7"]: "{",
-        K["KEY_8"]: "[",
-        K["KEY_9"]: "]",
-        K["KEY_0"]: "}",
-        K["KEY_3"]: "#",
-        K["KEY_Q"]: "@",
-        K["KEY_MINUS"]: "\\",
-        K["KEY_EQUAL"]: "|",
-        K["KEY_102ND"]: "|",
-    },
-}
+#: Per layout, generated from the real XKB data (``scripts/gen_keymaps.py``): evdev key code ->
+#: (plain, Shift, AltGr, Shift+AltGr) characters, '' where the level types nothing.
+LAYOUTS = _LAYOUTS
+__all__ = ["ALTGR_LAYOUTS", "LAYOUTS"]
 
 KEYPAD = {
     K["KEY_KP0"]: "0",
@@ -224,6 +128,24 @@ KEYPAD = {
     K["KEY_KPSLASH"]: "/",
 }
 SHIFTS = {K["KEY_LEFTSHIFT"], K["KEY_RIGHTSHIFT"]}
+#: Keys that type nothing and change no level a scanner uses: ignored, never a refusal.
+SILENT = {K["KEY_NUMLOCK"], 70, 125, 126, 127}  # Scroll Lock, left/right Meta, Compose
+
+
+def _controls() -> dict[tuple[int, bool], str]:
+    """Ctrl + key -> the ASCII control character, by the key's US position (scanner firmware types
+    control characters as Ctrl + the US key, whatever layout it types text in): Ctrl+] is GS,
+    Ctrl+Shift+6 (^) is RS, Ctrl+D is EOT — the separators of ISO/IEC 15434 (IFA, MH10 codes)."""
+    table: dict[tuple[int, bool], str] = {}
+    for code, (plain, shifted, _, _) in LAYOUTS["us"].items():
+        for ch, shift in ((plain, False), (shifted, True)):
+            up = ch.upper()
+            if len(up) == 1 and "@" <= up <= "_":
+                table[(code, shift)] = chr(ord(up) - 0x40)
+    return table
+
+
+CONTROLS = _controls()
 CTRLS = {K["KEY_LEFTCTRL"], K["KEY_RIGHTCTRL"]}
 ENDS = {K["KEY_ENTER"]: "\r", K["KEY_KPENTER"]: "\r", K["KEY_TAB"]: "\t"}
 GS = "\x1d"
