@@ -1,7 +1,8 @@
 """Reader speed, import time and memory, side by side with biip in the same run.
 
 Goals (issue 2): >= 10x biip on canonical codes, >= 2,000 codes/s on the worst lost-separator
-case, import well under biip's. Prints ratios so the figures compare within one machine and run.
+case, import well under biip's; (issue 11) the UDI paths (HIBC, IFA, ISBT 128, Digital Link) at
+least 20,000 codes/s. Prints ratios so the figures compare within one machine and run.
 
     .venv/bin/python bench/bench_reader.py
 """
@@ -19,6 +20,13 @@ CANONICAL = f"]d2010869953609012221ABCDEF12345{GS}1726013110LOT123"
 # Worst case for recovery: no GS, batch before serial, both numeric and full of AI-looking digit
 # pairs, so nearly every cut point is tried (the slowest of 8,000 random candidates, searched once).
 WORST = "010869953609012217260131101711111722121212112102101211101026201017"
+#: One device label of each other form a dock sees (tests/test_udi.py's examples, dates moved ahead).
+UDIS = {
+    "HIBC": "+A99912345/$$52701510X3/16D20111212/S77DE1G450",
+    "IFA PPN": "[)>\x1e06\x1d9N110375286414\x1d1T12345ABCD\x1dD270600\x1dS12345ABCDEF98765\x1e\x04",
+    "ISBT 128": "=/A9997AB3456T0123=G12341765432170=>027151&,10000000000005434RZ",
+    "Digital Link": "https://id.gs1.org/01/09506000134352/10/AB%2F1/21/S-9?17=271231",
+}
 
 
 def rate(fn: Callable[[str], object], value: str, seconds: float = 1.0) -> float:
@@ -78,6 +86,11 @@ def main() -> None:
         f"   ratio {ours / theirs:5.1f}x (goal >= 10x)"
     )
     print(f"lost-GS     station {ours_worst:>10,.0f} codes/s   biip {theirs_worst:>8,.0f} codes/s   (goal >= 2,000/s)")
+    devices = Policy(Profile.UTS)
+    for name, code in UDIS.items():
+        assert judge(code, devices, today).ok, name
+        speed = rate(lambda s: judge(s, devices, today), code)
+        print(f"{name:<13}station {speed:>10,.0f} codes/s   (goal >= 20,000/s)")
     ms, mib = import_cost("station.gs1.verdict")
     bms, bmib = import_cost("biip")
     print(

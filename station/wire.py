@@ -30,6 +30,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from station.gs1.reasons import Reason
+from station.gs1.udi import Issuer
 
 if TYPE_CHECKING:  # paho is imported where a client is made: the messages need no MQTT library
     import paho.mqtt.client as mqtt
@@ -311,6 +312,16 @@ class EventMessage(Message):
     production_date: str | None = _f(pattern=_DATE, default=None)
     sscc: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None)
     recovered: bool = _f(default=False, doc="read although separators were lost")
+    issuer: Issuer | None = _f(default=None, doc="who issued the identifier: `gs1`, `hibcc`, `iccbba` or `ifa`")
+    di: str | None = _f(
+        pattern=_PRINTABLE,
+        max_len=512,
+        default=None,
+        doc="the device identifier ÜTS calls `UNO`: the GTIN or another agency's",
+    )
+    udi: str | None = _f(
+        max_len=4096, pattern=_RAW, default=None, doc="a non-GS1 identifier as printed, for ÜTS's `/essizKimlik` calls"
+    )
     history: str | None = _f(
         pattern=_ID, default=None, doc="the station file's history id: new only after `station reset`"
     )
@@ -324,6 +335,8 @@ class EventMessage(Message):
         if self.ok:
             if self.gtin is not None and not _GTIN.fullmatch(self.gtin):
                 raise BadMessage(f"EventMessage: accepted with gtin {_show(self.gtin)}, not 14 digits")
+            if self.issuer not in (None, Issuer.GS1) and (self.di is None or self.udi is None):
+                raise BadMessage(f"EventMessage: accepted {self.issuer} unit without its di and udi")
             for name in ("serial", "batch"):
                 value = getattr(self, name)
                 if value is not None and not _SET82.fullmatch(value):

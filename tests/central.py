@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from harness import wait_for
 from scans import gtin
 
 from station.central.config import SubmitterConfig
 from station.central.ingest import Central
 from station.central.ledger import Ledger
+from station.central.notifier import Notifier
 from station.central.services.sandbox import Sandbox, make_server
 
 DEPOT = "8680000000001"  # İTS GLN of the depot running the conveyor (dispatch)
@@ -178,3 +180,19 @@ def start_ingest(config: SubmitterConfig) -> tuple[Central, Ledger, Callable[[],
         central.stop()
 
     return central, ledger, close
+
+
+def run_until_final(notifier: Notifier, ledger: Ledger, n: int, timeout: float = 60) -> None:
+    stop = threading.Event()
+    t = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
+    t.start()
+    try:
+        wait_for(
+            lambda: ledger.query("SELECT count(*) FROM jobs WHERE state IN ('done', 'refused', 'failed')")[0][0] >= n,
+            timeout,
+            interval=0.1,
+            what=f"{n} units notified",
+        )
+    finally:
+        stop.set()
+        t.join(30)

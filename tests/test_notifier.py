@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from central import DEPOT, KURUM, PHARMACY, SandboxServer, event_body, seed, submitter_config
+from central import DEPOT, KURUM, PHARMACY, SandboxServer, event_body, run_until_final, seed, submitter_config
 from harness import wait_for
 from scans import gtin
 
@@ -35,22 +35,6 @@ def sandbox() -> Iterator[SandboxServer]:
     s = SandboxServer(seed=1)
     yield s
     s.close()
-
-
-def run_until_final(notifier: Notifier, ledger: Ledger, n: int, timeout: float = 60) -> None:
-    stop = threading.Event()
-    t = threading.Thread(target=notifier.run, args=(stop,), daemon=True)
-    t.start()
-    try:
-        wait_for(
-            lambda: ledger.query("SELECT count(*) FROM jobs WHERE state IN ('done', 'refused', 'failed')")[0][0] >= n,
-            timeout,
-            interval=0.1,
-            what=f"{n} units notified",
-        )
-    finally:
-        stop.set()
-        t.join(30)
 
 
 def make(tmp_path: Path, sandbox: SandboxServer, ledger_url: str | None = None) -> tuple[Notifier, Ledger]:

@@ -36,6 +36,9 @@ def test_brief_example() -> None:
         "production_date": None,
         "sscc": None,
         "recovered": False,
+        "issuer": "gs1",
+        "di": GTIN,
+        "udi": None,
         "message": "Karekod read.",
     }
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from station.central.config import Site
-from station.wire import EventMessage, StationStatus
+from station.gs1.udi import Issuer
+from station.wire import EventMessage, Service, StationStatus
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS events (
@@ -70,6 +71,9 @@ JOB_COLUMNS = (
     "created_at",
     "updated_at",
     "published",
+    "issuer",
+    "di",
+    "udi",
 )
 
 
@@ -126,6 +130,16 @@ class Job:
     created_at: float
     updated_at: float
     published: int
+    issuer: str | None = None
+    """Who issued the unit's identifier: ``gs1`` (or None, from before UDIs), ``hibcc``, ``iccbba``, ``ifa``."""
+    di: str | None = None
+    """The device identifier (ÜTS ``UNO``): the GTIN, or another agency's DI."""
+    udi: str | None = None
+    """A non-GS1 identifier as printed, for ÜTS's ``/essizKimlik`` calls."""
+
+    @property
+    def gs1(self) -> bool:
+        return self.issuer in (None, "gs1")
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> Job:
@@ -167,6 +181,8 @@ class Ledger:
         self._add_column("jobs", "result_sent_at", "REAL")
         self._add_column("events", "history", "TEXT")
         self._add_column("stations", "history", "TEXT")
+        for column in ("issuer", "di", "udi"):
+            self._add_column("jobs", column, "TEXT")
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike)."""
@@ -263,6 +279,12 @@ class Ledger:
                     if site
                     else (JobState.FAILED, "NO_SITE", f"Station {e.station} has no site.")
                 )
+                if site and site.service is Service.ITS and e.issuer not in (None, Issuer.GS1):
+                    state, code, message = (
+                        JobState.FAILED,
+                        "NOT_GS1",
+                        f"A {e.issuer} device identifier cannot be notified to İTS (medicines: GS1 only).",
+                    )
                 job_rows.append(
                     (
                         e.id,
@@ -279,6 +301,9 @@ class Ledger:
                         message,
                         now,
                         now,
+                        e.issuer,
+                        e.di,
+                        e.udi,
                     )
                 )
             stored.append(e.id)
@@ -299,8 +324,8 @@ class Ledger:
             if job_rows:
                 c.executemany(
                     "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
-                    " state, code, message, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    " state, code, message, created_at, updated_at, issuer, di, udi)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     job_rows,
                 )
         return stored

@@ -45,6 +45,17 @@ def backoff(attempts: int) -> float:
     return float(min(300.0, 2.0 ** min(attempts, 9)) * random.uniform(0.8, 1.2))
 
 
+def uno_key(uno: str) -> str:
+    """ÜTS keeps GS1 product numbers as 14 digits (a GTIN-13 gets its leading zero); other
+    agencies' device identifiers stay as they are."""
+    return uno.zfill(14) if uno.isdigit() else uno
+
+
+def uts_uno(job: Job) -> str:
+    """The ``UNO`` of a unit: its GTIN as 14 digits, or the HIBCC/ICCBBA/IFA device identifier."""
+    return uno_key(job.gtin or "") if job.gs1 or not job.di else job.di
+
+
 class PendingIndex:
     """The vermes addressed to one ÜTS institution, refreshed when a scanned unit is not in it."""
 
@@ -65,9 +76,9 @@ class PendingIndex:
                 self.by_serial, self.by_lot = {}, {}
                 for r in rows:
                     if r.get("SNO"):
-                        self.by_serial[(str(r["UNO"]).zfill(14), str(r["SNO"]))] = str(r["BID"])
+                        self.by_serial[(uno_key(str(r["UNO"])), str(r["SNO"]))] = str(r["BID"])
                     elif r.get("LNO"):
-                        self.by_lot.setdefault((str(r["UNO"]).zfill(14), str(r["LNO"])), []).append(str(r["BID"]))
+                        self.by_lot.setdefault((uno_key(str(r["UNO"])), str(r["LNO"])), []).append(str(r["BID"]))
                 self.refreshed = time.monotonic()
                 self.used &= {str(r["BID"]) for r in rows}  # accepted vermes leave the list: forget them
                 bid = self._lookup(uno, sno, lno)
@@ -245,14 +256,18 @@ class Notifier:
 
     def uts_call(self, site: Site, job: Job, vbi: str | None) -> Call:
         """The ÜTS notification for one unit: alma of the verme ``vbi``, verme or kullanım."""
-        uno = (job.gtin or "").zfill(14)
+        uno = uts_uno(job)
         sno, lno = job.serial or None, None if job.serial else job.batch
         today = date.today().isoformat()
         if site.operation is Operation.RECEIPT:
             return uts.alma(vbi, None if job.serial else 1)
         if site.operation is Operation.DISPATCH:
-            return uts.verme(uno, site.counterpart, site.document_number or job.event_id[:20], sno, lno, 1, today)
-        return uts.kullanim(uno, today, site.use_tur, sno, lno, 1)
+            call = uts.verme(uno, site.counterpart, site.document_number or job.event_id[:20], sno, lno, 1, today)
+        else:
+            call = uts.kullanim(uno, today, site.use_tur, sno, lno, 1)
+        if not job.gs1 and job.udi:
+            return uts.by_udi(call, job.udi, bool(job.serial))
+        return call
 
     def _index(self, site: Site) -> PendingIndex:
         assert self.uts is not None
@@ -263,7 +278,7 @@ class Notifier:
     def _uts_one(self, site: Site, claimed: tuple[str, list[Job]]) -> None:
         assert self.uts is not None
         request_id, (job,) = claimed
-        uno = (job.gtin or "").zfill(14)
+        uno = uts_uno(job)
         call = self.uts_call(site, job, None)
         if site.operation is Operation.RECEIPT:
             try:
@@ -385,7 +400,7 @@ class Notifier:
 
     def _resolve_uts(self, site: Site, job: Job, request_id: str | None) -> None:
         assert self.uts is not None
-        uno = (job.gtin or "").zfill(14)
+        uno = uts_uno(job)
         stored = self.ledger.request(request_id) if request_id else None
         body = json.loads(stored[3]) if stored else {}
         held = self.uts.tekil_urun(uno, sno=job.serial) if job.serial else self.uts.tekil_urun(uno, lno=job.batch)

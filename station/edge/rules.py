@@ -53,10 +53,10 @@ class Rules:
     def apply(self, verdict: Verdict, now: float | None = None) -> Verdict:
         """Refuse an accepted reading when a station rule says so; pass refusals through unchanged."""
         k = verdict.karekod
-        if not verdict.ok or k is None or k.gtin is None:
+        if not verdict.ok or k is None or k.di is None:
             return verdict
         now = time.time() if now is None else now
-        seq, note, expected = self.store.unit_facts(k.gtin, k.serial, k.batch, now - self.retention)
+        seq, note, expected = self.store.unit_facts(k.di, k.serial, k.batch, now - self.retention)
         if seq is not None and k.serial is not None:
             return verdict.refuse(Reason.DUPLICATE, f"Already accepted here (event {seq}).")
         if note is not None:

@@ -307,10 +307,10 @@ class Store:
                     payload,
                 ),
             )
-            if verdict.ok and d["gtin"] and d["serial"]:
+            if verdict.ok and d["di"] and d["serial"]:
                 conn.execute(
                     "INSERT OR REPLACE INTO accepted_units (gtin, serial, seq, at) VALUES (?, ?, ?, ?)",
-                    (d["gtin"], d["serial"], seq, scan.at or time.time()),
+                    (d["di"], d["serial"], seq, scan.at or time.time()),
                 )
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as e:

@@ -16,6 +16,7 @@ from datetime import date
 from enum import StrEnum
 from typing import NamedTuple
 
+from station.gs1.digital_link import is_digital_link, split_link
 from station.gs1.elements import (
     GS,
     NOT_CSET82,
@@ -27,6 +28,7 @@ from station.gs1.elements import (
     split_fields,
 )
 from station.gs1.reasons import Reason
+from station.gs1.udi import ENVELOPE, Issuer, Udi, read_hibc, read_isbt, read_iso15434
 
 # -- the envelope: symbology identifier and suffix ------------------------------------------
 
@@ -60,9 +62,10 @@ class Profile(StrEnum):
     ITS = "its"
     """İTS medicine: GTIN, serial, expiry and batch."""
     UTS = "uts"
-    """ÜTS medical device: GTIN and at least one of serial and batch."""
+    """ÜTS medical device: a device identifier (GTIN, or a HIBCC, ICCBBA or IFA one, or a GS1 Digital
+    Link) and at least one of serial and batch."""
     GS1 = "gs1"
-    """Any valid GS1 message."""
+    """Any valid GS1 message, element string or Digital Link, judged as the GS1 Syntax Engine does."""
 
     def missing(self, ais: Container[str]) -> list[str]:
         """The AIs (or ``21/10`` for either) this profile needs and ``ais`` lacks."""
@@ -99,6 +102,12 @@ class Karekod(NamedTuple):
     """The scanner dropped separators and the one possible split was used."""
     symbology: str | None = None
     """The symbology identifier the scanner sent (``]d2``), if any."""
+    issuer: Issuer = Issuer.GS1
+    """Who issued the identifier: GS1, or for medical devices HIBCC, ICCBBA or IFA."""
+    di: str | None = None
+    """The device identifier ÜTS calls ``UNO``: the GTIN, or the other agencies' DI."""
+    udi: str | None = None
+    """A non-GS1 identifier as printed (what ÜTS's ``/essizKimlik`` calls take as ``UDI``)."""
 
 
 class Reading(NamedTuple):
@@ -280,6 +289,10 @@ def read(raw: bytes | str, profile: Profile = Profile.ITS, this_year: int | None
     if this_year is None:
         this_year = date.today().year
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if profile is not Profile.ITS:
+        other = _read_other(text, profile, this_year)
+        if other is not None:
+            return other
     symbology, data, fault = unwrap(text)
     if fault is None:
         data, fault = trim_separators(data, symbology, strict=profile is Profile.GS1)
@@ -307,21 +320,28 @@ def read(raw: bytes | str, profile: Profile = Profile.ITS, this_year: int | None
             faults.append(Fault(Reason.MISSING_FIELD, _missing_message(lacking, values, profile)))
     karekod = None
     if fields and not any(f.reason.rank <= Reason.INVALID_LENGTH.rank for f in faults):
-        karekod = Karekod(
-            gtin=values.get("01"),
-            serial=values.get("21"),
-            batch=values.get("10"),
-            expiry=decode_date(values["17"], this_year) if "17" in values else None,
-            production_date=decode_date(values["11"], this_year) if "11" in values else None,
-            sscc=values.get("00"),
-            fields=tuple(fields),
-            recovered=recovered,
-            symbology=symbology,
-        )
+        karekod = _gs1_karekod(fields, this_year, symbology, recovered)
     if faults:
         first = min(faults, key=lambda f: f.reason.rank)
         return Reading(karekod, first.reason, first.message)
     return Reading(karekod, None, "Karekod read from a scan with lost separators." if recovered else "Karekod read.")
+
+
+def _gs1_karekod(fields: list[Field], this_year: int, symbology: str | None, recovered: bool = False) -> Karekod:
+    """A karekod from GS1 fields (an element string or a Digital Link)."""
+    values = dict(fields)
+    return Karekod(
+        gtin=values.get("01"),
+        serial=values.get("21"),
+        batch=values.get("10"),
+        expiry=decode_date(values["17"], this_year) if "17" in values else None,
+        production_date=decode_date(values["11"], this_year) if "11" in values else None,
+        sscc=values.get("00"),
+        fields=tuple(fields),
+        recovered=recovered,
+        symbology=symbology,
+        di=values.get("01"),
+    )
 
 
 def _missing_message(lacking: list[str], values: dict[str, str], profile: Profile) -> str:
@@ -335,3 +355,70 @@ def _missing_message(lacking: list[str], values: dict[str, str], profile: Profil
         "21/10": "serial (21) or batch (10)",
     }
     return f"Missing {', '.join(names[ai] for ai in lacking)} needed by the {profile.value} profile."
+
+
+# -- the other forms a device label takes (``uts``; Digital Link also under ``gs1``) -------------
+
+#: Identifiers of symbols that carry data other than GS1 element strings: where UDIs of the
+#: other agencies and Digital Link URIs come from.
+PLAIN_SYMBOLOGIES = frozenset({"]d1", "]Q1", "]J0", "]C0", "]A0"})
+
+
+def _read_other(text: str, profile: Profile, this_year: int) -> Reading | None:
+    """A Digital Link, HIBC, ISBT 128 or ISO/IEC 15434 scan; None when the scan is none of them."""
+    end = len(text)
+    while end and text[end - 1] in SUFFIX:
+        end -= 1
+    body, symbology = text[:end], None
+    if body[:1] == "]" and len(body) >= 3:
+        symbology, body = body[:3], body[3:]
+        if symbology not in PLAIN_SYMBOLOGIES:
+            return None
+    if is_digital_link(body):
+        fields, faults = split_link(body)
+        faults = faults or check_fields(fields, this_year)
+        if faults:
+            return Reading(None, faults[0].reason, faults[0].message)
+        values = dict(fields)
+        lacking = profile.missing(values)
+        karekod = _gs1_karekod(fields, this_year, symbology)
+        if lacking:
+            return Reading(karekod, Reason.MISSING_FIELD, _missing_message(lacking, values, profile))
+        return Reading(karekod, None, "GS1 Digital Link read.")
+    if profile is not Profile.UTS:
+        return None
+    result: Udi | Fault | str
+    if body.startswith("+"):
+        result = read_hibc(body, this_year)
+    elif body.startswith(ENVELOPE):
+        result = read_iso15434(body, this_year)
+        if isinstance(result, str):  # format 05: GS1 element strings in the envelope
+            return read(result, profile, this_year)
+    elif body[:1] in ("=", "&"):
+        result = read_isbt(body, this_year)
+    elif body and not body[:2].isdigit() and body[:1] != GS:
+        shown = body[:12] + ("…" if len(body) > 12 else "")
+        return Reading(None, Reason.NOT_UDI, f"Not a UDI of GS1, HIBCC, ICCBBA or IFA: starts with {shown!r}.")
+    else:
+        return None
+    if isinstance(result, Fault):
+        return Reading(None, result.reason, result.message)
+    karekod = Karekod(
+        gtin=result.gtin,
+        serial=result.serial,
+        batch=result.batch,
+        expiry=result.expiry,
+        production_date=result.production_date,
+        sscc=None,
+        fields=result.fields,
+        symbology=symbology,
+        issuer=result.issuer,
+        di=result.di,
+        udi=body,
+    )
+    agency = {Issuer.HIBCC: "HIBC", Issuer.ICCBBA: "ISBT 128", Issuer.IFA: "IFA"}[result.issuer]
+    if result.di is None:
+        return Reading(karekod, Reason.MISSING_FIELD, f"{agency} code without its device identifier (the primary).")
+    if result.serial is None and result.batch is None:
+        return Reading(karekod, Reason.MISSING_FIELD, f"{agency} code without a serial or lot number, which ÜTS needs.")
+    return Reading(karekod, None, f"{agency} device identifier read.")

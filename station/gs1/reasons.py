@@ -26,6 +26,7 @@ class Reason(StrEnum):
     INVALID_VALUE = "invalid_value"
     INVALID_COMBINATION = "invalid_combination"
     CUT_SCAN = "cut_scan"
+    NOT_UDI = "not_udi"
     # -- station rules (station.edge.rules) --
     DUPLICATE = "duplicate"
     RECALLED = "recalled"
@@ -58,6 +59,7 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.INVALID_VALUE: "A field's content breaks its GS1 or issuing agency rule (a code list, a range).",
     Reason.INVALID_COMBINATION: "Fields GS1 does not allow together, or one field twice with different values.",
     Reason.CUT_SCAN: "The scan was cut in transmission (keyboard events lost); scan the box again.",
+    Reason.NOT_UDI: "Not a device identifier of any issuing agency ÜTS accepts (GS1, HIBCC, ICCBBA, IFA).",
     Reason.DUPLICATE: "This unit was already accepted here.",
     Reason.RECALLED: "This batch is recalled.",
     Reason.NOT_EXPECTED: "This unit is not in the expected delivery.",

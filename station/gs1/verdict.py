@@ -44,6 +44,9 @@ class Verdict(NamedTuple):
             "production_date": k.production_date.isoformat() if k and k.production_date else None,
             "sscc": k.sscc if k else None,
             "recovered": bool(k and k.recovered),
+            "issuer": k.issuer.value if k else None,
+            "di": k.di if k else None,
+            "udi": k.udi if k else None,
             "message": self.message,
         }
 

@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from station.central.services import its, uts
+from station.gs1.reader import Profile, read
 
 ITS_CODES = {
     "00000": "İşlem başarılı.",
@@ -50,6 +51,7 @@ UTS_MESSAGES = {
     "UTS-H018": "Geri toplatılmış tekil ürün için bildirim yapılamaz.",
     "UTS-H030": "Verme bildirimi bulunamadı veya size ait değil. (sandbox)",
     "UTS-H031": "Bu verme bildirimi daha önce alınmış. (sandbox)",
+    "UTS-H040": "Eşsiz kimlik okunamadı. (sandbox)",
 }
 
 
@@ -219,6 +221,16 @@ class Sandbox:
 
     def uts(self, path: str, kurum: str, body: dict[str, Any]) -> tuple[int, Any]:
         route = path.removeprefix(uts.REST + "/")
+        if route.endswith(uts.ESSIZ_KIMLIK):  # the unit named by its whole identifier: read it as ÜTS would
+            route = route.removesuffix(uts.ESSIZ_KIMLIK)
+            reading = read(str(body.get("UDI", "")), Profile.UTS)
+            k = reading.karekod
+            if k is None or k.di is None or (k.serial is None and k.batch is None):
+                return 200, {"SNC": None, "MSJ": [{"TIP": "HATA", "KOD": "UTS-H040", "MET": UTS_MESSAGES["UTS-H040"]}]}
+            unit = {"UNO": k.di.zfill(14) if k.di.isdigit() else k.di, "SNO": k.serial}
+            if not k.serial:
+                unit["LNO"] = k.batch
+            body = {**{key: v for key, v in body.items() if key != "UDI"}, **unit}
         if route == uts.PENDING:
             rows = [
                 {

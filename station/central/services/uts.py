@@ -24,6 +24,9 @@ VERME_IPTAL = "bildirim/verme/iptal"
 KULLANIM = "bildirim/kullanim/ekle"
 KULLANIM_IPTAL = "bildirim/kullanim/iptal"
 TEKIL_URUN = "tekilUrun/sorgula"
+ESSIZ_KIMLIK = "/essizKimlik"
+"""Each notification's variant that names the unit by its whole identifier (``UDI``) instead of
+``UNO``/``LNO``/``SNO``: how HIBCC, ICCBBA and IFA units are sent (reference §2.4)."""
 
 PATHS: dict[Operation, str] = {Operation.RECEIPT: ALMA, Operation.DISPATCH: VERME, Operation.USE: KULLANIM}
 """The notification each station operation makes (alma, verme, kullanım)."""
@@ -61,6 +64,16 @@ def alma(vbi: str | None, adt: int | None = None) -> Call:
     if adt is not None:
         body["ADT"] = adt
     return Call(ALMA, body)
+
+
+def by_udi(call: Call, udi: str, serial: bool) -> Call:
+    """The ``/essizKimlik`` form of a notification: ``UDI`` instead of ``UNO``/``LNO``/``SNO``, and
+    ``ADT`` only for a unit without a serial."""
+    body = {k: v for k, v in call.body.items() if k not in ("UNO", "LNO", "SNO", "ADT")}
+    body["UDI"] = udi
+    if not serial:
+        body["ADT"] = call.body.get("ADT") or 1
+    return Call(call.path + ESSIZ_KIMLIK, body)
 
 
 def verme(

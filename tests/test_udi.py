@@ -1,0 +1,271 @@
+"""Device identifiers of all four issuing agencies ÜTS accepts, and GS1 Digital Link (issue 11).
+
+Known answers come from the standards' own examples (each cited); check characters in the
+property tests come from small implementations written here, independent of ``station.gs1.udi``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from central import KURUM, SUPPLIER, SandboxServer, event_body, run_until_final, seed, submitter_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from station.central.config import load
+from station.central.ledger import Ledger
+from station.central.notifier import Notifier
+from station.gs1.reader import Profile, read
+from station.gs1.reasons import Reason
+from station.gs1.udi import Issuer
+from station.gs1.verdict import Policy, judge
+from station.wire import EventMessage
+
+RS, GS, EOT = "\x1e", "\x1d", "\x04"
+YEAR = 2026
+
+
+def fields(raw: str, profile: Profile = Profile.UTS) -> tuple[object, ...]:
+    r = read(raw, profile, YEAR)
+    k = r.karekod
+    assert r.ok and k is not None, (raw, r.reason, r.message)
+    return (k.issuer, k.di, k.serial, k.batch, k.expiry, k.production_date)
+
+
+# -- known answers from the standards -------------------------------------------------------
+
+
+def test_hibc_concatenated_example() -> None:
+    # ANSI/HIBC 2.6 concatenated primary/secondary with supplemental serial and production date:
+    # LIC A999, PCN 1234, U/M 5; $$5 = expiry YYJJJ 20015 (2020, day 15), lot 10X3; /16D production
+    # date; /S serial; check character '-' over the whole string.
+    raw = "+A99912345/$$52001510X3/16D20111212/S77DE1G45-"
+    assert fields(raw) == (Issuer.HIBCC, "A99912345", "77DE1G45", "10X3", date(2020, 1, 15), date(2011, 12, 12))
+    assert read(raw, Profile.UTS, YEAR).karekod.udi == raw  # type: ignore[union-attr]
+
+
+def test_hibc_linear_primary_check_character() -> None:
+    # The HIBC LIC primary example used by Zint and the HIBC standard's Code 39 examples: +A123BJC5D6E71G
+    r = read("+A123BJC5D6E71G", Profile.UTS, YEAR)
+    assert (r.reason, r.karekod.di if r.karekod else None) == (
+        Reason.MISSING_FIELD,
+        "A123BJC5D6E71",
+    )  # no lot or serial
+    assert read("+A123BJC5D6E71H", Profile.UTS, YEAR).reason is Reason.BAD_CHECK_DIGIT
+
+
+@pytest.mark.parametrize(
+    ("secondary", "expiry", "lot", "serial"),
+    [
+        ("$$0527LOT1", date(2027, 5, 31), "LOT1", None),  # $$ MMYY (flag 0/1 is the month's digit)
+        ("$$1227LOT1", date(2027, 12, 31), "LOT1", None),
+        ("$$2053127LOT1", date(2027, 5, 31), "LOT1", None),  # MMDDYY
+        ("$$3270531LOT1", date(2027, 5, 31), "LOT1", None),  # YYMMDD
+        ("$$427053111LOT1", date(2027, 5, 31), "LOT1", None),  # YYMMDDHH
+        ("$$527151LOT1", date(2027, 5, 31), "LOT1", None),  # YYJJJ
+        ("$$62715123LOT1", date(2027, 5, 31), "LOT1", None),  # YYJJJHH
+        ("$$7LOT1", None, "LOT1", None),  # no date
+        ("$$+3270531SER9", date(2027, 5, 31), None, "SER9"),  # serial instead of lot
+        ("$+SER9", None, None, "SER9"),
+        ("$LOT1", None, "LOT1", None),
+        ("$$810LOT1", None, "LOT1", None),  # quantity 10, then the lot
+        ("$$8103270531LOT1", date(2027, 5, 31), "LOT1", None),  # quantity, then a YYMMDD date
+        ("27151LOT1", date(2027, 5, 31), "LOT1", None),  # the old YYJJJ form
+        ("$LOT1/14D20270531/SSER9", date(2027, 5, 31), "LOT1", "SER9"),  # 2.6 supplemental fields
+    ],
+)
+def test_hibc_secondary_formats(secondary: str, expiry: date | None, lot: str | None, serial: str | None) -> None:
+    body = f"+A99912345/{secondary}"
+    raw = body + hibc_check(body)
+    assert fields(raw)[2:5] == (serial, lot, expiry)
+
+
+def test_ifa_ppn_example() -> None:
+    # IFA "Spezifikation PPN-Code" example: PZN 03752864 -> PPN 110375286414 (check digits 14)
+    raw = f"[)>{RS}06{GS}9N110375286414{GS}1T12345ABCD{GS}D150600{GS}S12345ABCDEF98765{RS}{EOT}"
+    assert fields(raw) == (Issuer.IFA, "110375286414", "12345ABCDEF98765", "12345ABCD", date(2015, 6, 30), None)
+    bad = raw.replace("110375286414", "110375286415")
+    assert read(bad, Profile.UTS, YEAR).reason is Reason.BAD_CHECK_DIGIT
+
+
+def test_ifa_format_05_is_gs1_inside_the_envelope() -> None:
+    raw = f"[)>{RS}05{GS}0109501101530003{GS}17270531{GS}10LOT1{RS}{EOT}"
+    assert fields(raw)[:2] == (Issuer.GS1, "09501101530003")
+
+
+def test_isbt128_examples() -> None:
+    # ST-001 v6.2 figure 9: PPIC A9997 AB3456 T0123; appendix A: DIN G123417654321 has MOD 37-2
+    # check value 10, carried as type 3 flags "70"; expiry 2027 day 151 (cyyjjj = 027151).
+    raw = "=/A9997AB3456T0123=G12341765432170=>027151&,10000000000005434RZ"
+    assert fields(raw) == (
+        Issuer.ICCBBA,
+        "A9997AB3456T0123",
+        "G123417654321",
+        "0000000000005434RZ",
+        date(2027, 5, 31),
+        None,
+    )
+    assert read(raw.replace("=G12341765432170", "=G12341765432171"), Profile.UTS, YEAR).reason is Reason.BAD_CHECK_DIGIT
+    # behind a Compound Message header [023]: 3 data structures, undefined sequence (000)
+    assert fields("=+03000" + raw[: raw.index("&,1")])[1] == "A9997AB3456T0123"
+    assert read("=+04000" + raw[: raw.index("&,1")], Profile.UTS, YEAR).reason is Reason.INVALID_LENGTH
+
+
+def test_digital_link() -> None:
+    # GS1 Digital Link standard 1.4 §4 examples: key 01, qualifiers 10 then 21, attributes in the query
+    raw = "https://id.gs1.org/01/09506000134352/10/AB%2F1/21/S-9?17=271231&11=260101"
+    assert fields(raw) == (Issuer.GS1, "09506000134352", "S-9", "AB/1", date(2027, 12, 31), date(2026, 1, 1))
+    assert read(raw, Profile.ITS, YEAR).reason is Reason.NOT_GS1  # medicines: the karekod only
+    assert read("https://id.gs1.org/01/09506000134352/21/S/10/L", Profile.UTS, YEAR).reason is Reason.NOT_GS1
+    assert read("https://id.gs1.org/01/09506000134353/21/S", Profile.UTS, YEAR).reason is Reason.BAD_CHECK_DIGIT
+
+
+def test_not_a_udi() -> None:
+    for raw in ("HELLO", "]Q1hello world", "*A123*"):
+        r = read(raw, Profile.UTS, YEAR)
+        assert (r.ok, r.reason) == (False, Reason.NOT_UDI), raw
+
+
+def test_its_profile_stays_karekod_only() -> None:
+    for raw in ("+A99912345/$$52001510X3/16D20111212/S77DE1G45-", "=/A9997AB3456T0123=G12341765432170"):
+        assert not read(raw, Profile.ITS, YEAR).ok
+
+
+# -- properties: any code built from valid fields reads back; any one change never reads the same --
+
+HIBC_TABLE = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-. $/+%"
+
+
+def hibc_check(data: str) -> str:
+    total = 0
+    for c in data:  # written out again here, on purpose: not the station's function
+        total += HIBC_TABLE.find(c)
+    return HIBC_TABLE[total % 43]
+
+
+def ppn_check(body: str) -> str:
+    return f"{sum((2 + i) * ord(c) for i, c in enumerate(body)) % 97:02d}"
+
+
+ALNUM = st.text("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=18)
+DAYS = st.dates(date(2001, 1, 1), date(2049, 12, 31))
+
+
+@st.composite
+def hibc_codes(draw: st.DrawFn) -> tuple[str, tuple[object, ...]]:
+    lic = draw(st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) + draw(
+        st.text("0123456789ABCDEFGHJKZ", min_size=3, max_size=3)
+    )
+    pcn, um = draw(ALNUM), draw(st.sampled_from("0123456789"))
+    lot, serial, expiry = draw(ALNUM), draw(st.none() | ALNUM), draw(DAYS)
+    body = f"+{lic}{pcn}{um}/$$3{expiry:%y%m%d}{lot}" + (f"/S{serial}" if serial else "")
+    return body + hibc_check(body), (Issuer.HIBCC, lic + pcn + um, serial, lot, expiry, None)
+
+
+@st.composite
+def ifa_codes(draw: st.DrawFn) -> tuple[str, tuple[object, ...]]:
+    body = "11" + draw(st.text("0123456789", min_size=8, max_size=8))
+    ppn = body + ppn_check(body)
+    lot, serial, expiry = draw(ALNUM), draw(ALNUM), draw(DAYS)
+    raw = f"[)>{RS}06{GS}9N{ppn}{GS}1T{lot}{GS}D{expiry:%y%m%d}{GS}S{serial}{RS}{EOT}"
+    return raw, (Issuer.IFA, ppn, serial, lot, expiry, None)
+
+
+def mod37(din: str) -> int:
+    p = 0
+    for c in din:
+        p = ((p + int(c, 36)) * 2) % 37
+    return (38 - p) % 37
+
+
+@st.composite
+def isbt_codes(draw: st.DrawFn) -> tuple[str, tuple[object, ...]]:
+    ppic = draw(st.text("ABCDEFGH0123456789", min_size=5, max_size=5)) + draw(
+        st.text("AB0123", min_size=11, max_size=11)
+    )
+    din = draw(st.sampled_from("ABG")) + draw(st.text("0123456789", min_size=12, max_size=12))
+    expiry = draw(DAYS)
+    raw = f"=/{ppic}={din}{60 + mod37(din)}=>0{expiry:%y}{expiry.timetuple().tm_yday:03d}"
+    return raw, (Issuer.ICCBBA, ppic, din, None, expiry, None)
+
+
+CODES = hibc_codes() | ifa_codes() | isbt_codes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(CODES)
+def test_any_code_from_valid_fields_reads_back(code: tuple[str, tuple[object, ...]]) -> None:
+    raw, expected = code
+    assert fields(raw) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(CODES, st.integers(min_value=0), st.characters(codec="ascii"))
+def test_one_changed_character_never_reads_as_the_original(
+    code: tuple[str, tuple[object, ...]], where: int, new: str
+) -> None:
+    raw, expected = code
+    i = where % len(raw)
+    if raw[i] == new:
+        return
+    changed = raw[:i] + new + raw[i + 1 :]
+    r = read(changed, Profile.UTS, YEAR)
+    if r.ok:
+        k = r.karekod
+        assert k is not None
+        assert (k.issuer, k.di, k.serial, k.batch, k.expiry, k.production_date) != expected, changed
+
+
+# -- the station and the central side -----------------------------------------------------------
+
+HIBC_UNIT = "+A99912345/$$3270531LOT1/SSER1"
+HIBC_UNIT += hibc_check(HIBC_UNIT)
+
+
+def test_a_udi_event_passes_the_wire_contract() -> None:
+    v = judge(HIBC_UNIT, Policy(Profile.UTS), date(2026, 1, 1))
+    assert v.ok
+    body = event_body("dock-1", 1, **v.as_dict())
+    message = EventMessage.from_json(json.dumps(body))
+    assert (message.issuer, message.di, message.udi, message.gtin) == (Issuer.HIBCC, "A99912345", HIBC_UNIT, None)
+
+
+def udi_event(station: str, seq: int, raw: str) -> tuple[str, EventMessage]:
+    v = judge(raw, Policy(Profile.UTS), date(2026, 1, 1))
+    assert v.ok, v.message
+    text = json.dumps(event_body(station, seq, **v.as_dict()))
+    return text, EventMessage.from_json(text)
+
+
+def test_uts_receipt_and_dispatch_of_hibc_units(tmp_path: Path) -> None:
+    sandbox = SandboxServer(seed=1)
+    try:
+        data = seed(sandbox.sandbox)
+        verme = {"from": SUPPLIER, "to": KURUM, "uno": "A99912345", "sno": "SER1", "bno": "IRS-9"}
+        sandbox.sandbox.seed({**data, "uts": {**data["uts"], "vermes": [verme]}})
+        extra = f"""
+[sites.hospital-out]
+service = "uts"
+institution = "{KURUM}"
+operation = "dispatch"
+counterpart = "{SUPPLIER}"
+stations = ["out-1"]
+"""
+        config = load(submitter_config(tmp_path, 1, sandbox.url, extra=extra))
+        ledger = Ledger(config.ledger, config.id)
+        notifier = Notifier(config, ledger)
+        ledger.ingest([udi_event("dock-1", 1, HIBC_UNIT)], config.site_of)
+        run_until_final(notifier, ledger, 1)
+        assert [(e["op"], e["uno"], e["sno"]) for e in sandbox.sandbox.effects] == [("alma", "A99912345", "SER1")]
+        ledger.ingest([udi_event("out-1", 1, HIBC_UNIT)], config.site_of)
+        run_until_final(Notifier(config, ledger), ledger, 2)
+        assert [(e["op"], e["uno"], e["sno"]) for e in sandbox.sandbox.effects][-1] == ("verme", "A99912345", "SER1")
+        sent = ledger.query("SELECT body FROM requests WHERE endpoint LIKE '%verme/ekle/essizKimlik'")
+        body = json.loads(sent[0][0])
+        assert body["UDI"] == HIBC_UNIT and "UNO" not in body and "SNO" not in body and "ADT" not in body
+        assert {j.state for j in ledger.jobs("1 = 1")} == {"done"}
+    finally:
+        sandbox.close()
