@@ -6,10 +6,16 @@ import itertools
 import random
 from dataclasses import dataclass
 
-from station.gs1.elements import check_digit
-
 GS = "\x1d"
 REREAD = "reread"
+
+
+def check_digit(body: str) -> int:
+    """GS1 mod-10 (GenSpecs 7.9.1), written here on purpose: tests never use the code under test
+    to make their expected values."""
+    weights = [3 if i % 2 == 0 else 1 for i in range(len(body))]
+    total = sum(int(d) * w for d, w in zip(reversed(body), weights, strict=True))
+    return (10 - total % 10) % 10
 
 
 def gtin(n: int) -> str:

@@ -8,8 +8,8 @@ import sys
 from datetime import date
 
 import pytest
+from scans import check_digit
 
-from station.gs1.elements import check_digit
 from station.gs1.reader import Profile, read
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Policy, judge
@@ -335,3 +335,37 @@ def test_cli_decode_profile_and_shelf_life() -> None:
         .splitlines()
     )
     assert [json.loads(x)["reason"] for x in out] == [None, "short_dated"]
+
+
+def test_dating_refusals_are_whole_verdicts() -> None:
+    # the whole verdict, not only its reason: refused (False, never another falsy value), the
+    # reason, a message that names the date, and the reading kept for the event
+    raw = f"]d201{GTIN}21S1{GS}1725123110L1"
+    expired = judge(raw, Policy(Profile.ITS), date(2026, 1, 1))
+    assert expired.ok is False and expired.reason is Reason.EXPIRED
+    assert expired.message == "Expired on 2025-12-31." and expired.karekod is not None
+    assert expired.karekod.serial == "S1"
+    short = judge(f"]d201{GTIN}21S1{GS}1726013110L1", Policy(Profile.ITS, 60), date(2026, 1, 1))
+    assert short.ok is False and short.reason is Reason.SHORT_DATED and short.karekod is not None
+    assert short.message == "Expires on 2026-01-31, 30 days from now; this site needs at least 60."
+    on_the_day = judge(f"]d201{GTIN}21S1{GS}1726010010L1", Policy(Profile.ITS, 30), date(2026, 1, 31))
+    assert on_the_day.ok is False and on_the_day.reason is Reason.SHORT_DATED  # 0 days left < 30
+    good = judge(f"]d201{GTIN}21S1{GS}1726013110L1", Policy(Profile.ITS, 30), date(2026, 1, 1))
+    assert good.ok is True and good.reason is None and good.message == "Karekod read."
+
+
+def test_refuse_keeps_the_reading_and_as_dict_carries_the_udi() -> None:
+    v = judge(f"]d201{GTIN}21S1{GS}1730123110L1", Policy(Profile.ITS), date(2026, 1, 1))
+    r = v.refuse(Reason.DUPLICATE, "Already accepted here (event 4).")
+    assert (r.ok, r.reason, r.message, r.karekod) == (
+        False,
+        Reason.DUPLICATE,
+        "Already accepted here (event 4).",
+        v.karekod,
+    )
+    hibc = "+A99912345/$$3270531LOT1/SSER1"
+    hibc += "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-. $/+%"[
+        sum(map("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-. $/+%".index, hibc)) % 43
+    ]
+    d = judge(hibc, Policy(Profile.UTS), date(2026, 1, 1)).as_dict()
+    assert (d["ok"], d["issuer"], d["di"], d["udi"], d["gtin"]) == (True, "hibcc", "A99912345", hibc, None)

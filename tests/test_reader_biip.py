@@ -8,8 +8,8 @@ import biip
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scans import check_digit
 
-from station.gs1.elements import check_digit
 from station.gs1.reader import Profile, read
 
 GS = "\x1d"

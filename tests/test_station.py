@@ -136,9 +136,26 @@ def test_debounce_window_slides_and_forgets() -> None:
     d = Debounce(1.0, size=2)
     d.remember(b"a", 0.0, 1)
     assert d.reread_of(b"a", 0.9) == 1 and d.reread_of(b"a", 1.8) == 1 and d.reread_of(b"a", 2.9) is None
-    d.remember(b"b", 3.0, 2)
-    d.remember(b"c", 3.0, 3)
-    assert d.reread_of(b"a", 3.0) is None  # pushed out by size
+
+
+def test_debounce_window_boundary_is_inclusive() -> None:
+    d = Debounce(1.0)
+    d.remember(b"a", 10.0, 7)
+    assert d.reread_of(b"a", 11.0) == 7  # exactly the window: still the same box
+    e = Debounce(1.0)
+    e.remember(b"a", 10.0, 7)
+    assert e.reread_of(b"a", 11.001) is None
+
+
+def test_debounce_evicts_the_oldest_when_full() -> None:
+    d = Debounce(10.0, size=2)
+    d.remember(b"a", 0.0, 1)
+    d.remember(b"b", 0.1, 2)
+    d.remember(b"c", 0.2, 3)  # a, the oldest, goes; all three are still inside the window
+    assert (d.reread_of(b"a", 0.3), d.reread_of(b"b", 0.3), d.reread_of(b"c", 0.3)) == (None, 2, 3)
+    d.reread_of(b"b", 0.4)  # b read again: now c is the oldest
+    d.remember(b"e", 0.5, 4)
+    assert (d.reread_of(b"c", 0.6), d.reread_of(b"b", 0.6), d.reread_of(b"e", 0.6)) == (None, 2, 4)
 
 
 def test_recall_and_expected_lists(tmp_path: Path, factory: MockFactory) -> None:

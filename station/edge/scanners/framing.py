@@ -48,7 +48,7 @@ class Framer:
 
     def feed(self, data: bytes, now: float) -> list[Frame]:
         frames: list[Frame] = []
-        if self._buf and now - self._last > self.idle:
+        if self._buf and now - self._last >= self.idle:
             frame = self.flush(now)
             if frame is not None:
                 frames.append(frame)

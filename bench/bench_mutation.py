@@ -1,0 +1,118 @@
+"""Mutation testing of the core modules with mutmut (issue 14): each module against its own tests.
+
+    .venv/bin/python bench/bench_mutation.py [module-name ...]
+
+Installs mutmut into the venv when it is missing (it is not a dev dependency: this is a bench).
+Each module is mutated in a scratch copy of the repository, with only its own test files run, and
+the table printed: killed / (killed + survived), with the mutants that only change the text of a
+message left out and counted apart (a message's wording is no behaviour). Survivors are listed.
+Mutants no test reaches count as survivors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+#: Module -> (the files mutated, the tests that are theirs).
+MODULES: dict[str, tuple[list[str], list[str]]] = {
+    "reader": (
+        ["station/gs1/reader.py"],
+        ["tests/test_reader.py", "tests/test_reader_properties.py", "tests/test_gs1_reference.py", "tests/test_udi.py"],
+    ),
+    "gs1 core": (
+        ["station/gs1/elements.py", "station/gs1/linters.py"],
+        ["tests/test_gs1_reference.py", "tests/test_reader.py", "tests/test_gs1_linters.py"],
+    ),
+    "udi": (
+        ["station/gs1/udi.py", "station/gs1/digital_link.py"],
+        ["tests/test_udi.py", "tests/test_gs1_reference.py"],
+    ),
+    "verdict": (["station/gs1/verdict.py"], ["tests/test_reader.py", "tests/test_station.py"]),
+    "framing": (["station/edge/scanners/framing.py"], ["tests/test_framing.py", "tests/test_serial_scanner.py"]),
+    "rules": (["station/edge/rules.py"], ["tests/test_station.py"]),
+    "hid decoder": (["station/edge/scanners/hid.py"], ["tests/test_hid.py", "tests/test_keyboards.py"]),
+    "wire": (["station/wire.py"], ["tests/test_wire.py"]),
+    "ledger": (["station/central/ledger.py"], ["tests/test_notifier.py", "tests/test_results.py"]),
+}
+
+STRING = re.compile(r"""(?:[rbuf]*"(?:[^"\\]|\\.)*"|[rbuf]*'(?:[^'\\]|\\.)*')""")
+
+
+def text_only(diff: str) -> bool:
+    """A mutant that changes nothing but the inside of string literals (a message's wording)."""
+    old = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    new = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    if not old or len(old) != len(new):
+        return False
+    return all(STRING.sub('""', a) == STRING.sub('""', b) for a, b in zip(old, new, strict=True))
+
+
+def ensure_mutmut() -> Path:
+    mutmut = ROOT / ".venv" / "bin" / "mutmut"
+    if not mutmut.exists():
+        subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "mutmut>=3.3"], check=True)
+    return mutmut
+
+
+def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> dict[str, object]:
+    tests = [t for t in tests if (ROOT / t).exists()]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for part in ("station", "tests", "scripts", "pyproject.toml"):
+            src = ROOT / part
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, work / part)
+
+        def listed(values: list[str]) -> str:  # setup.cfg lists: one value a line
+            return "".join(f"\n    {v}" for v in values)
+
+        (work / "setup.cfg").write_text(
+            "[mutmut]\nsource_paths=station\n"
+            f"only_mutate={listed(files)}\n"
+            f"pytest_add_cli_args_test_selection={listed(tests)}\n"
+            f"pytest_add_cli_args={listed(['-p', 'no:cacheprovider'])}\n"
+        )
+        subprocess.run([str(mutmut), "run", "--max-children", "2"], cwd=work, capture_output=True, check=False)
+        listing = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=work, capture_output=True, text=True)
+        killed, survived, text, unreached = 0, [], 0, 0
+        for line in listing.stdout.splitlines():
+            m = re.match(r"\s*(\S+): (.+)$", line)
+            if not m:
+                continue
+            mutant, status = m.groups()
+            if status == "killed":
+                killed += 1
+                continue
+            if status not in ("survived", "no tests"):
+                continue  # timeouts and the like count as caught
+            diff = subprocess.run([str(mutmut), "show", mutant], cwd=work, capture_output=True, text=True).stdout
+            if text_only(diff):
+                text += 1
+            else:
+                survived.append(mutant)
+                unreached += status == "no tests"
+    return {"name": name, "killed": killed, "survived": survived, "text_only": text, "unreached": unreached}
+
+
+def main() -> None:
+    mutmut = ensure_mutmut()
+    wanted = sys.argv[1:] or list(MODULES)
+    rows = [run_module(name, *MODULES[name], mutmut) for name in wanted]
+    print(f"{'module':<12} {'killed':>7} {'survived':>9} {'score':>7}   (message-text-only mutants left out)")
+    for r in rows:
+        killed, survived = int(r["killed"]), len(r["survived"])  # type: ignore[arg-type]
+        score = killed / (killed + survived) if killed + survived else 1.0
+        print(f"{r['name']:<12} {killed:>7} {survived:>9} {score:>7.1%}   text-only {r['text_only']}")
+    print(json.dumps({str(r["name"]): r["survived"] for r in rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
