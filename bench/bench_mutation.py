@@ -4,9 +4,10 @@
 
 Installs mutmut into the venv when it is missing (it is not a dev dependency: this is a bench).
 Each module is mutated in a scratch copy of the repository, with only its own test files run, and
-the table printed: killed / (killed + survived), with the mutants that only change the text of a
-message left out and counted apart (a message's wording is no behaviour). Survivors are listed.
-Mutants no test reaches count as survivors.
+the table printed: killed / (killed + survived). Left out, and counted apart: mutants that only
+change the text of a message (a message's wording is no behaviour) and private state flags set to
+None instead of False (see ``equivalent``). Survivors are listed; mutants no test reaches count as
+survivors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +39,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["tests/test_udi.py", "tests/test_gs1_reference.py"],
     ),
     "verdict": (["station/gs1/verdict.py"], ["tests/test_reader.py", "tests/test_station.py"]),
-    "framing": (["station/edge/scanners/framing.py"], ["tests/test_framing.py", "tests/test_serial_scanner.py"]),
+    "framing": (["station/edge/scanners/framing.py"], ["tests/test_framing.py"]),
     "rules": (["station/edge/rules.py"], ["tests/test_station.py"]),
     "hid decoder": (["station/edge/scanners/hid.py"], ["tests/test_hid.py", "tests/test_keyboards.py"]),
     "wire": (["station/wire.py"], ["tests/test_wire.py"]),
@@ -56,6 +58,20 @@ def text_only(diff: str) -> bool:
     return all(STRING.sub('""', a) == STRING.sub('""', b) for a, b in zip(old, new, strict=True))
 
 
+_FLAG = re.compile(r"self\._\w+ = (False|None)\b")
+
+
+def equivalent(diff: str) -> bool:
+    """The one kind of mutant counted as equivalent: a private state flag set to None instead of
+    False (``self._skipping = None``). Both are falsy and the code only ever tests such flags for
+    truth, never ``is False``; a public field or a value that leaves the object is never excused."""
+    old = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    new = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    return (
+        len(old) == len(new) == 1 and _FLAG.search(old[0]) is not None and old[0].replace("= False", "= None") == new[0]
+    )
+
+
 def ensure_mutmut() -> Path:
     mutmut = ROOT / ".venv" / "bin" / "mutmut"
     if not mutmut.exists():
@@ -63,7 +79,17 @@ def ensure_mutmut() -> Path:
     return mutmut
 
 
-def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> dict[str, object]:
+@dataclass
+class Row:
+    name: str
+    killed: int
+    survived: list[str]
+    text_only: int
+    equivalent: int
+    unreached: int
+
+
+def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> Row:
     tests = [t for t in tests if (ROOT / t).exists()]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -79,10 +105,11 @@ def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> d
             f"only_mutate={listed(files)}\n"
             f"pytest_add_cli_args_test_selection={listed(tests)}\n"
             f"pytest_add_cli_args={listed(['-p', 'no:cacheprovider'])}\n"
+            f"also_copy={listed(['scripts'])}\n"
         )
         subprocess.run([str(mutmut), "run", "--max-children", "2"], cwd=work, capture_output=True, check=False)
         listing = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=work, capture_output=True, text=True)
-        killed, survived, text, unreached = 0, [], 0, 0
+        killed, survived, text, flags, unreached = 0, [], 0, 0, 0
         for line in listing.stdout.splitlines():
             m = re.match(r"\s*(\S+): (.+)$", line)
             if not m:
@@ -96,22 +123,27 @@ def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> d
             diff = subprocess.run([str(mutmut), "show", mutant], cwd=work, capture_output=True, text=True).stdout
             if text_only(diff):
                 text += 1
+            elif equivalent(diff):
+                flags += 1
             else:
                 survived.append(mutant)
                 unreached += status == "no tests"
-    return {"name": name, "killed": killed, "survived": survived, "text_only": text, "unreached": unreached}
+    return Row(name, killed, survived, text, flags, unreached)
 
 
 def main() -> None:
     mutmut = ensure_mutmut()
     wanted = sys.argv[1:] or list(MODULES)
     rows = [run_module(name, *MODULES[name], mutmut) for name in wanted]
-    print(f"{'module':<12} {'killed':>7} {'survived':>9} {'score':>7}   (message-text-only mutants left out)")
+    print(f"{'module':<12} {'killed':>7} {'survived':>9} {'score':>7}   (left out: message text; False->None flags)")
     for r in rows:
-        killed, survived = int(r["killed"]), len(r["survived"])  # type: ignore[arg-type]
+        killed, survived = r.killed, len(r.survived)
         score = killed / (killed + survived) if killed + survived else 1.0
-        print(f"{r['name']:<12} {killed:>7} {survived:>9} {score:>7.1%}   text-only {r['text_only']}")
-    print(json.dumps({str(r["name"]): r["survived"] for r in rows}, indent=1))
+        print(
+            f"{r.name:<12} {killed:>7} {survived:>9} {score:>7.1%}   "
+            f"text-only {r.text_only}, flags {r.equivalent}, never reached {r.unreached}"
+        )
+    print(json.dumps({r.name: r.survived for r in rows}, indent=1))
 
 
 if __name__ == "__main__":

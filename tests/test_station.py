@@ -20,6 +20,7 @@ from station.edge.outputs.feedback import GpioFeedback, Signal
 from station.edge.pipeline import Station
 from station.edge.rules import Debounce
 from station.edge.store import MIGRATIONS, StorageError, Store
+from station.gs1.reader import Profile
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Policy, judge
 from station.wire import ResultMessage, Service
@@ -234,8 +235,6 @@ def test_read_only_and_corrupt_storage(tmp_path: Path, factory: MockFactory) -> 
 def test_sequence_is_gap_free_across_failures_and_purge(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     clock = Clock()
-    from station.gs1.verdict import Policy, judge
-
     v = judge(karekod("Q1"), Policy(), TODAY)
     assert store.record(clock.scan(b"a"), v, "t", "", "receipt").seq == 1
     store.open().execute("PRAGMA query_only = 1")
@@ -376,3 +375,57 @@ def test_a_vanished_station_file_is_an_alarm_not_a_new_history(tmp_path: Path) -
     assert (payload["history"], payload["reset_of"]) == (fresh.history, history)
     fresh.close()
     assert Store(db).open() and not (tmp_path / "station.db.reset").exists()
+
+
+def test_rules_whole_verdicts_and_retention_in_days(tmp_path: Path) -> None:
+    """Rules.apply against a real station file, each outcome asserted whole; the retention is days."""
+    from station.edge.rules import Rules
+
+    store = Store(str(tmp_path / "r.db"))
+    store.open()
+    rules = Rules(store, duplicate_retention_days=2)
+    assert rules.retention == 2 * 24 * 3600
+    policy = Policy()
+    first = judge(karekod("R1"), policy, TODAY)
+    event = store.record(Scan(karekod("R1"), "t", 1_000_000.0, 1.0), first, "t1", "", "receipt")
+    # one day later: a duplicate; three days later: outside the retention, accepted again
+    dup = rules.apply(first, 1_000_000.0 + 86400)
+    assert (dup.ok, dup.reason, dup.message) == (False, Reason.DUPLICATE, f"Already accepted here (event {event.seq}).")
+    assert dup.karekod == first.karekod
+    assert rules.apply(first, 1_000_000.0 + 3 * 86400) == first
+    # a refusal passes through untouched, and so does a verdict without a reading
+    refused = judge(b"NOT-A-CODE", policy, TODAY)
+    assert rules.apply(refused, 1_000_000.0) is refused
+    # recall of one batch, and of every batch of a product ('*'), with and without a note
+    store.replace_recalls([("08699536090122", "BAD1", "Genelge 2026/12"), ("08699536090139", "*", "")])
+    bad = judge(karekod("R2", batch="BAD1"), policy, TODAY)
+    out = rules.apply(bad, 1_000_000.0)
+    assert (out.ok, out.reason, out.message) == (False, Reason.RECALLED, "Batch BAD1 is recalled: Genelge 2026/12.")
+    every = judge(karekod("R3", gtin="08699536090139", batch="ANY"), policy, TODAY)
+    assert every.ok and (rules.apply(every, 1_000_000.0).reason, rules.apply(every, 1_000_000.0).message) == (
+        Reason.RECALLED,
+        "Batch ANY is recalled.",
+    )
+    # an expected list: on it, accepted; off it, not_expected; an empty list checks nothing
+    store.replace_recalls([])
+    store.replace_expected([("08699536090122", "R4", "IRS-1")])
+    on = judge(karekod("R4"), policy, TODAY)
+    off = judge(karekod("R5"), policy, TODAY)
+    assert rules.apply(on, 1_000_000.0) == on
+    refused = (False, Reason.NOT_EXPECTED, "Not in the expected delivery.", off.karekod)
+    assert tuple(rules.apply(off, 1_000_000.0)) == refused
+    # a refusal with a reading stays what it was, even for a unit already accepted here
+    expired = judge(karekod("R1"), policy, date(2031, 1, 1))
+    assert expired.reason is Reason.EXPIRED and rules.apply(expired, 1_000_000.0 + 60) is expired
+    # an accepted reading with no product identifier (a shipping label under gs1) is not checked
+    label = judge("]d200006141411234567890", Policy(Profile.GS1), TODAY)
+    assert label.ok and rules.apply(label, 1_000_000.0) is label
+    store.replace_expected([])
+    assert rules.apply(off, 1_000_000.0) == off
+
+
+def test_debounce_default_size_is_256() -> None:
+    d = Debounce(10.0)
+    for i in range(257):
+        d.remember(b"%d" % i, 0.0, i)
+    assert (d.reread_of(b"0", 0.1), d.reread_of(b"1", 0.1), d.reread_of(b"256", 0.1)) == (None, 1, 256)

@@ -40,7 +40,7 @@ class Debounce:
         self._seen[raw] = (mono, seq)
         self._seen.move_to_end(raw)
         while len(self._seen) > self.size:
-            self._seen.popitem(last=False)
+            del self._seen[next(iter(self._seen))]  # the least recently read
 
 
 class Rules:

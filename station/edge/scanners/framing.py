@@ -42,28 +42,26 @@ class Framer:
         self.idle = idle
         self.max_length = max_length
         self._buf = bytearray()
-        self._last = 0.0
+        self._last = float("-inf")  # no byte yet: the first one comes after a gap
         self._skipping = False  # after an overflow: drop bytes until the next suffix or gap
         self._pending_lf = False  # "auto": a CR just ended a scan; an LF right after belongs to it
 
     def feed(self, data: bytes, now: float) -> list[Frame]:
         frames: list[Frame] = []
-        if self._buf and now - self._last >= self.idle:
-            frame = self.flush(now)
-            if frame is not None:
-                frames.append(frame)
+        frame = self.flush(now)  # a gap ends a scan, and the skipping after an overflow
+        if frame is not None:
+            frames.append(frame)
         self._last = now
         i = 0
-        while i < len(data):
-            if self._pending_lf:
-                self._pending_lf = False
-                if data[i : i + 1] == b"\n":  # the LF of a CR LF split across two reads
-                    i += 1
-                    continue
+        if self._pending_lf:
+            self._pending_lf = False
+            if data[:1] == b"\n":  # the LF of a CR LF split across two reads
+                i = 1
+        while True:
             end = self._find_suffix(data, i)
             if end is None:
                 self._take(data[i:], frames)
-                break
+                return frames
             stop, length = end
             self._take(data[i:stop], frames)
             suffix = data[stop : stop + length]
@@ -73,15 +71,17 @@ class Framer:
             else:
                 frames.append(Frame(bytes(self._buf) + suffix, "suffix"))
                 self._buf.clear()
-            self._pending_lf = suffix == b"\r" and b"\r\n" in self.suffixes
+            # a CR that ends the read may be the first half of a CR LF: its LF is in the next read
+            self._pending_lf = suffix == b"\r" and stop + length == len(data) and b"\r\n" in self.suffixes
             i = stop + length
-        return frames
 
     def _find_suffix(self, data: bytes, start: int) -> tuple[int, int] | None:
+        """The first suffix from ``start``: (position, length). Suffixes are listed longest first,
+        so at one position CR LF wins over CR."""
         best: tuple[int, int] | None = None
         for s in self.suffixes:
             at = data.find(s, start)
-            if at >= 0 and (best is None or at < best[0] or (at == best[0] and len(s) > best[1])):
+            if at >= 0 and (best is None or at < best[0]):
                 best = (at, len(s))
         return best
 
