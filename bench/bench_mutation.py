@@ -41,7 +41,10 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "verdict": (["station/gs1/verdict.py"], ["tests/test_reader.py", "tests/test_station.py"]),
     "framing": (["station/edge/scanners/framing.py"], ["tests/test_framing.py"]),
     "rules": (["station/edge/rules.py"], ["tests/test_station.py"]),
-    "hid decoder": (["station/edge/scanners/hid.py"], ["tests/test_hid.py", "tests/test_keyboards.py"]),
+    "hid decoder": (
+        ["station/edge/scanners/keys.py"],
+        ["tests/test_keys.py", "tests/test_hid.py", "tests/test_keyboards.py"],
+    ),
     "wire": (["station/wire.py"], ["tests/test_wire.py"]),
     "ledger": (["station/central/ledger.py"], ["tests/test_notifier.py", "tests/test_results.py"]),
 }
@@ -58,13 +61,14 @@ def text_only(diff: str) -> bool:
     return all(STRING.sub('""', a) == STRING.sub('""', b) for a, b in zip(old, new, strict=True))
 
 
-_FLAG = re.compile(r"self\._\w+ = (False|None)\b")
+_FLAG = re.compile(r"self\._\w+ = (False|\"\")")
 
 
 def equivalent(diff: str) -> bool:
     """The one kind of mutant counted as equivalent: a private state flag set to None instead of
-    False (``self._skipping = None``). Both are falsy and the code only ever tests such flags for
-    truth, never ``is False``; a public field or a value that leaves the object is never excused."""
+    False or "" (``self._skipping = None``). Both are falsy and the code only ever tests such flags
+    for truth, never ``is False``; a public field or a value that leaves the object is never
+    excused, and a flag used otherwise (formatted, measured) kills its mutant by failing."""
     old = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     new = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
     return (

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import date
 
 from station.edge.scanners.framing import Framer
-from station.edge.scanners.hid import KeyDecoder
 from station.edge.scanners.keymaps import EV_KEY, EV_SYN, KEYS
+from station.edge.scanners.keys import KeyDecoder
 from station.gs1.reader import Profile, read
 from station.gs1.udi import Issuer
 from station.gs1.verdict import Policy, judge

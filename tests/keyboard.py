@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from gen_keymaps import PRINTABLE
 from xkb import keymap
 
-from station.edge.scanners.hid import Event
 from station.edge.scanners.keymaps import EV_KEY, EV_SYN, KEYPAD, KEYS, SYN_REPORT
+from station.edge.scanners.keys import Event
 
 GS = "\x1d"
 PLAIN, SHIFT, ALTGR, SHIFT_ALTGR = range(4)

@@ -18,8 +18,9 @@ from harness import wait_for
 from keyboard import type_text
 
 from station.edge.events import Scan
-from station.edge.scanners.hid import HidScanner, KeyDecoder, replay
+from station.edge.scanners.hid import HidScanner
 from station.edge.scanners.keymaps import EV_KEY, EV_SYN, KEYS, SYN_DROPPED, SYN_REPORT
+from station.edge.scanners.keys import KeyDecoder, replay
 from station.gs1.reader import Profile, read
 from station.gs1.reasons import Reason
 
@@ -282,7 +283,7 @@ def test_shipped_recordings(tmp_path: Path) -> None:
     data = ROOT / "tests" / "data"
     for path in sorted(data.glob("*.jsonl")):
         layout = path.stem.split("_")[0]
-        from station.edge.scanners.hid import read_recording
+        from station.edge.scanners.keys import read_recording
 
         frames = list(replay(read_recording(path.read_text().splitlines()), KeyDecoder(layout)))
         expect = json.loads((path.with_suffix(".expected.json")).read_text())

@@ -16,8 +16,8 @@ from keyboard import PRINTABLE, SCANNER_CHARS, every_way, type_text, ways
 from xkb import XKB_NAMES, has_altgr, keymap
 
 from station.edge.events import Scan, judge_scan
-from station.edge.scanners.hid import KeyDecoder, read_recording, replay
 from station.edge.scanners.keymaps import ALTGR_LAYOUTS, EV_KEY, EV_SYN, KEYS, LAYOUTS, SYN_REPORT
+from station.edge.scanners.keys import KeyDecoder, read_recording, replay
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Policy
 

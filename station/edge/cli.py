@@ -40,12 +40,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.hid_events:
         from station.edge.events import Scan, judge_scan
-        from station.edge.scanners.hid import KeyDecoder, key_code, read_recording, replay
+        from station.edge.scanners.keys import KeyDecoder, key_code, read_recording, replay
 
         decoder = KeyDecoder(args.layout, key_code(args.gs_key) if args.gs_key else None)
         with open(args.hid_events, encoding="utf-8") as f:
             for frame in replay(read_recording(f), decoder):
-                verdict = judge_scan(Scan(frame.raw, "hid", 0.0, 0.0, frame.terminated_by), policy, today)
+                scan = Scan(frame.raw, "hid", 0.0, 0.0, frame.terminated_by, frame.detail)
+                verdict = judge_scan(scan, policy, today)
                 out.write(json.dumps(verdict.as_dict(), ensure_ascii=False) + "\n")
         return 0
     for line in _lines(sys.stdin.buffer):

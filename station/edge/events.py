@@ -29,6 +29,8 @@ class Scan:
     """Monotonic time (``time.monotonic()``): for debounce and the reject arm, never for records."""
     terminated_by: str = ""
     """What ended the scan on the wire: ``suffix``, ``idle``, ``overflow`` (see station.edge.scanners.framing)."""
+    detail: str = ""
+    """What broke a broken frame (``Frame.detail``), named in its refusal."""
 
 
 #: Scans the scanner layer already knows are not whole: refused without reading them, each with
@@ -48,7 +50,7 @@ def judge_scan(scan: Scan, policy: Policy, today: date) -> Verdict:
     """The verdict on one scan: a frame the scanner layer knows is broken is refused unread."""
     broken = BROKEN_FRAMES.get(scan.terminated_by)
     if broken is not None:
-        return Verdict(False, broken[0], broken[1], None)
+        return Verdict(False, broken[0], f"{broken[1]} ({scan.detail})" if scan.detail else broken[1], None)
     return judge(scan.raw, policy, today)
 
 

@@ -24,7 +24,10 @@ class Frame:
 
     raw: bytes
     terminated_by: str
-    """``suffix``, ``idle`` (no suffix came in time) or ``overflow`` (cut at ``max_length``)."""
+    """``suffix``, ``idle`` (no suffix came in time) or ``overflow`` (cut at ``max_length``); from a
+    keyboard wedge also ``unmapped`` and ``cut`` (station.edge.scanners.keys)."""
+    detail: str = ""
+    """What broke a broken frame, in words for its refusal (``AltGr+LEFTBRACE on the tr-q layout``)."""
 
 
 class Framer:
