@@ -14,8 +14,11 @@ from functools import cache
 #: The station's layout names and their XKB (layout, variant).
 XKB_NAMES = {"us": ("us", ""), "tr-q": ("tr", ""), "tr-f": ("tr", "f"), "de": ("de", ""), "fr": ("fr", "")}
 
-#: Modifier sets a scanner can hold while it presses a key: none, Shift, AltGr, Shift+AltGr.
-LEVELS = ("plain", "shift", "altgr", "shift+altgr")
+#: Modifier sets a scanner can hold while it presses a key: none, Shift, AltGr, Shift+AltGr, and
+#: the first two with Caps Lock on.
+LEVELS = ("plain", "shift", "altgr", "shift+altgr", "caps", "caps+shift")
+
+Levels = tuple[str, str, str, str, str, str]
 
 
 class _Names(ctypes.Structure):
@@ -58,14 +61,14 @@ def has_altgr(layout: str) -> bool:
 
 
 @cache
-def keymap(layout: str) -> dict[int, tuple[str, str, str, str]] | None:
+def keymap(layout: str) -> dict[int, Levels] | None:
     """Evdev key code (1-255) -> the character at each of :data:`LEVELS` ('' for none, a dead key,
     or a level the layout has no key to reach)."""
     return _keymap(layout)[0]
 
 
 @cache
-def _keymap(layout: str) -> tuple[dict[int, tuple[str, str, str, str]] | None, bool]:
+def _keymap(layout: str) -> tuple[dict[int, Levels] | None, bool]:
     lib = _lib()
     xkb_layout, variant = XKB_NAMES[layout]
     ctx = lib.xkb_context_new(0)
@@ -78,13 +81,17 @@ def _keymap(layout: str) -> tuple[dict[int, tuple[str, str, str, str]] | None, b
     altgr_key = lib.xkb_state_key_get_one_sym(state, 100 + 8) == ISO_LEVEL3_SHIFT  # KEY_RIGHTALT
     shift = 1 << lib.xkb_keymap_mod_get_index(km, b"Shift")
     altgr = 1 << lib.xkb_keymap_mod_get_index(km, b"Mod5")
-    table: dict[int, tuple[str, str, str, str]] = {}
+    lock = 1 << lib.xkb_keymap_mod_get_index(km, b"Lock")
+    table: dict[int, Levels] = {}
+    combos = [(0, 0), (shift, 0), (altgr, 0), (shift | altgr, 0), (0, lock), (shift, lock)]
     for code in range(1, 256):
         chars = []
-        for mods in (0, shift, altgr, shift | altgr) if altgr_key else (0, shift):
-            lib.xkb_state_update_mask(state, mods, 0, 0, 0, 0, 0)
+        for mods, locked in combos:
+            if not altgr_key and mods & altgr:
+                chars.append("")  # no key reaches the third level here
+                continue
+            lib.xkb_state_update_mask(state, mods, 0, locked, 0, 0, 0)
             point = lib.xkb_keysym_to_utf32(lib.xkb_state_key_get_one_sym(state, code + 8))
             chars.append(chr(point) if point >= 0x20 and point != 0x7F else "")
-        chars += [""] * (4 - len(chars))
-        table[code] = (chars[0], chars[1], chars[2], chars[3])
+        table[code] = (chars[0], chars[1], chars[2], chars[3], chars[4], chars[5])
     return table, altgr_key

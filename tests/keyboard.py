@@ -28,7 +28,7 @@ def ways(layout: str) -> dict[str, list[tuple[int, int]]]:
     table = keymap(layout)
     assert table is not None, layout
     found: dict[str, list[tuple[int, int]]] = {}
-    for level in range(4):
+    for level in range(4):  # what a scanner types with Shift and AltGr; it never sets Caps Lock
         for code in PRINTABLE:
             ch = table[code][level]
             if ch:

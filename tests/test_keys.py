@@ -141,11 +141,11 @@ def test_events_after_a_drop_are_ignored_until_the_report() -> None:
 
 def test_idle_gap_boundary_exactly() -> None:
     d = KeyDecoder(idle=IDLE)
-    out = d.feed(EV_KEY, KEYS["KEY_A"], 1, 100.0) + d.feed(EV_KEY, KEYS["KEY_B"], 1, 100.0 + IDLE - 2**-20)
-    assert out == [] and d.flush(100.0 + IDLE - 2**-20 + IDLE - 2**-20) is None
-    assert [(f.raw, f.terminated_by) for f in d.feed(EV_KEY, KEYS["KEY_C"], 1, 100.0 + 2 * IDLE - 2**-20 + IDLE)] == [
-        (b"ab", "idle")
-    ]
+    b_at = 100.0 + IDLE - 2**-20  # a hair inside the gap: the same scan
+    out = d.feed(EV_KEY, KEYS["KEY_A"], 1, 100.0) + d.feed(EV_KEY, KEYS["KEY_B"], 1, b_at)
+    assert out == [] and d.flush(b_at + IDLE - 2**-20) is None
+    c = d.feed(EV_KEY, KEYS["KEY_C"], 1, b_at + IDLE)  # exactly the gap after B: a new scan
+    assert [(f.raw, f.terminated_by) for f in c] == [(b"ab", "idle")]
     e = KeyDecoder(idle=IDLE)
     e.feed(EV_KEY, KEYS["KEY_A"], 1, 100.0)
     frame = e.flush(100.0 + IDLE)  # exactly the gap: the scan ends
@@ -163,3 +163,33 @@ def test_max_length_exactly_and_one_more() -> None:
 def test_the_gs_key_and_the_keypad() -> None:
     ev = [*tap("KEY_A"), *tap("KEY_F12"), *tap("KEY_KP7"), *tap("KEY_KPMINUS"), *tap("KEY_KPENTER")]
     assert run(KeyDecoder(gs_key=KEYS["KEY_F12"]), ev) == [("a\x1d7-\r", "suffix", "")]
+
+
+def test_both_ctrl_keys_count_until_both_are_up() -> None:
+    ev = [(EV_KEY, KEYS["KEY_LEFTCTRL"], 1), (EV_KEY, KEYS["KEY_RIGHTCTRL"], 1), (EV_KEY, KEYS["KEY_LEFTCTRL"], 0)]
+    ev += [*tap("KEY_RIGHTBRACE"), (EV_KEY, KEYS["KEY_RIGHTCTRL"], 0), *tap("KEY_RIGHTBRACE"), *tap("KEY_ENTER")]
+    assert run(KeyDecoder(), ev) == [("\x1d]\r", "suffix", "")]
+
+
+def test_caps_lock_follows_xkb_not_shift() -> None:
+    # XKB: Caps Lock capitalises the plain level; it is not Shift. French AZERTY's 2 key gives é
+    # plain, 2 shifted, and É with Caps Lock; Turkish Q's ı key gives I with it.
+    caps = tap("KEY_CAPSLOCK")
+    assert run(KeyDecoder("fr"), [*caps, *tap("KEY_2"), *hold(["KEY_LEFTSHIFT"], "KEY_2"), *tap("KEY_ENTER")]) == [
+        ("É2\r", "suffix", "")
+    ]
+    assert run(KeyDecoder("tr-q"), [*caps, *tap("KEY_I"), *hold(["KEY_LEFTSHIFT"], "KEY_I"), *tap("KEY_ENTER")]) == [
+        ("Iı\r", "suffix", "")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("layout", "events", "detail"),
+    [
+        ("tr-q", hold(["KEY_RIGHTALT"], "KEY_F5"), "AltGr+F5 on the tr-q layout"),
+        ("fr", hold(["KEY_LEFTSHIFT"], "KEY_LEFTBRACE"), "Shift+LEFTBRACE on the fr layout"),
+        ("fr", [*tap("KEY_CAPSLOCK"), *tap("KEY_LEFTBRACE")], "CapsLock+LEFTBRACE on the fr layout"),
+    ],
+)
+def test_the_modifiers_held_are_named_too(layout: str, events: list[Ev], detail: str) -> None:
+    assert run(KeyDecoder(layout), [*events, *tap("KEY_ENTER")]) == [("\ufffd\r", "unmapped", detail)]

@@ -106,7 +106,8 @@ KEYS: dict[str, int] = {
 K = KEYS
 
 #: Per layout, generated from the real XKB data (``scripts/gen_keymaps.py``): evdev key code ->
-#: (plain, Shift, AltGr, Shift+AltGr) characters, '' where the level types nothing.
+#: (plain, Shift, AltGr, Shift+AltGr, Caps Lock, Caps Lock+Shift) characters, '' where the level
+#: types nothing.
 LAYOUTS = _LAYOUTS
 __all__ = ["ALTGR_LAYOUTS", "LAYOUTS"]
 
@@ -137,7 +138,7 @@ def _controls() -> dict[tuple[int, bool], str]:
     control characters as Ctrl + the US key, whatever layout it types text in): Ctrl+] is GS,
     Ctrl+Shift+6 (^) is RS, Ctrl+D is EOT — the separators of ISO/IEC 15434 (IFA, MH10 codes)."""
     table: dict[tuple[int, bool], str] = {}
-    for code, (plain, shifted, _, _) in LAYOUTS["us"].items():
+    for code, (plain, shifted, *_) in LAYOUTS["us"].items():
         for ch, shift in ((plain, False), (shifted, True)):
             up = ch.upper()
             if len(up) == 1 and "@" <= up <= "_":

@@ -166,9 +166,8 @@ class KeyDecoder:
             return self._type("", code, "AltGr+" if self._altgr else "")
         if self._altgr:
             return self._type(levels[3] if shifted else levels[2], code, "Shift+AltGr+" if shifted else "AltGr+")
-        if self._caps and levels[0].isalpha():
-            shifted = not shifted
-        return self._type(levels[1] if shifted else levels[0], code, "Shift+" if shifted else "")
+        level = (5 if shifted else 4) if self._caps else (1 if shifted else 0)  # XKB's own Caps Lock column
+        return self._type(levels[level], code, ("Shift+" if shifted else "") + ("CapsLock+" if self._caps else ""))
 
     def _type(self, ch: str, code: int, combination: str) -> list[Frame]:
         """Add the character a key typed, or mark the scan as holding a key the layout cannot map."""
