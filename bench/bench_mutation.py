@@ -49,6 +49,9 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     "ledger": (["station/central/ledger.py"], ["tests/test_notifier.py", "tests/test_results.py"]),
 }
 
+#: What the tests read besides the package and themselves (copied into mutmut's work tree too).
+EXTRAS = ("scripts", "pyproject.toml", "README.md", "broker", "examples", "systemd")
+
 STRING = re.compile(r"""(?:[rbuf]*"(?:[^"\\]|\\.)*"|[rbuf]*'(?:[^'\\]|\\.)*')""")
 
 
@@ -97,7 +100,7 @@ def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> R
     tests = [t for t in tests if (ROOT / t).exists()]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for part in ("station", "tests", "scripts", "pyproject.toml"):
+        for part in ("station", "tests", *EXTRAS):
             src = ROOT / part
             (shutil.copytree if src.is_dir() else shutil.copy)(src, work / part)
 
@@ -109,7 +112,7 @@ def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> R
             f"only_mutate={listed(files)}\n"
             f"pytest_add_cli_args_test_selection={listed(tests)}\n"
             f"pytest_add_cli_args={listed(['-p', 'no:cacheprovider'])}\n"
-            f"also_copy={listed(['scripts'])}\n"
+            f"also_copy={listed(list(EXTRAS))}\n"
         )
         subprocess.run([str(mutmut), "run", "--max-children", "2"], cwd=work, capture_output=True, check=False)
         listing = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=work, capture_output=True, text=True)

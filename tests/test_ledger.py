@@ -1,43 +1,270 @@
-"""The ledger's operator actions, pinned to the literal states a database holds."""
+"""The ledger, function by function, against the literal rows it leaves in SQLite.
+
+Each state, code and column is asserted as the database holds it (strings, not the enums under
+test), so a changed state name or a lost column cannot pass.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from central import event_body
 from scans import gtin
 
-from station.central.ledger import Ledger
-from station.wire import EventMessage
+from station.central.config import Site
+from station.central.ledger import Ledger, Outcome
+from station.central.services.http import Call
+from station.wire import EventMessage, Operation, Service, StationStatus
+
+UTS_SITE = Site("dock", Service.UTS, "1000001", Operation.RECEIPT, ("dock-1",))
+ITS_SITE = Site("line", Service.ITS, "8680000000001", Operation.DISPATCH, ("line-1",), counterpart="8680000000009")
+SITES = {"dock-1": UTS_SITE, "line-1": ITS_SITE}
 
 
-def ledger_with_states(tmp_path: Path, states: list[str]) -> tuple[Ledger, list[str]]:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", "test")
-    events = []
-    for i, _ in enumerate(states):
-        text = json.dumps(event_body("dock-1", i + 1, gtin=gtin(i), serial=f"S{i}"))
-        events.append((text, EventMessage.from_json(text)))
-    ledger.ingest(events, lambda station: None)
-    ids = [e.id for _, e in events]
+def event(station: str, seq: int, **fields: Any) -> tuple[str, EventMessage]:
+    text = json.dumps(event_body(station, seq, **fields))
+    return text, EventMessage.from_json(text)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", "sub-a")
+
+
+def rows(ledger: Ledger, sql: str) -> list[tuple[Any, ...]]:
+    return ledger.query(sql)
+
+
+def job(ledger: Ledger, event_id: str) -> dict[str, Any]:
+    cols = "state, attempts, next_at, request_id, ok, code, message, reference, published, issuer, di, udi"
+    values = ledger.query(f"SELECT {cols} FROM jobs WHERE event_id = ?", (event_id,))[0]
+    return dict(zip(cols.split(", "), values, strict=True))
+
+
+def test_ingest_stores_events_and_makes_jobs(ledger: Ledger) -> None:
+    ok = event("dock-1", 1, gtin=gtin(1), serial="S1")
+    refused = event("dock-1", 2, ok=False, reason="not_gs1", gtin=None, serial=None, batch=None, expiry=None)
+    orphan = event("nowhere", 1)
+    hibc = event("line-1", 1, issuer="hibcc", di="A99912345", udi="+A99912345/$$7L1X", gtin=None)
+    stored = ledger.ingest([ok, refused, orphan, hibc], SITES.get)
+    assert stored == [ok[1].id, refused[1].id, orphan[1].id, hibc[1].id]
+    assert ledger.ingest([ok], SITES.get) == [ok[1].id]  # again: no second row
+    assert rows(ledger, "SELECT count(*) FROM events")[0][0] == 4
+    assert rows(ledger, "SELECT station, seq, ok, gtin, serial FROM events ORDER BY station, seq") == [
+        ("dock-1", 1, 1, gtin(1), "S1"),
+        ("dock-1", 2, 0, None, None),
+        ("line-1", 1, 1, None, "S1"),
+        ("nowhere", 1, 1, gtin(1), "S1"),
+    ]
+    jobs = dict(
+        rows(ledger, "SELECT event_id, state || ',' || coalesce(code, '') || ',' || coalesce(service, '') FROM jobs")
+    )
+    assert jobs == {
+        ok[1].id: "queued,,uts",
+        orphan[1].id: "failed,NO_SITE,",
+        hibc[1].id: "failed,NOT_GS1,its",  # a device identifier cannot go to İTS
+    }
+    assert job(ledger, ok[1].id)["issuer"] is None and job(ledger, hibc[1].id)["di"] == "A99912345"
+    assert job(ledger, hibc[1].id)["udi"] == "+A99912345/$$7L1X"
+
+
+def test_note_station_returns_the_state_before(ledger: Ledger) -> None:
+    status = StationStatus(station="dock-1", state="online")
+    assert ledger.note_station(status) is None
+    assert ledger.note_station(StationStatus(station="dock-1", state="offline")) == "online"
+    assert rows(ledger, "SELECT station, state FROM stations") == [("dock-1", "offline")]
+
+
+def queued(ledger: Ledger, n: int, station: str = "dock-1") -> list[str]:
+    events = [event(station, i + 1, gtin=gtin(i), serial=f"S{i}") for i in range(n)]
+    ledger.ingest(events, SITES.get)
+    return [e.id for _, e in events]
+
+
+def test_claim_takes_ready_jobs_in_order_and_records_the_request_first(ledger: Ledger) -> None:
+    ids = queued(ledger, 3)
+    with ledger.tx() as c:
+        c.execute("UPDATE jobs SET next_at = ? WHERE event_id = ?", (time.time() + 60, ids[0]))  # not yet
+    assert ledger.claim("its", None, 10, lambda jobs: Call("x", {})) is None  # other service
+    assert ledger.claim("uts", "line", 10, lambda jobs: Call("x", {})) is None  # other site
+    claimed = ledger.claim("uts", "dock", 1, lambda jobs: Call("path/ekle", {"n": len(jobs), "ş": "ü"}))
+    assert claimed is not None
+    request_id, jobs = claimed
+    (taken,) = jobs  # the oldest due one; same age: by event id
+    other = ids[2] if taken.event_id == ids[1] else ids[1]
+    assert taken.event_id == min(ids[1:]) and taken.state == "in_flight" and taken.attempts == 1
+    assert (
+        job(ledger, taken.event_id)["state"] == "in_flight" and job(ledger, taken.event_id)["request_id"] == request_id
+    )
+    assert job(ledger, taken.event_id)["attempts"] == 1 and job(ledger, other)["state"] == "queued"
+    req = rows(ledger, "SELECT service, site, endpoint, body, state, submitter FROM requests")
+    assert req == [("uts", "dock", "path/ekle", '{"n": 1, "ş": "ü"}', "prepared", "sub-a")]
+    assert ledger.request(request_id) == ("uts", "dock", "path/ekle", '{"n": 1, "ş": "ü"}')
+    assert ledger.request("nope") is None
+    oldest = ledger.oldest_queued("uts")
+    assert [(site, n) for site, n, _ in oldest] == [("dock", 1)]  # the one not yet due is not ready
+
+
+def claim_all(ledger: Ledger, n: int) -> tuple[str, list[str]]:
+    ids = queued(ledger, n)
+    claimed = ledger.claim("uts", "dock", n, lambda jobs: Call("p", {}))
+    assert claimed is not None
+    return claimed[0], ids
+
+
+def test_answer_settles_every_unit_in_one_commit(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 2)
+    ledger.answer(
+        request_id,
+        200,
+        '{"ok":1}',
+        [Outcome(ids[0], True, "00000", "ok", "BID-1"), Outcome(ids[1], False, "60002", "no")],
+    )
+    assert {
+        k: v
+        for k, v in job(ledger, ids[0]).items()
+        if k in ("state", "ok", "code", "message", "reference", "published")
+    } == {
+        "state": "done",
+        "ok": 1,
+        "code": "00000",
+        "message": "ok",
+        "reference": "BID-1",
+        "published": 0,
+    }
+    assert (job(ledger, ids[1])["state"], job(ledger, ids[1])["ok"], job(ledger, ids[1])["code"]) == (
+        "refused",
+        0,
+        "60002",
+    )
+    assert rows(ledger, "SELECT state, http_status, response FROM requests") == [("answered", 200, '{"ok":1}')]
+
+
+def test_in_doubt_touches_only_units_still_in_flight(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 2)
+    with ledger.tx() as c:
+        c.execute("UPDATE jobs SET state = 'done' WHERE event_id = ?", (ids[1],))
+    ledger.in_doubt(request_id, "timeout")
+    assert (job(ledger, ids[0])["state"], job(ledger, ids[0])["message"]) == ("in_doubt", "timeout")
+    assert job(ledger, ids[1])["state"] == "done"
+    assert rows(ledger, "SELECT state, response FROM requests") == [("in_doubt", "timeout")]
+
+
+def test_not_sent_queues_again_later_until_the_attempts_run_out(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 2)
+    with ledger.tx() as c:
+        c.execute("UPDATE jobs SET attempts = 3 WHERE event_id = ?", (ids[1],))
+    before = time.time()
+    ledger.not_sent(request_id, "refused connection", backoff=30.0, max_attempts=3)
+    first, second = job(ledger, ids[0]), job(ledger, ids[1])
+    assert (first["state"], first["code"], first["message"]) == ("queued", None, "refused connection")
+    assert before + 29 < first["next_at"] < time.time() + 31
+    assert (second["state"], second["code"]) == ("failed", "TRANSPORT")
+    assert rows(ledger, "SELECT state, response FROM requests") == [("not_sent", "refused connection")]
+
+
+def test_resolved_done_or_again(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 3)
+    ledger.in_doubt(request_id, "lost answer")
+    ledger.resolved(ids[0], True, "found it", 10.0, 5, reference="BID-9")
+    ledger.resolved(ids[1], False, "not there", 10.0, 5)
+    ledger.resolved(ids[2], False, "not there", 10.0, 1)  # attempts (1) >= max (1): failed
+    done = job(ledger, ids[0])
+    assert (done["state"], done["ok"], done["code"], done["message"], done["reference"], done["published"]) == (
+        "done",
+        1,
+        "RESOLVED",
+        "found it",
+        "BID-9",
+        0,
+    )
+    assert (job(ledger, ids[1])["state"], job(ledger, ids[1])["message"]) == ("queued", "not there")
+    assert job(ledger, ids[1])["next_at"] > time.time() + 8
+    assert job(ledger, ids[2])["state"] == "failed"
+
+
+def test_a_cancel_is_recorded_before_and_after(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 2)
+    ledger.answer(request_id, 200, "", [Outcome(i, True, "00000", "ok") for i in ids])
+    cancel = ledger.prepare("uts", "dock", "bildirim/verme/iptal", {"BID": "B1"})
+    assert ledger.request(cancel) == ("uts", "dock", "bildirim/verme/iptal", '{"BID": "B1"}')
+    ledger.cancelled(ids[0], cancel, "ok", True, "cancelled by operator")
+    ledger.cancelled(ids[1], cancel, "no", False, "service said no")
+    assert (job(ledger, ids[0])["state"], job(ledger, ids[0])["code"], job(ledger, ids[0])["message"]) == (
+        "cancelled",
+        "CANCELLED",
+        "cancelled by operator",
+    )
+    assert job(ledger, ids[1])["state"] == "done"
+    ledger.give_up(ids[1], "GAVE_UP", "operator")
+    assert (job(ledger, ids[1])["state"], job(ledger, ids[1])["code"], job(ledger, ids[1])["message"]) == (
+        "failed",
+        "GAVE_UP",
+        "operator",
+    )
+
+
+def test_recover_puts_this_submitters_and_stale_requests_in_doubt(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    a, b = Ledger(url, "sub-a"), Ledger(url, "sub-b")
+    mine, ids = claim_all(a, 1)
+    other = b.prepare("uts", "dock", "p", {})  # another submitter's request, just made
+    assert a.recover(stale_after=3600) == 1  # its own prepared request; b's is young
+    assert job(a, ids[0])["state"] == "in_doubt"
+    assert dict(a.query("SELECT id, state FROM requests")) == {mine: "in_doubt", other: "prepared"}
+    assert a.recover(stale_after=-1) == 1  # now b's counts as stale
+    assert dict(a.query("SELECT id, state FROM requests"))[other] == "in_doubt"
+
+
+def test_results_are_kept_until_their_station_acks_them(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 3)
+    ledger.answer(request_id, 200, "", [Outcome(i, True, "00000", "ok") for i in ids])
+
+    def due(resend_after: float) -> set[str]:
+        return {j.event_id for j in ledger.results_to_send(resend_after)}
+
+    assert due(60) == set(ids)
+    ledger.mark_published(ids[:2])
+    ledger.mark_published([])
+    assert due(60) == set(ids[2:])  # sent ones wait for their ack
+    assert ledger.results_acked("line-1", ids[:2]) == 0  # another station cannot ack them
+    assert ledger.results_acked("dock-1", [ids[0]]) == 1 and ledger.results_acked("dock-1", []) == 0
+    assert ledger.results_acked("dock-1", [ids[0]]) == 0  # once
+    assert [job(ledger, i)["published"] for i in ids] == [1, 2, 0]
+    ledger.mark_published([ids[0]])  # an acked result is never marked sent again
+    assert job(ledger, ids[0])["published"] == 1
+    assert due(-1) == set(ids[1:])  # sent long enough ago: again
+    assert ledger.resend_results("dock-1") == 1 and ledger.resend_results("line-1") == 0
+    assert rows(ledger, "SELECT result_sent_at FROM jobs WHERE event_id = ?".replace("?", f"'{ids[1]}'")) == [(0,)]
+    assert due(60) == set(ids[1:])
+
+
+def test_meta(ledger: Ledger) -> None:
+    assert ledger.meta("k") is None
+    ledger.set_meta("k", "1")
+    ledger.set_meta("k", "2")
+    assert ledger.meta("k") == "2"
+
+
+def test_retry_requeues_failed_and_refused_and_rechecks_in_doubt(ledger: Ledger) -> None:
+    states = ["failed", "refused", "in_doubt", "done", "queued", "in_flight", "cancelled"]
+    ids = queued(ledger, len(states))
     with ledger.tx() as c:
         for event_id, state in zip(ids, states, strict=True):
             c.execute("UPDATE jobs SET state = ?, attempts = 3, next_at = 99 WHERE event_id = ?", (state, event_id))
-    return ledger, ids
-
-
-def test_retry_requeues_failed_and_refused_and_rechecks_in_doubt(tmp_path: Path) -> None:
-    states = ["failed", "refused", "in_doubt", "done", "queued", "in_flight", "cancelled"]
-    ledger, ids = ledger_with_states(tmp_path, states)
     assert [ledger.retry(i) for i in ids] == [True, True, True, False, False, False, False]
-    after = dict(ledger.query("SELECT event_id, state || ',' || attempts || ',' || next_at FROM jobs"))
-    assert [after[i] for i in ids] == [
-        "queued,0,0.0",
-        "queued,0,0.0",
-        "in_doubt,0,0.0",  # its status is asked again before anything is sent
-        "done,3,99.0",
-        "queued,3,99.0",
-        "in_flight,3,99.0",
-        "cancelled,3,99.0",
+    after = [(job(ledger, i)["state"], job(ledger, i)["attempts"], job(ledger, i)["next_at"]) for i in ids]
+    assert after == [
+        ("queued", 0, 0),
+        ("queued", 0, 0),
+        ("in_doubt", 0, 0),  # its status is asked again before anything is sent
+        ("done", 3, 99),
+        ("queued", 3, 99),
+        ("in_flight", 3, 99),
+        ("cancelled", 3, 99),
     ]
     assert ledger.retry("no-such-event") is False
