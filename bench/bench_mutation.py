@@ -113,6 +113,9 @@ def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> R
             f"pytest_add_cli_args_test_selection={listed(tests)}\n"
             f"pytest_add_cli_args={listed(['-p', 'no:cacheprovider'])}\n"
             f"also_copy={listed(list(EXTRAS))}\n"
+            # each mutant in a fresh interpreter: code that runs once and is cached (the wire
+            # contract's compiled checks, the AI table's patterns) must run again under the mutant
+            "process_isolation=forkserver\nforkserver_warmup=none\n"
         )
         subprocess.run([str(mutmut), "run", "--max-children", "2"], cwd=work, capture_output=True, check=False)
         listing = subprocess.run([str(mutmut), "results", "--all", "true"], cwd=work, capture_output=True, text=True)

@@ -1,6 +1,7 @@
 """The house rule: two wings on one base. ``station.edge`` (the Pi) and ``station.central`` (the
 server) never import each other; both build only on ``station.gs1``, ``station.wire``,
-``station.tomlcheck`` and ``station.runtime``. Each wing also runs without the other's libraries."""
+``station.mqtt``, ``station.tomlcheck`` and ``station.runtime``. Each wing also runs without the
+other's libraries."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "station"
-BASE = {"station", "station.gs1", "station.wire", "station.tomlcheck", "station.runtime"}
+BASE = {"station", "station.gs1", "station.wire", "station.mqtt", "station.tomlcheck", "station.runtime"}
 WINGS = {"station.edge": "station.central", "station.central": "station.edge"}
 
 

@@ -19,10 +19,10 @@ from paho.mqtt.properties import Properties
 
 from station.central.config import SubmitterConfig
 from station.central.ledger import Job, Ledger
+from station.mqtt import Broker, json_properties, make_client
 from station.wire import (
     AckMessage,
     BadMessage,
-    Broker,
     CentralStatus,
     EventMessage,
     Kind,
@@ -32,8 +32,6 @@ from station.wire import (
     State,
     StationStatus,
     Topics,
-    json_properties,
-    make_client,
 )
 
 log = logging.getLogger("submitter.mqtt")

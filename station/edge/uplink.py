@@ -29,19 +29,17 @@ import paho.mqtt.client as mqtt
 
 from station.edge.config import MqttConfig
 from station.edge.store import StorageError, Store
+from station.mqtt import Broker, json_properties, make_client
 from station.tomlcheck import read_secret
 from station.wire import (
     AckMessage,
     BadMessage,
-    Broker,
     CentralStatus,
     Kind,
     ResultMessage,
     State,
     StationStatus,
     Topics,
-    json_properties,
-    make_client,
     parse_results,
 )
 

@@ -35,9 +35,9 @@ class Framer:
 
     >>> f = Framer("auto", idle=0.05, max_length=64)
     >>> f.feed(b"0108699536090122\\r", now=0.0)
-    [Frame(raw=b'0108699536090122\\r', terminated_by='suffix')]
+    [Frame(raw=b'0108699536090122\\r', terminated_by='suffix', detail='')]
     >>> f.feed(b"0108", now=1.0), f.flush(now=1.2)
-    ([], Frame(raw=b'0108', terminated_by='idle'))
+    ([], Frame(raw=b'0108', terminated_by='idle', detail=''))
     """
 
     def __init__(self, suffix: str = "auto", idle: float = 0.05, max_length: int = 512) -> None:

@@ -1,0 +1,67 @@
+"""The paho MQTT client both wings build, from one description of the broker.
+
+The contract itself (topics, messages) is ``station.wire``; this is the plumbing that carries it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from station.wire import Message
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.properties import Properties
+
+
+@dataclass(frozen=True)
+class Broker:
+    """How to reach the broker, as either side's configuration says."""
+
+    host: str = "localhost"
+    port: int = 1883
+    keepalive: int = 30
+    username: str = ""
+    password: str | None = None
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
+def json_properties() -> Properties:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ContentType = "application/json"
+    return props
+
+
+def make_client(
+    broker: Broker,
+    client_id: str,
+    will: tuple[str, Message],
+    *,
+    manual_ack: bool = False,
+    max_inflight: int = 100,
+    max_reconnect_delay: int = 60,
+) -> mqtt.Client:
+    """A paho MQTT 5 client with credentials, TLS (with a client certificate when given) and a
+    retained will. The caller sets its callbacks and connects."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    client.max_inflight_messages_set(max_inflight)
+    client.reconnect_delay_set(min_delay=1, max_delay=max_reconnect_delay)
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set(
+            ca_certs=broker.ca_file or None, certfile=broker.cert_file or None, keyfile=broker.key_file or None
+        )
+    topic, message = will
+    client.will_set(topic, message.to_json(), qos=1, retain=True)
+    return client
