@@ -45,8 +45,8 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["station/edge/scanners/keys.py"],
         ["tests/test_keys.py", "tests/test_hid.py", "tests/test_keyboards.py"],
     ),
-    "wire": (["station/wire.py"], ["tests/test_wire.py"]),
-    "ledger": (["station/central/ledger.py"], ["tests/test_notifier.py", "tests/test_results.py"]),
+    "wire": (["station/wire.py"], ["tests/test_wire_limits.py", "tests/test_wire.py"]),
+    "ledger": (["station/central/ledger.py"], ["tests/test_ledger.py"]),
 }
 
 #: What the tests read besides the package and themselves (copied into mutmut's work tree too).
