@@ -7,7 +7,10 @@ test), so a changed state name or a lost column cannot pass.
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,32 @@ def event(station: str, seq: int, **fields: Any) -> tuple[str, EventMessage]:
     return text, EventMessage.from_json(text)
 
 
+PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same tests on both databases a ledger runs on; PostgreSQL in a schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    import psycopg
+
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(f"sqlite:///{tmp_path / 'ledger.db'}", "sub-a")
+def ledger(ledger_url: str) -> Iterator[Ledger]:
+    ledger = Ledger(ledger_url, "sub-a")
+    yield ledger
+    ledger.close()
 
 
 def rows(ledger: Ledger, sql: str) -> list[tuple[Any, ...]]:
@@ -208,9 +234,8 @@ def test_a_cancel_is_recorded_before_and_after(ledger: Ledger) -> None:
     )
 
 
-def test_recover_puts_this_submitters_and_stale_requests_in_doubt(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    a, b = Ledger(url, "sub-a"), Ledger(url, "sub-b")
+def test_recover_puts_this_submitters_and_stale_requests_in_doubt(ledger_url: str) -> None:
+    a, b = Ledger(ledger_url, "sub-a"), Ledger(ledger_url, "sub-b")
     mine, ids = claim_all(a, 1)
     other = b.prepare("uts", "dock", "p", {})  # another submitter's request, just made
     assert a.recover(stale_after=3600) == 1  # its own prepared request; b's is young
@@ -268,3 +293,34 @@ def test_retry_requeues_failed_and_refused_and_rechecks_in_doubt(ledger: Ledger)
         ("cancelled", 3, 99),
     ]
     assert ledger.retry("no-such-event") is False
+
+
+def test_history_faults(ledger: Ledger) -> None:
+    """A station that lost its file and began again is caught: a seq reused in the same history, or
+    a new history that does not name the last one; a reset that names it is taken."""
+    first = [event("dock-1", i + 1, history="h-1") for i in range(3)]
+    ledger.ingest(first, SITES.get)
+    messages = [e for _, e in first]
+    assert ledger.history_faults(messages) == {}  # the same events again: no fault
+    again = event("dock-1", 2, history="h-1")[1]  # seq 2 under another id, same history
+    fresh = event("dock-1", 4, history="h-2")[1]  # a new history out of nowhere
+    reset = event("dock-1", 1, history="h-3", reset_of="h-1")[1]  # a technician's reset
+    faults = ledger.history_faults([again, fresh, reset])
+    assert faults == {
+        again.id: f"seq 2 was already event {messages[1].id} in the same history",
+        fresh.id: "a new history h-2 that does not name the last one (h-1)",
+    }
+    other = event("line-1", 1, history="h-9")[1]  # another station's first history: fine
+    assert ledger.history_faults([other]) == {}
+    many = [event("dock-1", i + 1, history="h-1")[1] for i in range(1200)]  # in parts of 500
+    found = ledger.history_faults(many)
+    assert sorted(found) == sorted(e.id for e in many[:3])
+
+
+def test_sqlite_paths() -> None:
+    from station.central.ledger import sqlite_path
+
+    assert sqlite_path("sqlite:////abs/l.db") == "//abs/l.db"
+    assert sqlite_path("sqlite:///abs/l.db") == "/abs/l.db"
+    assert sqlite_path("sqlite:rel.db") == "rel.db"
+    assert sqlite_path("plain.db") == "plain.db"

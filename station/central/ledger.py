@@ -50,6 +50,18 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
 ]
 
+#: The columns that hold Unix times (seconds, 8-byte floats on both databases).
+SECONDS_COLUMNS = (
+    ("events", "received_at"),
+    ("jobs", "next_at"),
+    ("jobs", "created_at"),
+    ("jobs", "updated_at"),
+    ("jobs", "result_sent_at"),
+    ("requests", "created_at"),
+    ("requests", "answered_at"),
+    ("stations", "at"),
+)
+
 JOB_COLUMNS = (
     "event_id",
     "station",
@@ -183,12 +195,16 @@ class Ledger:
         self._add_column("stations", "history", "TEXT")
         for column in ("issuer", "di", "udi"):
             self._add_column("jobs", column, "TEXT")
+        if self.postgres:  # PostgreSQL's REAL is 4 bytes: a Unix time in it is off by a minute
+            with self.tx() as c:
+                for table, column in SECONDS_COLUMNS:
+                    c.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE DOUBLE PRECISION")
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike)."""
         if self.postgres:
             with self.tx() as c:
-                c.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+                c.execute(self._sql(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"))
         elif column not in {row[1] for row in self.query(f"PRAGMA table_info({table})")}:
             with self.tx() as c:
                 c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -222,7 +238,8 @@ class Ledger:
             self._local.conn = None
 
     def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
+        """``?`` placeholders and REAL columns as PostgreSQL spells them (its REAL is 4 bytes)."""
+        return sql.replace("?", "%s").replace(" REAL", " DOUBLE PRECISION") if self.postgres else sql
 
     @contextmanager
     def tx(self) -> Iterator[Any]:
