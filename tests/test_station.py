@@ -429,3 +429,13 @@ def test_debounce_default_size_is_256() -> None:
     for i in range(257):
         d.remember(b"%d" % i, 0.0, i)
     assert (d.reread_of(b"0", 0.1), d.reread_of(b"1", 0.1), d.reread_of(b"256", 0.1)) == (None, 1, 256)
+
+
+def test_rules_default_to_the_clock(tmp_path: Path) -> None:
+    from station.edge.rules import Rules
+
+    store = Store(str(tmp_path / "r.db"))
+    store.open()
+    accepted = judge(karekod("N1"), Policy(), TODAY)
+    store.record(Scan(karekod("N1"), "t", time.time(), 1.0), accepted, "t1", "", "receipt")
+    assert Rules(store, 1).apply(accepted).reason is Reason.DUPLICATE  # no time given: now
