@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,34 +13,9 @@ from pathlib import Path
 
 import pytest
 from central import PHARMACY, SandboxServer, seed, submitter_config
+from chaos import Submitter, karekod
 from harness import ROOT, Broker, Daemon, station_cli, wait_for, write_config
-from scans import GS, gtin
-
-
-class Submitter:
-    def __init__(self, config: Path, log: Path) -> None:
-        self.config, self.log = config, log
-        self.proc = self.start()
-
-    def start(self) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "station.central.cli", "run", "-c", str(self.config)],
-            cwd=ROOT,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        return proc
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def restart(self) -> None:
-        self.proc = self.start()
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(20)
+from scans import gtin
 
 
 @pytest.fixture
@@ -49,10 +23,6 @@ def sandbox() -> Iterator[SandboxServer]:
     s = SandboxServer(seed=3)
     yield s
     s.close()
-
-
-def karekod(g: str, sn: str, batch: str = "B1") -> str:
-    return f"]d201{g}21{sn}{GS}1730123110{batch}"
 
 
 def results(db: Path) -> dict[str, tuple[int, str]]:

@@ -85,12 +85,7 @@ def decode_date(yymmdd: str, this_year: int) -> date | None:
     yy, mm, dd = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
     if not 1 <= mm <= 12:
         return None
-    cc = this_year % 100
-    year = this_year - cc + yy
-    if yy - cc >= 51:
-        year -= 100
-    elif yy - cc <= -50:
-        year += 100
+    year = linters.full_year(yy, this_year)
     last = calendar.monthrange(year, mm)[1]
     if dd == 0:
         dd = last
