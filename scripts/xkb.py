@@ -44,13 +44,6 @@ def _lib() -> ctypes.CDLL:
     return lib
 
 
-def available() -> bool:
-    try:
-        return keymap("us") is not None
-    except OSError:
-        return False
-
-
 ISO_LEVEL3_SHIFT = 0xFE03
 
 

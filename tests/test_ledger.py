@@ -324,3 +324,34 @@ def test_sqlite_paths() -> None:
     assert sqlite_path("sqlite:///abs/l.db") == "/abs/l.db"
     assert sqlite_path("sqlite:rel.db") == "rel.db"
     assert sqlite_path("plain.db") == "plain.db"
+
+
+def test_a_postgres_ledger_made_with_real_columns_is_widened_at_start() -> None:
+    """Ledgers made before the fix hold Unix times in 4-byte REAL; opening one widens them once."""
+    import psycopg
+
+    from station.central.ledger import SCHEMA, SECONDS_COLUMNS
+
+    schema = f"t{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in SCHEMA:  # the old way: REAL as written
+                conn.execute(statement)
+            conn.execute("ALTER TABLE jobs ADD COLUMN result_sent_at REAL")
+        Ledger(url, "sub-a").close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            types = dict(
+                ((t, c), d)
+                for t, c, d in conn.execute(
+                    "SELECT table_name, column_name, data_type FROM information_schema.columns"
+                    " WHERE table_schema = current_schema()"
+                ).fetchall()
+            )
+        assert {types[column] for column in SECONDS_COLUMNS} == {"double precision"}
+        assert "real" not in types.values()
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

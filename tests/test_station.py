@@ -439,3 +439,18 @@ def test_rules_default_to_the_clock(tmp_path: Path) -> None:
     accepted = judge(karekod("N1"), Policy(), TODAY)
     store.record(Scan(karekod("N1"), "t", time.time(), 1.0), accepted, "t1", "", "receipt")
     assert Rules(store, 1).apply(accepted).reason is Reason.DUPLICATE  # no time given: now
+
+
+def test_a_hibc_unit_is_recorded_and_a_second_scan_is_a_duplicate(tmp_path: Path, factory: MockFactory) -> None:
+    """Duplicates of non-GS1 units are kept by their device identifier (no GTIN to key on)."""
+    st, clock = make_station(tmp_path, factory, profile=Profile.UTS), Clock()
+    hibc = "+A99912345/$$3270531LOT1/SSER1"
+    table = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-. $/+%"
+    hibc += table[sum(map(table.index, hibc)) % 43]
+    first = st.handle(clock.scan(hibc.encode()), TODAY)
+    assert first.verdict.ok is True and first.event is not None
+    second = st.handle(clock.scan(hibc.encode()), TODAY)
+    assert (second.verdict.ok, second.verdict.reason) == (False, Reason.DUPLICATE)
+    other = hibc.replace("SER1", "SER2")[:-1]
+    other += table[sum(map(table.index, other)) % 43]
+    assert st.handle(clock.scan(other.encode()), TODAY).verdict.ok is True

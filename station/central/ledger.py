@@ -189,22 +189,27 @@ class Ledger:
         self._local = threading.local()
         with self.tx() as c:
             for statement in SCHEMA:
-                c.execute(self._sql(statement))
+                c.execute(self._ddl(statement))
         self._add_column("jobs", "result_sent_at", "REAL")
         self._add_column("events", "history", "TEXT")
         self._add_column("stations", "history", "TEXT")
         for column in ("issuer", "di", "udi"):
             self._add_column("jobs", column, "TEXT")
         if self.postgres:  # PostgreSQL's REAL is 4 bytes: a Unix time in it is off by a minute
-            with self.tx() as c:
-                for table, column in SECONDS_COLUMNS:
-                    c.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE DOUBLE PRECISION")
+            narrow = self.query(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND data_type = 'real'"
+            )
+            with self.tx() as c:  # only a ledger made before the fix: no lock taken at every start
+                for table, column in narrow:
+                    if (table, column) in SECONDS_COLUMNS:
+                        c.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE DOUBLE PRECISION")
 
     def _add_column(self, table: str, column: str, kind: str) -> None:
         """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike)."""
         if self.postgres:
             with self.tx() as c:
-                c.execute(self._sql(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"))
+                c.execute(self._ddl(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"))
         elif column not in {row[1] for row in self.query(f"PRAGMA table_info({table})")}:
             with self.tx() as c:
                 c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
@@ -238,8 +243,13 @@ class Ledger:
             self._local.conn = None
 
     def _sql(self, sql: str) -> str:
-        """``?`` placeholders and REAL columns as PostgreSQL spells them (its REAL is 4 bytes)."""
-        return sql.replace("?", "%s").replace(" REAL", " DOUBLE PRECISION") if self.postgres else sql
+        """``?`` placeholders as PostgreSQL spells them."""
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def _ddl(self, sql: str) -> str:
+        """A table definition: REAL columns are 8 bytes in SQLite, 4 in PostgreSQL, so there they
+        become DOUBLE PRECISION."""
+        return sql.replace(" REAL", " DOUBLE PRECISION") if self.postgres else sql
 
     @contextmanager
     def tx(self) -> Iterator[Any]:

@@ -43,6 +43,7 @@ def key_sequences() -> frozenset[tuple[str, ...]]:
     return frozenset(found)
 
 
+@cache
 def _keys() -> frozenset[str]:
     return frozenset(s[0] for s in key_sequences() if len(s) == 1)
 

@@ -24,9 +24,6 @@ GS = "\x1d"
 #: Anything that is neither GS1 character set 82 nor GS.
 NOT_CSET82 = re.compile(r'[^!"%-?A-Z_a-z\x1d]')
 
-#: AIs whose value is a YYMMDD date where day 00 means the last day of the month.
-DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17"})
-
 Field = tuple[str, str]
 """One element string: (AI, value)."""
 

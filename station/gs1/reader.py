@@ -122,16 +122,21 @@ class Reading(NamedTuple):
         return self.reason is None
 
 
+def strip_suffix(text: str) -> str:
+    """The scan without its CR, LF and Tab suffix (never ``str.strip()``: it takes GS too)."""
+    end = len(text)
+    while end and text[end - 1] in SUFFIX:
+        end -= 1
+    return text[:end]
+
+
 def unwrap(text: str) -> tuple[str | None, str, Fault | None]:
     """Split off the suffix and the symbology identifier.
 
     Returns (identifier, the rest, fault). Never uses ``str.strip()``: Python counts GS as white
     space.
     """
-    end = len(text)
-    while end and text[end - 1] in SUFFIX:
-        end -= 1
-    text = text[:end]
+    text = strip_suffix(text)
     symbology = None
     if text[:1] == "]":
         symbology = text[:3]
@@ -366,10 +371,7 @@ PLAIN_SYMBOLOGIES = frozenset({"]d1", "]Q1", "]J0", "]C0", "]A0"})
 
 def _read_other(text: str, profile: Profile, this_year: int) -> Reading | None:
     """A Digital Link, HIBC, ISBT 128 or ISO/IEC 15434 scan; None when the scan is none of them."""
-    end = len(text)
-    while end and text[end - 1] in SUFFIX:
-        end -= 1
-    body, symbology = text[:end], None
+    body, symbology = strip_suffix(text), None
     if body[:1] == "]" and len(body) >= 3:
         symbology, body = body[:3], body[3:]
         if symbology not in PLAIN_SYMBOLOGIES:
