@@ -61,6 +61,9 @@ user submitter.$id
 topic read $prefix/stations/+/events
 topic read $prefix/stations/+/status
 topic read $prefix/stations/+/result_acks
+topic read $prefix/stations/+/delivery_acks
+topic read $prefix/stations/+/summaries
+topic write $prefix/stations/+/deliveries
 topic write $prefix/stations/+/acks
 topic write $prefix/stations/+/results
 topic readwrite $prefix/central/status/$id

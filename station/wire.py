@@ -13,6 +13,9 @@ Topics, under a prefix (``[mqtt] prefix``, default ``karekod/v1``)::
     stations/{id}/status    station -> all      QoS 1, retained  StationStatus (the will: offline)
     stations/{id}/results   central -> station  QoS 1            ResultMessage, or {"results": [...]}
     stations/{id}/result_acks station -> central QoS 1           AckMessage: results stored (by event id)
+    stations/{id}/deliveries central -> station QoS 1            DeliveryMessage: what a delivery holds
+    stations/{id}/delivery_acks station -> central QoS 1         AckMessage: deliveries stored (``id:version``)
+    stations/{id}/summaries station -> central  QoS 1            SummaryMessage: a closed delivery, acked on acks
     central/status/{sub}    central -> all      QoS 1, retained  CentralStatus (the will: offline)
 
 The README's MQTT tables are checked against :data:`MESSAGES` and :data:`TOPICS` by a test.
@@ -74,6 +77,28 @@ class Kind(StrEnum):
     STATUS = "status"
     RESULTS = "results"
     RESULT_ACKS = "result_acks"
+    DELIVERIES = "deliveries"
+    DELIVERY_ACKS = "delivery_acks"
+    SUMMARIES = "summaries"
+
+
+class DeliveryState(StrEnum):
+    """Where a delivery stands: ``open`` (expected at the dock), ``closed`` (its summary is in),
+    ``withdrawn`` (the sender cancelled it, or it left the pending list unreceived)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
+
+
+class ClosedBy(StrEnum):
+    """What closed a delivery session at the station."""
+
+    COMMAND = "command"
+    IDLE = "idle"
+    OPERATOR = "operator"
+    NEXT = "next"
+    """The clerk opened another delivery."""
 
 
 # -- fields: one declaration drives both the check and the README ---------------------------------
@@ -92,6 +117,8 @@ _DIGITS = re.compile(r"\d{1,18}")
 _PRINTABLE = re.compile(r"[!-~]{1,512}")
 """A field as read: GS1 character set 82 lies within printable ASCII; refused scans may be longer."""
 _GTIN = re.compile(r"\d{14}")
+_SSCC = re.compile(r"\d{18}")
+_CODE = re.compile(r"[A-Za-z0-9_]{0,16}")
 _SET82 = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}")
 _MAX_INT = 2**63 - 1  # what SQLite and PostgreSQL's bigint hold
 
@@ -322,6 +349,10 @@ class EventMessage(Message):
         pattern=_ID, default=None, doc="the station file's history id: new only after `station reset`"
     )
     reset_of: str | None = _f(pattern=_ID, default=None, doc="the history `station reset` ended, if this one began so")
+    delivery: str | None = _f(
+        pattern=_ID, default=None, doc="the delivery open at the station: its units wait for its summary"
+    )
+    carrier: str | None = _f(pattern=_SSCC, default=None, doc="the case's SSCC when the unit came with its whole case")
 
     def validate(self) -> None:
         if self.ok and self.reason is not None:
@@ -412,12 +443,100 @@ class CentralStatus(Message):
     submitter: str = _f(pattern=STATION_ID)
 
 
+@dataclass(frozen=True, slots=True)
+class Carrier(Message):
+    """A pallet, case or bundle of a delivery, by its SSCC (PTS ``carrier``)."""
+
+    sscc: str = _f(pattern=_SSCC, doc="18 digits")
+    parent: str | None = _f(pattern=_SSCC, default=None, doc="the carrier it sits in")
+    kind: str = _f(pattern=_CODE, max_len=16, default="", doc="PTS `containerType`: P pallet, C case...")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryLine(Message):
+    """Units of one product, batch and carrier in a delivery: serials, or a quantity of a lot."""
+
+    di: str = _f(pattern=_PRINTABLE, max_len=64, doc="GTIN (14 digits) or another agency's device identifier")
+    batch: str | None = _f(pattern=_PRINTABLE, max_len=64, default=None)
+    expiry: str | None = _f(pattern=_DATE, default=None)
+    carrier: str | None = _f(pattern=_SSCC, default=None, doc="the innermost carrier holding them")
+    serials: tuple[str, ...] = _f(pattern=_PRINTABLE, max_len=200_000, default=(), doc="one per unit")
+    quantity: int = _f(lo=0, hi=10_000_000, default=0, doc="a lot line without serials: how many (else unused)")
+    ref: str | None = _f(pattern=_ID, default=None, doc="ÜTS: the verme's `BID`, sent as `VBI` in alma")
+
+    def validate(self) -> None:
+        if not self.serials and self.quantity < 1:
+            raise BadMessage("DeliveryLine: neither serials nor a quantity")
+
+    @property
+    def count(self) -> int:
+        return len(self.serials) or self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryMessage(Message):
+    """What one delivery (one waybill) holds: ``stations/{id}/deliveries``, re-sent until the station
+    acks ``id:version`` on ``delivery_acks``. Compact: 10,000 serials take about 200 KB."""
+
+    MAX_BYTES: ClassVar[int] = 16 * 1024 * 1024
+    id: str = _f(pattern=_ID, doc="the central side's delivery id")
+    version: int = _f(lo=1, doc="grows when the delivery changes")
+    state: DeliveryState = _f(doc="`open`, `closed` or `withdrawn`")
+    service: Service = _f(doc="`uts` (pending vermes) or `its` (a PTS package)")
+    document: str = _f(max_len=100, doc="the waybill number (ÜTS `BNO`, PTS `documentNumber`)")
+    sender: str = _f(max_len=64, doc="ÜTS `GKK` or the PTS `sourceGLN`")
+    sender_name: str = _f(max_len=200, default="")
+    document_date: str | None = _f(pattern=_DATE, default=None)
+    carriers: tuple[Carrier, ...] = _f(max_len=100_000, default=())
+    lines: tuple[DeliveryLine, ...] = _f(max_len=200_000, default=())
+
+    @property
+    def ack_id(self) -> str:
+        return f"{self.id}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryUnit(Message):
+    """A unit (or a lot quantity) in a summary."""
+
+    di: str = _f(pattern=_PRINTABLE, max_len=512)
+    serial: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None)
+    batch: str | None = _f(pattern=_PRINTABLE, max_len=512, default=None)
+    quantity: int = _f(lo=1, hi=10_000_000, default=1)
+    carrier: str | None = _f(pattern=_SSCC, default=None)
+    seq: int | None = _f(lo=1, default=None, doc="unexpected: the event that refused it")
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryMessage(Message):
+    """A delivery closed at a station: ``stations/{id}/summaries``, acked by its id on ``acks``.
+    Only after it does the central side notify the received units."""
+
+    MAX_BYTES: ClassVar[int] = 16 * 1024 * 1024
+    id: str = _f(pattern=_ID, doc="`{delivery}.{station}`")
+    delivery: str = _f(pattern=_ID)
+    station: str = _f(pattern=STATION_ID)
+    opened_at: str = _f(pattern=_TIMESTAMP)
+    closed_at: str = _f(pattern=_TIMESTAMP)
+    closed_by: ClosedBy = _f(doc="`command`, `idle`, `operator` or `next`")
+    expected: int = _f(lo=0)
+    received: int = _f(lo=0)
+    missing: int = _f(lo=0)
+    unexpected: int = _f(lo=0)
+    last_seq: int = _f(lo=0, doc="the station's last event in the session")
+    missing_units: tuple[SummaryUnit, ...] = _f(max_len=200_000, default=())
+    unexpected_units: tuple[SummaryUnit, ...] = _f(max_len=200_000, default=())
+
+
 MESSAGES: dict[str, type[Message]] = {
     "events": EventMessage,
     "acks": AckMessage,
     "status": StationStatus,
     "results": ResultMessage,
     "result_acks": AckMessage,
+    "deliveries": DeliveryMessage,
+    "delivery_acks": AckMessage,
+    "summaries": SummaryMessage,
     "central/status": CentralStatus,
 }
 
@@ -472,6 +591,9 @@ TOPICS: dict[str, tuple[str, str, int, bool]] = {
     "stations/{id}/status": ("station -> all", "status", 1, True),
     "stations/{id}/results": ("central -> station", "results", 1, False),
     "stations/{id}/result_acks": ("station -> central", "result_acks", 1, False),
+    "stations/{id}/deliveries": ("central -> station", "deliveries", 1, False),
+    "stations/{id}/delivery_acks": ("station -> central", "delivery_acks", 1, False),
+    "stations/{id}/summaries": ("station -> central", "summaries", 1, False),
     "central/status/{submitter}": ("central -> all", "central/status", 1, True),
 }
 """topic -> (direction, message kind in MESSAGES, QoS, retained)."""

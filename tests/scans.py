@@ -82,3 +82,9 @@ def stream(n: int, seed: int = 7, serial_prefix: str = "S") -> list[tuple[str, s
             out.append((render(unit, 0), None))
             accepted.append((unit, 1))
     return out
+
+
+def sscc(n: int, prefix: str = "086800000") -> str:
+    """An 18-digit SSCC (extension 0, a GS1 Turkey company prefix, serial reference ``n``)."""
+    body = f"0{prefix}{n:0{16 - len(prefix)}d}"
+    return body + str(check_digit(body))

@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config, ledger = _ledger(args)
     central = Central(config, ledger)
     try:
-        notifier = Notifier(config, ledger, central.publish_results)
+        notifier = Notifier(config, ledger, central.publish_results, publish_deliveries=central.publish_deliveries)
     except ConfigError as e:
         print(f"station-submitter: {e}", file=sys.stderr)
         return 2
@@ -212,6 +212,123 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    """Incoming deliveries and how far each has come; ``--fetch`` asks the services first."""
+    from station.central import deliveries
+    from station.central.notifier import Notifier
+    from station.wire import DeliveryState
+
+    config, ledger = _ledger(args)
+    if args.fetch:
+        notifier = Notifier(config, ledger)
+        try:
+            for report in notifier.fetch_deliveries(args.site):
+                print(
+                    f"site {report.site}: {report.new} new, {report.changed} changed, {report.unchanged} unchanged,"
+                    f" {report.withdrawn} withdrawn",
+                    file=sys.stderr,
+                )
+                for p in report.problems:
+                    print(f"site {report.site}: {p}", file=sys.stderr)
+        finally:
+            notifier.pool.shutdown()
+    state = DeliveryState.OPEN if args.open else DeliveryState.CLOSED if args.closed else None
+    rows = deliveries.listing(ledger, state)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print(f"{'id':<21} {'site':<16} {'svc':<4} {'waybill':<20} {'sender':<14} {'state':<9} expected received missing")
+    for r in rows:
+        print(
+            f"{r['id']:<21} {r['site']:<16} {r['service']:<4} {r['document'][:20]:<20} {r['sender'][:14]:<14}"
+            f" {r['state']:<9} {r['expected']:>8} {r['received'] if r['received'] is not None else '-':>8}"
+            f" {r['missing'] if r['missing'] is not None else '-':>7}"
+        )
+    return 0
+
+
+def cmd_delivery(args: argparse.Namespace) -> int:
+    """One delivery: its summary and each unit's notification state; refuse what did not come (ÜTS)."""
+    from station.central import deliveries
+
+    config, ledger = _ledger(args)
+    found = deliveries.get(ledger, args.id)
+    if found is None:
+        print(f"station-submitter: no delivery {args.id}", file=sys.stderr)
+        return 2
+    delivery, site, summary = found
+    units = deliveries.unit_states(ledger, args.id)
+    if args.refuse_missing:
+        return _refuse_missing(config, ledger, delivery, summary)
+    body = {
+        "id": delivery.id,
+        "site": site,
+        "service": delivery.service,
+        "document": delivery.document,
+        "sender": delivery.sender,
+        "state": delivery.state,
+        "expected": deliveries.units_of(delivery),
+        "summary": summary.as_dict() if summary else None,
+        "units": [
+            dict(zip(("station", "di", "gtin", "serial", "batch", "state", "code", "message"), u, strict=True))
+            for u in units
+        ],
+    }
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False))
+        return 0
+    print(f"delivery {delivery.id} ({delivery.state}) site {site}: waybill {delivery.document} from {delivery.sender}")
+    print(f"expected {body['expected']} unit(s)")
+    if summary is not None:
+        print(
+            f"closed at {summary.station} {summary.closed_at} ({summary.closed_by}): {summary.received} received,"
+            f" {summary.missing} missing, {summary.unexpected} unexpected"
+        )
+        for m in summary.missing_units:
+            print(
+                f"  missing     {m.di} {m.serial or 'lot ' + (m.batch or '-')} x{m.quantity} carrier {m.carrier or '-'}"
+            )
+        for x in summary.unexpected_units:
+            print(f"  unexpected  {x.di} {x.serial or x.batch or '-'} (event seq {x.seq}): waits for a person")
+    print("station          unit                                  state      code")
+    for station, di, g, serial, batch, state, code, _message in units:
+        print(f"{station:<16} {(g or di or '-')} {serial or batch or '-':<22} {state:<10} {code or '-'}")
+    return 0
+
+
+def _refuse_missing(config: Any, ledger: Any, delivery: Any, summary: Any) -> int:
+    """ÜTS "almak istemiyorum" for what did not come, per verme (recorded before it is sent)."""
+    from station.central import deliveries
+    from station.central.services import uts
+    from station.central.services.http import ServiceError
+    from station.central.services.uts import UtsClient
+
+    if delivery.service != "uts" or summary is None or config.uts is None:
+        print("station-submitter: only a closed ÜTS delivery's missing units can be refused", file=sys.stderr)
+        return 2
+    refs = deliveries.line_refs(delivery)
+    client = UtsClient(config.uts.base_url, config.uts.secret.read("ÜTS system token"), config.timeout_seconds)
+    failed = 0
+    for m in summary.missing_units:
+        vbi = refs.get((m.di, m.serial or m.batch or ""))
+        if not vbi:
+            continue
+        call = uts.alma_red(vbi, None if m.serial else m.quantity, f"Teslim alınmadı: irsaliye {delivery.document}")
+        request_id = ledger.prepare("uts", None, call.path, call.body)
+        try:
+            answer = client.send(call)
+        except ServiceError as e:
+            ledger.in_doubt(request_id, str(e))
+            print(f"{vbi}: no definite answer ({e})", file=sys.stderr)
+            failed += 1
+            continue
+        ledger.answer(request_id, 200, answer.raw, [])
+        print(f"{vbi}: {'refused (almak istemiyorum)' if answer.ok else 'not refused: ' + answer.text}")
+        failed += not answer.ok
+    return 1 if failed else 0
+
+
 #: The export's columns: (CSV header, SQL expression). One list for both, so they cannot drift.
 EXPORT = [
     ("event_id", "j.event_id"),
@@ -290,6 +407,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("cancel", help="cancel notified units (ÜTS verme/kullanım, İTS satış)"))
     p.add_argument("ids", nargs="+", metavar="EVENT_ID")
     p.set_defaults(func=cmd_cancel)
+    p = with_config(sub.add_parser("deliveries", help="incoming deliveries and how far each has come"))
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--open", action="store_true")
+    which.add_argument("--closed", action="store_true")
+    p.add_argument("--fetch", action="store_true", help="ask ÜTS and İTS for new deliveries first")
+    p.add_argument("--site", help="with --fetch: only this site")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_deliveries)
+    p = with_config(sub.add_parser("delivery", help="one delivery: its summary and each unit's notification state"))
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--refuse-missing", action="store_true", help="ÜTS: refuse what did not come (almak istemiyorum)")
+    p.set_defaults(func=cmd_delivery)
     p = with_config(sub.add_parser("export", help="CSV of notifications and outcomes for a date range"))
     p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")

@@ -106,6 +106,11 @@ class SubmitterConfig:
     uts_concurrency: int = 16
     timeout_seconds: float = 20.0
     max_attempts: int = 8
+    delivery_fetch_minutes: float = 5.0
+    """How often receipt sites' incoming deliveries are fetched (ÜTS pending vermes, PTS packages);
+    0: only on request (``station-submitter deliveries fetch``)."""
+    delivery_days: int = 14
+    """PTS packages sent this many days back are looked for."""
     uts: ServiceConfig | None = None
     its: ServiceConfig | None = None
     sites: dict[str, Site] = field(default_factory=dict)
@@ -132,6 +137,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
         ),
         "timeout_seconds": typed(float, at_least(1)),
         "max_attempts": typed(int, at_least(1)),
+        "delivery_fetch_minutes": typed(float, at_least(0)),
+        "delivery_days": typed(int, at_least(1)),
     },
     "mqtt": {
         "host": typed(str),
@@ -277,6 +284,8 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
         uts_concurrency=int(data.get("uts", {}).get("concurrency", 16)),
         timeout_seconds=float(sub.get("timeout_seconds", 20.0)),
         max_attempts=int(sub.get("max_attempts", 8)),
+        delivery_fetch_minutes=float(sub.get("delivery_fetch_minutes", 5.0)),
+        delivery_days=int(sub.get("delivery_days", 14)),
         uts=services.get("uts"),
         its=services.get("its"),
         sites=sites,

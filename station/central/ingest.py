@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from station.central import deliveries
 from station.central.config import SubmitterConfig
 from station.central.ledger import Job, Ledger
 from station.mqtt import Broker, json_properties, make_client
@@ -24,6 +25,7 @@ from station.wire import (
     AckMessage,
     BadMessage,
     CentralStatus,
+    DeliveryMessage,
     EventMessage,
     Kind,
     Operation,
@@ -31,8 +33,11 @@ from station.wire import (
     Service,
     State,
     StationStatus,
+    SummaryMessage,
     Topics,
 )
+
+FromStation = EventMessage | StationStatus | AckMessage | SummaryMessage
 
 log = logging.getLogger("submitter.mqtt")
 
@@ -108,6 +113,8 @@ class Central:
                 (events, 1),
                 (self.topics.every_station(Kind.STATUS), 1),
                 (self.topics.every_station(Kind.RESULT_ACKS), 1),
+                (self.topics.every_station(Kind.DELIVERY_ACKS), 1),
+                (self.topics.every_station(Kind.SUMMARIES), 1),
             ]
         )
         # Subscribed first, online second: stations start sending once they see this.
@@ -176,30 +183,35 @@ class Central:
         log.warning("refused a message on %s: %s", msg.topic, why)
         self.refused += 1
 
-    def parse(self, msg: mqtt.MQTTMessage) -> tuple[str, EventMessage | StationStatus | AckMessage]:
+    def parse(self, msg: mqtt.MQTTMessage) -> tuple[str, Kind | None, FromStation]:
         """A message from a station, typed, with the station its topic names; or BadMessage:
         malformed, or its payload names another station than its topic."""
         station, kind = self.topics.parse(msg.topic)
-        message: EventMessage | StationStatus | AckMessage
+        message: EventMessage | StationStatus | SummaryMessage
         if kind is Kind.EVENTS:
             message = EventMessage.from_json(msg.payload)
         elif kind is Kind.STATUS:
             message = StationStatus.from_json(msg.payload)
-        elif kind is Kind.RESULT_ACKS:
-            return station, AckMessage.from_json(msg.payload)
+        elif kind is Kind.SUMMARIES:
+            message = SummaryMessage.from_json(msg.payload)
+        elif kind in (Kind.RESULT_ACKS, Kind.DELIVERY_ACKS):
+            if station not in self.stations:
+                raise BadMessage(f"station {station!r} is in no [sites.*] stations list")
+            return station, kind, AckMessage.from_json(msg.payload)
         else:
             raise BadMessage(f"a submitter does not take {kind or 'central status'} messages")
         if message.station != station:
             raise BadMessage(f"station {message.station!r} does not match the topic")
         if station not in self.stations:
             raise BadMessage(f"station {station!r} is in no [sites.*] stations list")
-        return station, message
+        return station, kind, message
 
     def _ingest(self, msgs: list[mqtt.MQTTMessage]) -> None:
         events: list[tuple[str, EventMessage]] = []
+        summaries: list[SummaryMessage] = []
         for msg in msgs:
             try:
-                station, message = self.parse(msg)
+                station, kind, message = self.parse(msg)
             except BadMessage as e:
                 self._refuse(msg, e.reason)
                 continue
@@ -207,10 +219,16 @@ class Central:
                 before = self.ledger.note_station(message)
                 if message.state is State.ONLINE and before != State.ONLINE:
                     n = self.ledger.resend_results(station)
+                    deliveries.resend(self.ledger, station)
                     if n:
                         log.info("station %s is online: sending its %d unacked result(s) again", station, n)
             elif isinstance(message, AckMessage):
-                self.ledger.results_acked(station, message.ids)
+                if kind is Kind.DELIVERY_ACKS:
+                    deliveries.acked(self.ledger, station, message.ids)
+                else:
+                    self.ledger.results_acked(station, message.ids)
+            elif isinstance(message, SummaryMessage):
+                summaries.append(message)
             else:
                 events.append((bytes(msg.payload).decode("utf-8"), message))
         broken = self.ledger.history_faults([event for _, event in events]) if events else {}
@@ -226,16 +244,56 @@ class Central:
                 self.refused += 1
         events = [(text, event) for text, event in events if event.id not in broken]
         stored = self.ledger.ingest(events, self.config.site_of) if events else []
+        late = {e.delivery for _, e in events if e.delivery and e.id in stored}
+        for ident in deliveries.closed(self.ledger, late):  # units that came after their summary
+            deliveries.close_again(self.ledger, ident)
+        for summary in summaries:  # after the events of the same batch: their units are held by now
+            n = deliveries.close(self.ledger, summary)
+            log.info(
+                "delivery %s closed at %s: %d expected, %d received, %d missing, %d unexpected; %d unit(s) released",
+                summary.delivery,
+                summary.station,
+                summary.expected,
+                summary.received,
+                summary.missing,
+                summary.unexpected,
+                n,
+            )
         for msg in msgs:  # refused ones too: a bad message never blocks the ones behind it
             if msg.qos:
                 self.client.ack(msg.mid, msg.qos)
         by_station: dict[str, list[str]] = {}
         for _, event in events:
             by_station.setdefault(event.station, []).append(event.id)
+        for summary in summaries:
+            by_station.setdefault(summary.station, []).append(summary.id)
         for station, ids in by_station.items():
             ack = AckMessage(ids=tuple(ids)).to_json()
             self.client.publish(self.topics.station(station, Kind.ACKS), ack, qos=1)
         self.ingested += len(stored)
+
+    # -- deliveries --
+
+    def publish_deliveries(self, resend_after: float = deliveries.RESEND_SECONDS) -> int:
+        """Each open delivery to every station of its site until that station acks its version."""
+        if not self.connected.is_set():
+            return 0
+        stations_of = {site.name: site.stations for site in self.config.sites.values() if deliveries.is_receipt(site)}
+        pending = deliveries.to_send(self.ledger, stations_of, resend_after)
+        sent: list[tuple[str, DeliveryMessage, Any]] = []
+        for station, delivery in pending:
+            info = self.client.publish(self.topics.station(station, Kind.DELIVERIES), delivery.to_json(), qos=1)
+            sent.append((station, delivery, info))
+        done = []
+        for station, delivery, info in sent:
+            try:
+                info.wait_for_publish(10)
+            except (RuntimeError, ValueError):
+                continue
+            if info.is_published():
+                done.append((station, delivery))
+        deliveries.mark_sent(self.ledger, done)
+        return len(done)
 
     # -- results --
 

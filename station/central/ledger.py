@@ -48,6 +48,15 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS stations (
         station TEXT PRIMARY KEY, state TEXT, at REAL, status TEXT)""",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+    # deliveries (station.central.deliveries): what each dock expects, and which station has it
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        id TEXT PRIMARY KEY, site TEXT NOT NULL, service TEXT NOT NULL, document TEXT NOT NULL,
+        sender TEXT NOT NULL, state TEXT NOT NULL, version INTEGER NOT NULL, units INTEGER NOT NULL,
+        body TEXT NOT NULL, fetched_at REAL NOT NULL, closed_at REAL, summary TEXT)""",
+    "CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, site)",
+    """CREATE TABLE IF NOT EXISTS delivery_sends (
+        delivery TEXT NOT NULL, station TEXT NOT NULL, version INTEGER NOT NULL, sent_at REAL NOT NULL,
+        acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (delivery, station))""",
 ]
 
 #: The columns that hold Unix times (seconds, 8-byte floats on both databases).
@@ -60,6 +69,9 @@ SECONDS_COLUMNS = (
     ("requests", "created_at"),
     ("requests", "answered_at"),
     ("stations", "at"),
+    ("deliveries", "fetched_at"),
+    ("deliveries", "closed_at"),
+    ("delivery_sends", "sent_at"),
 )
 
 JOB_COLUMNS = (
@@ -86,12 +98,18 @@ JOB_COLUMNS = (
     "issuer",
     "di",
     "udi",
+    "delivery",
+    "line",
+    "document",
+    "counterpart",
 )
 
 
 class JobState(StrEnum):
     """Where one unit's notification stands (the module's docstring draws the moves)."""
 
+    HELD = "held"
+    """Received in a delivery that is still open at its station: notified once its summary is in."""
     QUEUED = "queued"
     IN_FLIGHT = "in_flight"
     IN_DOUBT = "in_doubt"
@@ -148,6 +166,14 @@ class Job:
     """The device identifier (ÜTS ``UNO``): the GTIN, or another agency's DI."""
     udi: str | None = None
     """A non-GS1 identifier as printed, for ÜTS's ``/essizKimlik`` calls."""
+    delivery: str | None = None
+    """The delivery the unit was received in (station.central.deliveries)."""
+    line: str | None = None
+    """ÜTS: the verme (``VBI``) the unit came on, from its delivery."""
+    document: str | None = None
+    """The delivery's waybill number (ÜTS ``BNO``, PTS ``documentNumber``)."""
+    counterpart: str | None = None
+    """The delivery's sender (ÜTS ``GKK``, PTS ``sourceGLN``)."""
 
     @property
     def gs1(self) -> bool:
@@ -193,8 +219,10 @@ class Ledger:
         self._add_column("jobs", "result_sent_at", "REAL")
         self._add_column("events", "history", "TEXT")
         self._add_column("stations", "history", "TEXT")
-        for column in ("issuer", "di", "udi"):
+        for column in ("issuer", "di", "udi", "delivery", "line", "document", "counterpart"):
             self._add_column("jobs", column, "TEXT")
+        with self.tx() as c:
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs (delivery, state)")
         if self.postgres:  # PostgreSQL's REAL is 4 bytes: a Unix time in it is off by a minute
             narrow = self.query(
                 "SELECT table_name, column_name FROM information_schema.columns"
@@ -306,6 +334,8 @@ class Ledger:
                     if site
                     else (JobState.FAILED, "NO_SITE", f"Station {e.station} has no site.")
                 )
+                if site and e.delivery:
+                    state = JobState.HELD  # until the delivery's summary (station.central.deliveries)
                 if site and site.service is Service.ITS and e.issuer not in (None, Issuer.GS1):
                     state, code, message = (
                         JobState.FAILED,
@@ -331,6 +361,7 @@ class Ledger:
                         e.issuer,
                         e.di,
                         e.udi,
+                        e.delivery,
                     )
                 )
             stored.append(e.id)
@@ -351,8 +382,8 @@ class Ledger:
             if job_rows:
                 c.executemany(
                     "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
-                    " state, code, message, created_at, updated_at, issuer, di, udi)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    " state, code, message, created_at, updated_at, issuer, di, udi, delivery)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     job_rows,
                 )
         return stored
@@ -400,11 +431,20 @@ class Ledger:
     # -- claiming work --
 
     def claim(
-        self, service: str, site: str | None, limit: int, call_for: Callable[[list[Job]], Any]
+        self,
+        service: str,
+        site: str | None,
+        limit: int,
+        call_for: Callable[[list[Job]], Any],
+        whole_lot: bool = False,
     ) -> tuple[str, list[Job]] | None:
         """Take up to ``limit`` queued jobs and record the request for them *before* it is sent.
 
-        ``call_for(jobs)`` builds the request (its ``path`` and ``body``). Returns (request id, jobs) or None.
+        One request carries one waybill and counterpart: the oldest job's (a delivery's units go
+        together, never mixed with another's). ``whole_lot``: when the oldest job is a lot unit of
+        an ÜTS verme (``line``, no serial), every queued unit of that verme goes in the same call
+        (one alma with ``ADT`` = how many came). ``call_for(jobs)`` builds the request (its
+        ``path`` and ``body``). Returns (request id, jobs) or None.
         """
         now = time.time()
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
@@ -418,6 +458,20 @@ class Ledger:
             if not rows:
                 return None
             jobs = [Job.of(r) for r in rows]
+            head = jobs[0]
+            jobs = [
+                j
+                for j in jobs
+                if (j.delivery, j.document, j.counterpart) == (head.delivery, head.document, head.counterpart)
+            ]
+            if whole_lot and head.line and not head.serial:
+                rest = c.execute(
+                    f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE state = '{JobState.QUEUED}' AND service = ?"
+                    " AND line = ? AND (serial IS NULL OR serial = '') AND event_id <> ?"
+                    f" ORDER BY created_at, event_id{lock}",
+                    (service, head.line, head.event_id),
+                ).fetchall()
+                jobs = [head, *(Job.of(r) for r in rest)]
             request_id = str(uuid.uuid4())
             call = call_for(jobs)
             c.execute(

@@ -22,6 +22,7 @@ from datetime import date
 from functools import partial
 from typing import Any
 
+from station.central import deliveries
 from station.central.config import Site, SubmitterConfig
 from station.central.ledger import Job, JobState, Ledger, Outcome
 from station.central.services import its, uts
@@ -108,10 +109,13 @@ class Notifier:
         publish: Callable[[list[Job]], list[str]] | None = None,
         uts: UtsClient | None = None,
         its: ItsClient | None = None,
+        publish_deliveries: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.publish = publish
+        self.publish_deliveries = publish_deliveries
+        self.fetched_at = 0.0
         self.uts = uts
         self.its = its
         if self.uts is None and config.uts is not None:
@@ -130,7 +134,7 @@ class Notifier:
             )
         self.pending: dict[str, PendingIndex] = {}
         self.pool = ThreadPoolExecutor(max_workers=config.uts_concurrency + 4, thread_name_prefix="notify")
-        self.busy: dict[str, int] = {"uts": 0, "its": 0, "doubt": 0}
+        self.busy: dict[str, int] = {"uts": 0, "its": 0, "doubt": 0, "fetch": 0}
         self.busy_lock = threading.Lock()
         self.auth_blocked_until: dict[str, float] = {}
 
@@ -146,7 +150,13 @@ class Notifier:
                 self.tick()
                 if self.publish is not None and time.monotonic() - last_publish > 0.2:
                     self.publish_results()
+                    if self.publish_deliveries is not None:
+                        self.publish_deliveries()
                     last_publish = time.monotonic()
+                every = self.config.delivery_fetch_minutes * 60
+                if every and time.monotonic() - self.fetched_at > every and self._busy("fetch") == 0:
+                    self.fetched_at = time.monotonic()
+                    self._submit("fetch", self._fetch_round)
             except Exception:
                 log.exception("notifier: unexpected error")
                 stop.wait(1)
@@ -172,7 +182,7 @@ class Notifier:
             for site_name, _count, _oldest in self.ledger.oldest_queued("uts"):
                 site = self.config.sites.get(site_name)
                 while site is not None and free > 0:
-                    claimed = self.ledger.claim("uts", site.name, 1, partial(self.uts_first, site))
+                    claimed = self.ledger.claim("uts", site.name, 1, partial(self.uts_first, site), whole_lot=True)
                     if claimed is None:
                         break
                     free -= 1
@@ -203,6 +213,34 @@ class Notifier:
         except Exception:
             log.exception("notifier: %s failed", fn.__name__)
 
+    # -- deliveries: what is coming to each receipt site --
+
+    def _fetch_round(self) -> None:
+        self.fetch_deliveries()
+
+    def fetch_deliveries(self, only: str | None = None) -> list[deliveries.FetchReport]:
+        """Fetch every receipt site's incoming deliveries (or one site's); a site whose service
+        cannot be reached is reported and tried again at the next round."""
+        reports = []
+        for site in self.config.sites.values():
+            if not deliveries.is_receipt(site) or (only and site.name != only):
+                continue
+            try:
+                report = deliveries.fetch(self.ledger, site, self.uts, self.its, self.config.delivery_days)
+            except ServiceError as e:
+                report = deliveries.FetchReport(site.name, problems=(f"cannot fetch deliveries: {e}",))
+                log.warning("site %s: cannot fetch deliveries: %s", site.name, e)
+            if report.new or report.changed or report.withdrawn:
+                log.info(
+                    "site %s: %d new, %d changed, %d withdrawn deliveries",
+                    site.name,
+                    report.new,
+                    report.changed,
+                    report.withdrawn,
+                )
+            reports.append(report)
+        return reports
+
     # -- İTS: batches --
 
     def its_call(self, site: Site, jobs: list[Job]) -> Call:
@@ -211,9 +249,9 @@ class Notifier:
             site.operation,
             [its_unit(j) for j in jobs],
             institution=site.institution,
-            counterpart=site.counterpart,
+            counterpart=jobs[0].counterpart or site.counterpart,
             deactivation_reason=site.deactivation_reason,
-            document_number=site.document_number,
+            document_number=jobs[0].document or site.document_number,
             document_date=date.today().isoformat(),
         )
 
@@ -251,18 +289,21 @@ class Notifier:
     # -- ÜTS: one unit per call --
 
     def uts_first(self, site: Site, jobs: list[Job]) -> Call:
-        """What a claim records before the verme to accept is known (receipt: filled in before sending)."""
-        return self.uts_call(site, jobs[0], None)
+        """What a claim records: the whole call when the verme is known (a delivery's units), else
+        a receipt's alma without its verme, filled in from the pending list before sending."""
+        return self.uts_call(site, jobs[0], jobs[0].line, len(jobs))
 
-    def uts_call(self, site: Site, job: Job, vbi: str | None) -> Call:
-        """The ÜTS notification for one unit: alma of the verme ``vbi``, verme or kullanım."""
+    def uts_call(self, site: Site, job: Job, vbi: str | None, count: int = 1) -> Call:
+        """The ÜTS notification for one unit (or ``count`` units of one lot): alma of the verme
+        ``vbi``, verme or kullanım."""
         uno = uts_uno(job)
         sno, lno = job.serial or None, None if job.serial else job.batch
         today = date.today().isoformat()
         if site.operation is Operation.RECEIPT:
-            return uts.alma(vbi, None if job.serial else 1)
+            return uts.alma(vbi, None if job.serial else count)
         if site.operation is Operation.DISPATCH:
-            call = uts.verme(uno, site.counterpart, site.document_number or job.event_id[:20], sno, lno, 1, today)
+            kun, bno = job.counterpart or site.counterpart, job.document or site.document_number or job.event_id[:20]
+            call = uts.verme(uno, kun, bno, sno, lno, 1, today)
         else:
             call = uts.kullanim(uno, today, site.use_tur, sno, lno, 1)
         if not job.gs1 and job.udi:
@@ -277,10 +318,11 @@ class Notifier:
 
     def _uts_one(self, site: Site, claimed: tuple[str, list[Job]]) -> None:
         assert self.uts is not None
-        request_id, (job,) = claimed
+        request_id, jobs = claimed
+        job = jobs[0]
         uno = uts_uno(job)
-        call = self.uts_call(site, job, None)
-        if site.operation is Operation.RECEIPT:
+        call = self.uts_call(site, job, job.line, len(jobs))
+        if site.operation is Operation.RECEIPT and not job.line:
             try:
                 vbi = self._index(site).find(uno, job.serial, job.batch)
             except ServiceError as e:
@@ -308,30 +350,29 @@ class Notifier:
         try:
             answer = self.uts.send(call)
         except Unreachable as e:
-            if site.operation is Operation.RECEIPT:
+            if site.operation is Operation.RECEIPT and not job.line:
                 self._index(site).forget(str(call.body.get("VBI")))
-            self._not_sent(request_id, [job], str(e))
+            self._not_sent(request_id, jobs, str(e))
             return
         except AuthFailed as e:
-            self._auth_failed("uts", request_id, [job], str(e))
+            self._auth_failed("uts", request_id, jobs, str(e))
             return
         except ServiceError as e:
-            log.warning("ÜTS %s: %s; unit %s in doubt", site.name, e, job.event_id)
+            log.warning("ÜTS %s: %s; %d unit(s) from %s in doubt", site.name, e, len(jobs), job.event_id)
             self.ledger.in_doubt(request_id, str(e))
             return
         reference = str(answer.snc) if answer.ok and isinstance(answer.snc, str) else ""
+        code = "OK" if answer.ok else answer.code
         self.ledger.answer(
-            request_id,
-            200,
-            answer.raw,
-            [Outcome(job.event_id, answer.ok, "OK" if answer.ok else answer.code, answer.text, reference)],
+            request_id, 200, answer.raw, [Outcome(j.event_id, answer.ok, code, answer.text, reference) for j in jobs]
         )
         log.info(
-            "ÜTS %s %s %s %s: %s",
+            "ÜTS %s %s %s %s%s: %s",
             site.name,
             site.operation,
             uno,
             job.serial or job.batch,
+            f" ×{len(jobs)}" if len(jobs) > 1 else "",
             "ok" if answer.ok else f"refused {answer.code}",
         )
 

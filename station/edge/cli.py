@@ -210,6 +210,66 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delivery(args: argparse.Namespace) -> int:
+    """The open delivery's progress (or a named one), or close it as the operator."""
+    import time
+
+    from station.edge.store import StorageError, Store
+    from station.wire import ClosedBy
+
+    if args.close:
+        config = _config(args)
+        store = Store(config.storage.path)
+        try:
+            summary = store.close_session(config.station.id, ClosedBy.OPERATOR, time.time())
+        except StorageError as e:
+            print(f"station: cannot close the delivery: {e}", file=sys.stderr)
+            return 1
+        finally:
+            store.close()
+        if summary is None:
+            print("no delivery is open", file=sys.stderr)
+            return 1
+        print(
+            summary.to_json().decode()
+            if args.json
+            else f"closed {summary.delivery}: {summary.received} of"
+            f" {summary.expected} received, {summary.missing} missing, {summary.unexpected} unexpected"
+        )
+        return 0
+    store = _read_store(args)
+    try:
+        session = store.session()
+        ident = args.id or (session[0] if session else None)
+        if ident is None:
+            print(json.dumps({"open": None}) if args.json else "no delivery is open")
+            return 0 if args.json else 1
+        body = store.progress(ident)
+    except StorageError as e:
+        print(f"station: cannot read deliveries: {e}", file=sys.stderr)
+        return 1
+    body["open"] = bool(session and session[0] == ident)
+    body["opened_at"] = session[1] if session and session[0] == ident else None
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False))
+        return 0
+    state = "OPEN" if body["open"] else body["state"]
+    print(f"delivery  {ident} ({state}) waybill {body['document']} from {body['sender']} ({body['service']})")
+    print(
+        f"units     {body['received']} of {body['expected']} received, {body['missing']} missing,"
+        f" {body['unexpected']} unexpected"
+    )
+    print("carrier              expected  received  missing")
+    for c in body["carriers"]:
+        print(f"{c['sscc'] or '(loose)':<20} {c['expected']:>8}  {c['received']:>8}  {c['missing']:>7}")
+    if body["last_scans"]:
+        print("last scans:")
+        for r in body["last_scans"]:
+            verdict = "accept" if r["ok"] else f"reject {r['reason']}"
+            print(f"  {r['seq']:>7} {r['at']} {verdict:<22} {r['gtin'] or '-'} {r['serial'] or r['batch'] or '-'}")
+    return 0
+
+
 def cmd_reset(args: argparse.Namespace) -> int:
     """Start a new history: for a station whose file is gone, empty, corrupt or not its own."""
     from station.edge.daemon import status_path
@@ -450,6 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("queue", help="undelivered events and the age of the oldest"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_queue)
+
+    p = with_config(sub.add_parser("delivery", help="the open delivery's progress: expected, received, missing"))
+    p.add_argument("id", nargs="?", help="another delivery than the open one")
+    p.add_argument("--close", action="store_true", help="close the open delivery now (its summary goes out)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_delivery)
 
     p = with_config(sub.add_parser("reset", help="start a new history after the station file was lost (moved aside)"))
     p.add_argument("--yes", action="store_true", help="do it")

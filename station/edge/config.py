@@ -115,6 +115,11 @@ DEFAULT_PATTERNS = {
     "refused_later": Pattern("red", 0.15, 6, 2, 0.4, "C5"),
     "fault": Pattern("amber", 1.0, 1, 0, 0.0, "A4"),
     "rescan": Pattern("amber", 0.3, 2, 2, 0.15, "G5"),
+    "not_expected": Pattern("red", 0.25, 3, 3, 0.2, "F4"),
+    "no_delivery": Pattern("amber", 1.0, 1, 2, 0.4, "D4"),
+    "delivery_open": Pattern("green", 0.15, 2, 2, 0.08, "E6"),
+    "delivery_closed": Pattern("green", 1.2, 1, 3, 0.1, "G6"),
+    "case_received": Pattern("green", 0.1, 4, 4, 0.05, "A6"),
 }
 
 
@@ -209,6 +214,21 @@ class RejectConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    """The dock's delivery sessions (station.edge.dock)."""
+
+    require: bool = False
+    """A unit scanned with no delivery open is refused (``no_delivery``)."""
+    close_barcode: str = ""
+    """The text of the command barcode that closes the open delivery ("": none; then idle time or
+    ``station delivery --close``)."""
+    idle_close_minutes: float = 0.0
+    """Close the open delivery after this long without a scan (0: never)."""
+    receive_cases: bool = False
+    """Scanning a case's (or pallet's) SSCC in its open delivery receives every unit in it."""
+
+
+@dataclass(frozen=True)
 class Config:
     station: StationConfig
     reader: ReaderConfig = ReaderConfig()
@@ -217,6 +237,7 @@ class Config:
     mqtt: MqttConfig = MqttConfig()
     feedback: FeedbackConfig = FeedbackConfig()
     reject: RejectConfig = RejectConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
     path: str = ""
 
 
@@ -290,6 +311,12 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "stack_red_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
         "stack_active_high": typed(bool),
         "pin_factory": choice(PinFactory),
+    },
+    "delivery": {
+        "require": typed(bool),
+        "close_barcode": typed(str, lambda v: None if len(v) <= 100 and v.isprintable() else "printable, at most 100"),
+        "idle_close_minutes": typed(float, at_least(0)),
+        "receive_cases": typed(bool),
     },
     "reject": {
         "enabled": typed(bool),
@@ -411,6 +438,7 @@ def parse(text: str, path: str = "<config>") -> Config:
         mqtt=MqttConfig(**tables["mqtt"]),
         feedback=FeedbackConfig(**tables["feedback"], patterns=patterns),
         reject=RejectConfig(**tables["reject"]),
+        delivery=DeliveryConfig(**tables["delivery"]),
         path=path,
     )
 

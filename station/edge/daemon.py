@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from station import runtime
 from station.edge.config import Config, ScannerConfig
+from station.edge.dock import Dock
 from station.edge.events import Scan
 from station.edge.health import Health
 from station.edge.outputs import pins
@@ -163,6 +164,7 @@ class ScanLoop:
         self.status_file = status_path(config)
         self.next_status = 0.0
         self.next_purge = time.monotonic() + 86400
+        self.next_tick = 0.0
         self.uplink_sick = False
 
     def run(self) -> int:
@@ -205,6 +207,9 @@ class ScanLoop:
             except OSError as e:
                 log.debug("status file not written: %s", e)
             self.next_status = now + min(self.config.mqtt.status_interval_seconds, 5.0)
+        if now >= self.next_tick:
+            self.station.tick()
+            self.next_tick = now + 1.0
         if now >= self.next_purge:
             try:
                 purge(self.station.store, self.config)
@@ -236,15 +241,23 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     arm = make_reject_arm(config, pin_factory)
     health = Health(config.station.id)
     uplink: Uplink = NoUplink()
+    dock = Dock(store, config.delivery, config.station.id)
     if config.mqtt.enabled:
         on_result = partial(show_result, feedback)
         try:
-            uplink = MqttUplink(config.mqtt, config.station.id, config.storage.path, health.status, on_result)
+            uplink = MqttUplink(
+                config.mqtt,
+                config.station.id,
+                config.storage.path,
+                health.status,
+                on_result,
+                on_delivery=dock.changed,
+            )
         except ConfigError as e:  # the password file changed since the configuration was checked
             log.error("cannot connect to the broker: %s", e)
             feedback.close()
             return 2
-    station = Station(config.station, config.reader, store, feedback, uplink, arm, health)
+    station = Station(config.station, config.reader, store, feedback, uplink, arm, health, dock)
     loop = ScanLoop(config, station, make_scanners(config, simulate, stdin or sys.stdin.buffer), feedback)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

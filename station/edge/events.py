@@ -84,6 +84,8 @@ def event_message(
     verdict: dict[str, Any],
     history: str | None = None,
     reset_of: str | None = None,
+    delivery: str | None = None,
+    carrier: str | None = None,
 ) -> EventMessage:
     """The message published on ``stations/{id}/events`` (``station.wire.EventMessage``). ``verdict``
     is :meth:`Verdict.as_dict`, which the caller also stores as columns."""
@@ -101,5 +103,7 @@ def event_message(
         raw_hex=scan.raw.hex(),
         history=history or None,
         reset_of=reset_of or None,
+        delivery=delivery,
+        carrier=carrier,
         **verdict,
     )

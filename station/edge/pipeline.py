@@ -14,26 +14,32 @@ from datetime import date
 from typing import Any
 
 from station.edge.config import ReaderConfig, StationConfig
+from station.edge.dock import Action, Command, Dock
 from station.edge.events import Event, Scan, judge_scan
 from station.edge.health import Counters, Health
 from station.edge.outputs.feedback import Feedback, Signal, signal_for
 from station.edge.outputs.reject import RejectArm
 from station.edge.rules import Debounce, Rules
-from station.edge.store import StorageError, Store
+from station.edge.store import Receipt, StorageError, Store
 from station.edge.uplink import NoUplink, Result, Uplink
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
+from station.wire import ClosedBy, SummaryMessage
 
 log = logging.getLogger("station.scan")
 
 
 @dataclass
 class Outcome:
-    """What became of one scan: a new event, a re-read of an earlier one, or a refusal not stored."""
+    """What became of one scan: a new event, a re-read of an earlier one, a refusal not stored, or
+    a dock command (a delivery opened or closed, a whole case received: ``events``)."""
 
     verdict: Verdict
     event: Event | None = None
     reread_of: int | None = None
+    command: Command | None = None
+    events: tuple[Event, ...] = ()
+    summary: SummaryMessage | None = None
 
 
 class Station:
@@ -49,6 +55,7 @@ class Station:
         uplink: Uplink | None = None,
         reject_arm: RejectArm | None = None,
         health: Health | None = None,
+        dock: Dock | None = None,
     ) -> None:
         self.identity = identity
         self.reject_arm = reject_arm
@@ -59,6 +66,7 @@ class Station:
         self.rules = Rules(store, reader.duplicate_retention_days)
         self.debounce = Debounce(reader.debounce_seconds)
         self.policy = reader.policy
+        self.dock = dock
 
     @property
     def counters(self) -> Counters:
@@ -79,19 +87,23 @@ class Station:
             return Outcome(Verdict(False, None, "Re-read of the previous scan.", None), reread_of=seq)
 
         c.scans += 1
+        try:
+            command = self.dock.command(scan.raw) if self.dock is not None else None
+            if command is not None:
+                return self._command(scan, command)
+        except StorageError as e:
+            return self._not_stored(scan, Verdict(False, None, "", None), e)
         verdict = judge_scan(scan, self.policy, today or date.today())
         try:
             verdict = self.rules.apply(verdict, scan.at or None)
-            event = self.store.record(scan, verdict, self.identity.id, self.identity.site, self.identity.operation)
+            receipt = None
+            if self.dock is not None:
+                verdict, receipt = self.dock.judge(verdict)
+            event = self.store.record(
+                scan, verdict, self.identity.id, self.identity.site, self.identity.operation, receipt
+            )
         except StorageError as e:
-            c.storage_errors += 1
-            verdict = verdict.refuse(Reason.STORAGE_ERROR, "Scan not stored; not accepted. Call a technician.")
-            self.health.count(verdict)
-            self.feedback.show(Signal.REJECT)
-            if self.reject_arm is not None:
-                self.reject_arm.reject(scan.mono)
-            log.error("scan %s reason=storage_error raw=%r: %s", "reject", scan.raw, e)
-            return Outcome(verdict)
+            return self._not_stored(scan, verdict, e)
         self.debounce.remember(scan.raw, scan.mono, event.seq)
         self.feedback.show(signal_for(verdict))
         if not verdict.ok and self.reject_arm is not None:
@@ -110,6 +122,83 @@ class Station:
         else:
             log.info("scan seq=%d reject reason=%s %s", event.seq, verdict.reason, verdict.message)
         return Outcome(verdict, event)
+
+    def _not_stored(self, scan: Scan, verdict: Verdict, e: StorageError) -> Outcome:
+        self.counters.storage_errors += 1
+        verdict = verdict.refuse(Reason.STORAGE_ERROR, "Scan not stored; not accepted. Call a technician.")
+        self.health.count(verdict)
+        self.feedback.show(Signal.REJECT)
+        if self.reject_arm is not None:
+            self.reject_arm.reject(scan.mono)
+        log.error("scan %s reason=storage_error raw=%r: %s", "reject", scan.raw, e)
+        return Outcome(verdict)
+
+    def _command(self, scan: Scan, command: Command) -> Outcome:
+        """A waybill, an SSCC or the close barcode: the delivery session changes, durably, before the signal."""
+        assert self.dock is not None
+        now = scan.at or time.time()
+        summary, events = None, []
+        if command.action is Action.CLOSE:
+            summary = self.dock.close(now, ClosedBy.COMMAND)
+            signal = Signal.DELIVERY_CLOSED if summary else Signal.NO_DELIVERY
+            message = "Delivery closed." if summary else "No delivery is open."
+        elif command.action is Action.OPEN:
+            summary = self.dock.open(command.delivery, now)
+            signal, message = Signal.DELIVERY_OPEN, f"Delivery {command.delivery} open."
+        else:
+            items = self.dock.case(command)
+            if items:
+                units = tuple(u for _, receipt in items for u in receipt.units)
+                events = self.store.record_many(
+                    [(scan, verdict) for verdict, _ in items],
+                    self.identity.id,
+                    self.identity.site,
+                    self.identity.operation,
+                    Receipt(command.delivery, units),
+                    command.sscc,
+                )
+                for event in events:
+                    self.health.count(event.verdict)
+                signal, message = Signal.CASE_RECEIVED, f"Case {command.sscc}: {len(events)} unit(s) received."
+            else:
+                signal, message = Signal.DUPLICATE, f"Case {command.sscc}: nothing left to receive."
+        self.feedback.show(signal)
+        self.uplink.wake()
+        if summary is not None:
+            log.info(
+                "delivery %s closed (%s): %d expected, %d received, %d missing, %d unexpected",
+                summary.delivery,
+                summary.closed_by,
+                summary.expected,
+                summary.received,
+                summary.missing,
+                summary.unexpected,
+            )
+        log.info("command %s%s: %s", command.action, f" {command.sscc}" if command.sscc else "", message)
+        return Outcome(
+            Verdict(True, None, message, None),
+            events[-1] if events else None,
+            command=command,
+            events=tuple(events),
+            summary=summary,
+        )
+
+    def tick(self, now: float | None = None) -> SummaryMessage | None:
+        """Housekeeping on the scan thread: close a delivery left idle."""
+        if self.dock is None:
+            return None
+        try:
+            summary = self.dock.idle(time.time() if now is None else now)
+        except StorageError as e:
+            log.warning("idle delivery not closed: %s", e)
+            return None
+        if summary is not None:
+            self.feedback.show(Signal.DELIVERY_CLOSED)
+            self.uplink.wake()
+            log.info(
+                "delivery %s closed after %s idle: %d received", summary.delivery, summary.closed_by, summary.received
+            )
+        return summary
 
     def on_result(self, result: Result) -> None:
         show_result(self.feedback, result)

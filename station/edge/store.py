@@ -14,19 +14,22 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from station.edge.events import Event, Scan, event_message, new_event_id, utc_iso
 from station.gs1.verdict import Verdict
-from station.wire import Operation
+from station.wire import ClosedBy, DeliveryMessage, DeliveryState, Operation, SummaryMessage, SummaryUnit
 
 
 class StorageError(Exception):
     """The file could not be written or read: disk full, read-only, corrupt, missing."""
 
+
+LOT = "lot:"
+"""``delivery_units.key`` of a lot line without serials: ``lot:`` and the batch."""
 
 WAL_SHARE = 4 * 1024 * 1024
 """What ``[storage] max_size_mb`` keeps for the WAL (a quarter of a small cap)."""
@@ -92,8 +95,28 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 """The first schema, in plain SQL (the same tables sqlite-utils made before 0.2: files made then open as they are)."""
 
 
+MIGRATION_2 = """
+ALTER TABLE events ADD COLUMN delivery TEXT;
+CREATE TABLE deliveries (id TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL, service TEXT NOT NULL,
+    document TEXT NOT NULL, sender TEXT NOT NULL, body BLOB NOT NULL, stored_at REAL NOT NULL);
+CREATE INDEX deliveries_document ON deliveries (document);
+CREATE TABLE delivery_units (delivery TEXT NOT NULL, di TEXT NOT NULL, key TEXT NOT NULL, batch TEXT, expiry TEXT,
+    carrier TEXT, quantity INTEGER NOT NULL, received INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (delivery, di, key))
+    WITHOUT ROWID;
+CREATE INDEX delivery_units_carrier ON delivery_units (delivery, carrier);
+CREATE TABLE carriers (sscc TEXT NOT NULL, delivery TEXT NOT NULL, parent TEXT, kind TEXT,
+    PRIMARY KEY (sscc, delivery)) WITHOUT ROWID;
+CREATE TABLE session (id INTEGER PRIMARY KEY CHECK (id = 1), delivery TEXT NOT NULL, opened_at TEXT NOT NULL,
+    last_at REAL NOT NULL);
+CREATE TABLE summaries (id TEXT PRIMARY KEY, delivery TEXT NOT NULL, last_seq INTEGER NOT NULL, payload BLOB NOT NULL,
+    delivered_at TEXT);
+CREATE INDEX events_delivery ON events (delivery) WHERE delivery IS NOT NULL;
+"""
+"""Deliveries (station.edge.dock): what is expected, what came, the open session, the summaries."""
+
+
 #: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
-MIGRATIONS: list[str] = [MIGRATION_1]
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2]
 
 
 @dataclass(frozen=True)
@@ -106,6 +129,15 @@ class Stats:
     oldest_undelivered_at: str | None
     last_scan_at: str | None
     refused_later: int
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a scan does to the open delivery: its id, and the expected units it receives
+    (di, key, how many), written in the same commit as the events."""
+
+    delivery: str
+    units: tuple[tuple[str, str, int], ...] = field(default=())
 
 
 class Store:
@@ -272,22 +304,52 @@ class Store:
 
     # -- the scan path --
 
-    def record(self, scan: Scan, verdict: Verdict, station: str, site: str, operation: str) -> Event:
-        """Write one event, durably, and return it. Raises :class:`StorageError`; never half-writes."""
+    def record(
+        self,
+        scan: Scan,
+        verdict: Verdict,
+        station: str,
+        site: str,
+        operation: str,
+        delivery: Receipt | None = None,
+    ) -> Event:
+        """Write one event, durably, and return it. Raises :class:`StorageError`; never half-writes.
+        ``delivery``: the open delivery, and the expected unit this scan receives, in the same commit."""
+        return self.record_many([(scan, verdict)], station, site, operation, delivery)[0]
+
+    def record_many(
+        self,
+        scans: Sequence[tuple[Scan, Verdict]],
+        station: str,
+        site: str,
+        operation: str,
+        delivery: Receipt | None = None,
+        carrier: str | None = None,
+    ) -> list[Event]:
+        """Several events in one durable commit (a whole case received by its SSCC)."""
         conn = self.open()
-        seq = self._seq + 1
-        event_id = new_event_id()
-        at = utc_iso(scan.at or time.time())
-        d = verdict.as_dict()
-        payload = event_message(
-            event_id, seq, at, station, site, Operation(operation), scan, d, self.history, self.reset_of
-        ).to_json()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
-                " production_date, sscc, recovered, payload, rereads) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        seq = self._seq
+        rows, units, events = [], [], []
+        for scan, verdict in scans:
+            seq += 1
+            event_id = new_event_id()
+            at = utc_iso(scan.at or time.time())
+            d = verdict.as_dict()
+            payload = event_message(
+                event_id,
+                seq,
+                at,
+                station,
+                site,
+                Operation(operation),
+                scan,
+                d,
+                self.history,
+                self.reset_of,
+                delivery.delivery if delivery else None,
+                carrier,
+            ).to_json()
+            rows.append(
                 (
                     seq,
                     event_id,
@@ -305,18 +367,36 @@ class Store:
                     d["sscc"],
                     int(d["recovered"]),
                     payload,
-                ),
+                    delivery.delivery if delivery else None,
+                )
             )
             if verdict.ok and d["di"] and d["serial"]:
-                conn.execute(
-                    "INSERT OR REPLACE INTO accepted_units (gtin, serial, seq, at) VALUES (?, ?, ?, ?)",
-                    (d["di"], d["serial"], seq, scan.at or time.time()),
+                units.append((d["di"], d["serial"], seq, scan.at or time.time()))
+            events.append(Event(event_id, seq, at, payload, verdict))
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
+                " production_date, sscc, recovered, payload, rereads, delivery) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                rows,
+            )
+            if units:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO accepted_units (gtin, serial, seq, at) VALUES (?, ?, ?, ?)", units
                 )
+            if delivery is not None:
+                if delivery.units:
+                    conn.executemany(
+                        "UPDATE delivery_units SET received = received + ? WHERE delivery = ? AND di = ? AND key = ?",
+                        [(n, delivery.delivery, di, key) for di, key, n in delivery.units],
+                    )
+                conn.execute("UPDATE session SET last_at = ? WHERE id = 1", (time.time(),))
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as e:
             raise self._fail(e) from e
         self._seq = seq
-        return Event(event_id, seq, at, payload, verdict)
+        return events
 
     def add_reread(self, seq: int) -> None:
         """Count a conveyor re-read against the event it repeats (no fsync needed: a count, not a scan)."""
@@ -365,6 +445,216 @@ class Store:
         except sqlite3.Error as e:
             raise self._fail(e) from e
 
+    # -- deliveries (station.edge.dock) --
+
+    def store_delivery(self, d: DeliveryMessage) -> bool:
+        """Keep a delivery the central side sent; False when this version (or a newer one) is
+        already here. Units already received keep their counts when a new version comes."""
+        conn = self.open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT version, state FROM deliveries WHERE id = ?", (d.id,)).fetchone()
+            if row is not None and (row[0] >= d.version or row[1] == DeliveryState.CLOSED):
+                conn.execute("COMMIT")
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO deliveries (id, version, state, service, document, sender, body, stored_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (d.id, d.version, d.state, d.service, d.document, d.sender, d.to_json(), time.time()),
+            )
+            conn.execute("DELETE FROM carriers WHERE delivery = ?", (d.id,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO carriers (sscc, delivery, parent, kind) VALUES (?, ?, ?, ?)",
+                [(c.sscc, d.id, c.parent, c.kind) for c in d.carriers],
+            )
+            units: dict[tuple[str, str], list[Any]] = {}
+            for line in d.lines:
+                for serial in line.serials:
+                    units[(line.di, serial)] = [line.batch, line.expiry, line.carrier, 1]
+                if not line.serials:
+                    key = (line.di, LOT + (line.batch or ""))
+                    if key in units:
+                        units[key][3] += line.quantity
+                    else:
+                        units[key] = [line.batch, line.expiry, line.carrier, line.quantity]
+            conn.execute("UPDATE delivery_units SET quantity = 0 WHERE delivery = ?", (d.id,))
+            conn.executemany(
+                "INSERT INTO delivery_units (delivery, di, key, batch, expiry, carrier, quantity) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery, di, key) DO UPDATE SET batch = excluded.batch,"
+                " expiry = excluded.expiry, carrier = excluded.carrier, quantity = excluded.quantity",
+                [(d.id, di, key, *rest) for (di, key), rest in units.items()],
+            )
+            conn.execute("DELETE FROM delivery_units WHERE delivery = ? AND quantity = 0 AND received = 0", (d.id,))
+            conn.execute("COMMIT")
+            return True
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def delivery_index(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Open deliveries by waybill number, and their carriers' SSCCs: what opens a session."""
+        documents = {
+            str(doc): str(ident)
+            for ident, doc in self._query("SELECT id, document FROM deliveries WHERE state = ?", (DeliveryState.OPEN,))
+        }
+        carriers = {
+            str(sscc): str(ident)
+            for sscc, ident in self._query(
+                "SELECT c.sscc, c.delivery FROM carriers c JOIN deliveries d ON d.id = c.delivery WHERE d.state = ?",
+                (DeliveryState.OPEN,),
+            )
+        }
+        return documents, carriers
+
+    def session(self) -> tuple[str, str, float] | None:
+        """The open delivery session: (delivery, opened at, last scan as Unix time)."""
+        rows = self._query("SELECT delivery, opened_at, last_at FROM session WHERE id = 1")
+        return (str(rows[0][0]), str(rows[0][1]), float(rows[0][2])) if rows else None
+
+    def open_session(self, delivery: str, now: float) -> None:
+        conn = self.open()
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO session (id, delivery, opened_at, last_at) VALUES (1, ?, ?, ?)",
+                (delivery, utc_iso(now), now),
+            )
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def expected_unit(
+        self, delivery: str, di: str, serial: str | None, batch: str | None
+    ) -> tuple[str, int, int] | None:
+        """The unit's line in a delivery: (key, quantity, received), or None when it is not expected."""
+        key = serial if serial else LOT + (batch or "")
+        rows = self._query(
+            "SELECT key, quantity, received FROM delivery_units WHERE delivery = ? AND di = ? AND key = ?",
+            (delivery, di, key),
+        )
+        return (str(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
+
+    def case_units(self, delivery: str, sscc: str) -> list[tuple[str, str, str | None, str | None, int]]:
+        """Units not yet received in a carrier and the carriers inside it: (di, key, batch, expiry, how many)."""
+        rows = self._query(
+            "WITH RECURSIVE inside(sscc) AS (SELECT ? UNION SELECT c.sscc FROM carriers c JOIN inside i"
+            " ON c.parent = i.sscc WHERE c.delivery = ?)"
+            " SELECT u.di, u.key, u.batch, u.expiry, u.quantity - u.received FROM delivery_units u"
+            " WHERE u.delivery = ? AND u.carrier IN (SELECT sscc FROM inside) AND u.received < u.quantity"
+            " ORDER BY u.carrier, u.di, u.key",
+            (sscc, delivery, delivery),
+        )
+        return [(str(r[0]), str(r[1]), r[2], r[3], int(r[4])) for r in rows]
+
+    def close_session(self, station: str, closed_by: ClosedBy, now: float) -> SummaryMessage | None:
+        """Close the open delivery: its summary is written (to be published once its events are
+        delivered) in the same commit that ends the session. None: no session was open."""
+        conn = self.open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT delivery, opened_at FROM session WHERE id = 1").fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return None
+            delivery, opened_at = str(row[0]), str(row[1])
+            totals = conn.execute(
+                "SELECT coalesce(sum(quantity), 0), coalesce(sum(min(received, quantity)), 0) FROM delivery_units"
+                " WHERE delivery = ?",
+                (delivery,),
+            ).fetchone()
+            missing = [
+                SummaryUnit(
+                    di=str(di),
+                    serial=None if str(key).startswith(LOT) else str(key),
+                    batch=batch,
+                    quantity=int(n),
+                    carrier=carrier,
+                )
+                for di, key, batch, carrier, n in conn.execute(
+                    "SELECT di, key, batch, carrier, quantity - received FROM delivery_units"
+                    " WHERE delivery = ? AND received < quantity ORDER BY carrier, di, key",
+                    (delivery,),
+                )
+            ]
+            unexpected = [
+                SummaryUnit(di=str(gtin), serial=serial, batch=batch, seq=int(seq))
+                for seq, gtin, serial, batch in conn.execute(
+                    "SELECT seq, coalesce(json_extract(payload, '$.di'), gtin), serial, batch FROM events"
+                    " WHERE delivery = ? AND reason = 'not_expected' ORDER BY seq",
+                    (delivery,),
+                )
+                if gtin
+            ]
+            summary = SummaryMessage(
+                id=f"{delivery}.{station}"[:64],
+                delivery=delivery,
+                station=station,
+                opened_at=opened_at,
+                closed_at=utc_iso(now),
+                closed_by=closed_by,
+                expected=int(totals[0]),
+                received=int(totals[1]),
+                missing=sum(u.quantity for u in missing),
+                unexpected=len(unexpected),
+                last_seq=self._seq,
+                missing_units=tuple(missing),
+                unexpected_units=tuple(unexpected),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO summaries (id, delivery, last_seq, payload) VALUES (?, ?, ?, ?)",
+                (summary.id, delivery, self._seq, summary.to_json()),
+            )
+            conn.execute("UPDATE deliveries SET state = ? WHERE id = ?", (DeliveryState.CLOSED, delivery))
+            conn.execute("DELETE FROM session WHERE id = 1")
+            conn.execute("COMMIT")
+            return summary
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def summaries_to_send(self) -> list[tuple[str, bytes]]:
+        """Summaries whose delivery's events have all been delivered: (id, payload)."""
+        return [
+            (str(i), bytes(p))
+            for i, p in self._query(
+                "SELECT id, payload FROM summaries WHERE delivered_at IS NULL AND last_seq <"
+                " coalesce((SELECT min(seq) FROM events WHERE delivered_at IS NULL), 9223372036854775807)"
+            )
+        ]
+
+    def progress(self, delivery: str) -> dict[str, Any]:
+        """A delivery's progress: expected, received, missing by carrier, unexpected, last scans."""
+        head = self._query("SELECT document, sender, service, state FROM deliveries WHERE id = ?", (delivery,))
+        by_carrier = self._query(
+            "SELECT coalesce(carrier, ''), sum(quantity), sum(min(received, quantity)) FROM delivery_units"
+            " WHERE delivery = ? GROUP BY 1 ORDER BY 1",
+            (delivery,),
+        )
+        unexpected = self._query(
+            "SELECT count(*) FROM events WHERE delivery = ? AND reason = 'not_expected'", (delivery,)
+        )[0][0]
+        last = self._query(
+            "SELECT seq, at, ok, reason, gtin, serial, batch FROM events WHERE delivery = ? ORDER BY seq DESC LIMIT 5",
+            (delivery,),
+        )
+        expected = sum(int(r[1]) for r in by_carrier)
+        received = sum(int(r[2]) for r in by_carrier)
+        return {
+            "delivery": delivery,
+            "document": head[0][0] if head else None,
+            "sender": head[0][1] if head else None,
+            "service": head[0][2] if head else None,
+            "state": head[0][3] if head else None,
+            "expected": expected,
+            "received": received,
+            "missing": expected - received,
+            "unexpected": int(unexpected),
+            "carriers": [
+                {"sscc": c or None, "expected": int(e), "received": int(r), "missing": int(e) - int(r)}
+                for c, e, r in by_carrier
+            ],
+            "last_scans": [
+                {"seq": r[0], "at": r[1], "ok": bool(r[2]), "reason": r[3], "gtin": r[4], "serial": r[5], "batch": r[6]}
+                for r in last
+            ],
+        }
+
     # -- the outbox (uplink thread) --
 
     def pending(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
@@ -394,6 +684,10 @@ class Store:
                 n += conn.execute(
                     f"UPDATE events SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({marks})", (now, *part)
                 ).rowcount
+                conn.execute(
+                    f"UPDATE summaries SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({marks})",
+                    (now, *part),
+                )
             conn.execute("COMMIT")
             return n
         except sqlite3.Error as e:

@@ -35,6 +35,7 @@ from station.wire import (
     AckMessage,
     BadMessage,
     CentralStatus,
+    DeliveryMessage,
     Kind,
     ResultMessage,
     State,
@@ -97,6 +98,7 @@ class MqttUplink:
         status: Callable[[Store, bool], dict[str, Any]],
         on_result: Callable[[Result], None] | None = None,
         batch: int = 200,
+        on_delivery: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.station_id = station_id
@@ -106,6 +108,13 @@ class MqttUplink:
         self.t_status = self.topics.station(station_id, Kind.STATUS)
         self.t_results = self.topics.station(station_id, Kind.RESULTS)
         self.t_result_acks = self.topics.station(station_id, Kind.RESULT_ACKS)
+        self.t_deliveries = self.topics.station(station_id, Kind.DELIVERIES)
+        self.t_delivery_acks = self.topics.station(station_id, Kind.DELIVERY_ACKS)
+        self.t_summaries = self.topics.station(station_id, Kind.SUMMARIES)
+        self.on_delivery = on_delivery
+        """Called after a delivery is stored (the dock reloads its index)."""
+        self._deliveries: list[DeliveryMessage] = []
+        self._summaries_sent: dict[str, float] = {}
         self.store = Store(db_path, durable=False)
         self.status = status
         self.on_result = on_result
@@ -167,7 +176,7 @@ class MqttUplink:
             log.warning("mqtt: broker refused the connection: %s", reason_code)
             return
         log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
-        subs = [(self.t_acks, 1), (self.t_results, 1)]
+        subs = [(self.t_acks, 1), (self.t_results, 1), (self.t_deliveries, 1)]
         if self.config.wait_for_central:
             subs.append((self.topics.every_central, 1))
         client.subscribe(subs)
@@ -208,6 +217,11 @@ class MqttUplink:
             results = parse_results(payload)
             with self._cond:
                 self._results.extend(results)
+                self._cond.notify()
+        elif topic == self.t_deliveries:
+            delivery = DeliveryMessage.from_json(payload)
+            with self._cond:
+                self._deliveries.append(delivery)
                 self._cond.notify()
         elif mqtt.topic_matches_sub(self.topics.every_central, topic):
             submitter, _ = self.topics.parse(topic)
@@ -267,12 +281,14 @@ class MqttUplink:
                 self._cond.wait(0.25)
                 acks, self._acks = self._acks, []
                 results, self._results = self._results, []
+                deliveries, self._deliveries = self._deliveries, []
                 connected = self._connected
                 resend = self._resend
                 if connected and self._central_online:
                     self._resend = False
             try:
                 self._apply(acks, results)
+                self._keep(deliveries)
                 if connected:
                     self._send(resend, self._central_online)
             except StorageError as e:
@@ -304,6 +320,37 @@ class MqttUplink:
             ack = AckMessage(ids=tuple(stored)).to_json()
             self.client.publish(self.t_result_acks, ack, qos=1)
 
+    def _keep(self, deliveries: list[DeliveryMessage]) -> None:
+        """Store deliveries the central side sent, then ack them (``id:version``): stored first."""
+        if not deliveries:
+            return
+        changed = False
+        for d in deliveries:
+            if self.store.store_delivery(d):
+                changed = True
+                units = sum(line.count for line in d.lines)
+                log.info(
+                    "delivery %s (%s, waybill %s, %d unit(s)) stored: %s", d.id, d.service, d.document, units, d.state
+                )
+        if changed and self.on_delivery is not None:
+            self.on_delivery()
+        if self._connected:
+            ack = AckMessage(ids=tuple(d.ack_id for d in deliveries)).to_json()
+            self.client.publish(self.t_delivery_acks, ack, qos=1)
+
+    def _send_summaries(self, resend: bool) -> None:
+        """Closed deliveries' summaries, once every event before them is delivered; again after
+        ``ack_timeout_seconds`` without an ack."""
+        now = time.monotonic()
+        for summary_id, payload in self.store.summaries_to_send():
+            sent = self._summaries_sent.get(summary_id)
+            if sent is not None and not resend and now - sent < self.config.ack_timeout_seconds:
+                continue
+            info = self.client.publish(self.t_summaries, payload, qos=1, properties=json_properties())
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return
+            self._summaries_sent[summary_id] = now
+
     def _send(self, resend: bool, central_online: bool) -> None:
         now = time.monotonic()
         if now - self._last_status >= self.config.status_interval_seconds:
@@ -321,6 +368,7 @@ class MqttUplink:
             self._cursor = (oldest - 1) if oldest else self._cursor
             self._inflight.clear()
         props = json_properties()
+        self._send_summaries(resend)
         while self._connected and self._central_online and len(self._inflight) < self.config.window:
             rows = self.store.pending(self._cursor, min(self.batch, self.config.window - len(self._inflight)))
             if not rows:

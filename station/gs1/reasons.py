@@ -31,6 +31,7 @@ class Reason(StrEnum):
     DUPLICATE = "duplicate"
     RECALLED = "recalled"
     NOT_EXPECTED = "not_expected"
+    NO_DELIVERY = "no_delivery"
     # -- the station itself --
     STORAGE_ERROR = "storage_error"
 
@@ -63,5 +64,6 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.DUPLICATE: "This unit was already accepted here.",
     Reason.RECALLED: "This batch is recalled.",
     Reason.NOT_EXPECTED: "This unit is not in the expected delivery.",
+    Reason.NO_DELIVERY: "No delivery is open: scan the waybill or a pallet's or case's SSCC first.",
     Reason.STORAGE_ERROR: "The scan could not be stored; not accepted.",
 }

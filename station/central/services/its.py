@@ -7,12 +7,13 @@ Reference: shared/reference/uts-its-api.md §3.
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from station.central.services.http import AuthFailed, Call, Http, InDoubt
+from station.central.services.http import AuthFailed, Call, Http, InDoubt, ServiceError
 from station.wire import Operation
 
 SUCCESS = "00000"
@@ -28,6 +29,9 @@ DEACTIVATION = "/common/app/deactivation/"
 CONSUME = "/consume/app/consume/"
 CHECK_STATUS = "/reference/app/check_status/"
 ERROR_CODES = "/reference/app/errorcode/"
+PTS_SEARCH = "/pts/app/search/"
+PTS_GET = "/pts/app/GetPackage/"
+PTS_SEND = "/pts/app/SendPackage/"
 
 PATHS: dict[Operation, str] = {
     Operation.RECEIPT: ACCEPT,
@@ -126,6 +130,21 @@ def error_codes() -> Call:
     return Call(ERROR_CODES, {})
 
 
+def pts_search(receiver: str, start: str, end: str, sender: str = "") -> Call:
+    """PTS packages sent to ``receiver`` (a GLN) between two dates (YYYY-MM-DD), received or not."""
+    body = {"sourceGln": sender, "destinationGln": receiver, "bringNotReceivedTransferInfo": 0}
+    return Call(PTS_SEARCH, {**body, "startDate": start, "endDate": end})
+
+
+def pts_get(transfer_id: str) -> Call:
+    """One PTS package: ``fileStream``, a base64 zip."""
+    return Call(PTS_GET, {"transferId": int(transfer_id) if transfer_id.isdigit() else transfer_id})
+
+
+def pts_send(receiver: str, zipped: bytes) -> Call:
+    return Call(PTS_SEND, {"receiver": receiver, "file": base64.b64encode(zipped).decode()})
+
+
 def unit_codes(answer: ItsAnswer) -> dict[tuple[str, str], str]:
     """Each unit's ``uc`` in an answer, by (GTIN as 14 digits, serial)."""
     return {(str(u.get("gtin", "")).zfill(14), str(u.get("sn", ""))): str(u.get("uc", "")) for u in answer.units}
@@ -206,6 +225,22 @@ class ItsClient:
             if self._on_codes is not None and self._codes:
                 self._on_codes(self._codes)
         return self._codes
+
+    def pts_search(self, receiver: str, start: str, end: str) -> list[str]:
+        """Transfer ids of the PTS packages addressed to ``receiver`` in a date range."""
+        parsed, _ = self.call(pts_search(receiver, start, end))
+        if not isinstance(parsed, dict):
+            raise ServiceError("İTS PTS search: unreadable answer")
+        details = parsed.get("transferDetails") or []
+        return [str(d["transferId"]) for d in details if isinstance(d, dict) and d.get("transferId") is not None]
+
+    def pts_package(self, transfer_id: str) -> str:
+        """A package's ``fileStream`` (base64 zip; read it with station.central.services.pts)."""
+        parsed, _ = self.call(pts_get(transfer_id))
+        if not isinstance(parsed, dict) or "fileStream" not in parsed:
+            fault = parsed.get("fm") or parsed.get("message") if isinstance(parsed, dict) else None
+            raise ServiceError(f"İTS PTS package {transfer_id}: {fault or 'answer without fileStream'}")
+        return str(parsed["fileStream"])
 
     def message(self, uc: str, gln1: str = "", gln2: str = "") -> str:
         try:

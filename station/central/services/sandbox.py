@@ -18,6 +18,8 @@ counts calls per path; ``POST /_sandbox/seed`` adds units, vermes and users; ``P
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import random
 import threading
@@ -27,8 +29,9 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from station.central.services import its, uts
+from station.central.services import its, pts, uts
 from station.gs1.reader import Profile, read
+from station.wire import Carrier, DeliveryLine
 
 ITS_CODES = {
     "00000": "İşlem başarılı.",
@@ -42,13 +45,18 @@ ITS_CODES = {
     "60006": "Ürün sarf edilmiş.",
     "60007": "Ürün geri çekilmiş.",
     "60014": "Ürün üzerinize kayıtlıdır.",
+    "20008": "Transfer bulunamadı. (sandbox)",
+    "21012": "Bir paket en fazla 10 kez indirilebilir.",
 }
+PTS_FETCH_LIMIT = 10
 STATE_CODES = {"deactivated": "60000", "recalled": "60007", "consumed": "60006", "sold": "10204"}
 UTS_MESSAGES = {
     "UTS-H002": "Tekil ürün bulunamadı.",
     "UTS-H005": "Kurum sadece kendine ait bildirimleri iptal edebilir.",
+    "UTS-H008": "Alınan adet, verme bildiriminde gönderilen adetten fazla olamaz.",
     "UTS-H011": "İlgili işlem için stokta yeteri kadar ürün bulunmamaktadır.",
     "UTS-H018": "Geri toplatılmış tekil ürün için bildirim yapılamaz.",
+    "UTS-H022": "Adet sıfırdan büyük olmalıdır.",
     "UTS-H030": "Verme bildirimi bulunamadı veya size ait değil. (sandbox)",
     "UTS-H031": "Bu verme bildirimi daha önce alınmış. (sandbox)",
     "UTS-H040": "Eşsiz kimlik okunamadı. (sandbox)",
@@ -90,6 +98,8 @@ class Sandbox:
         self.uts_units: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.uts_vermes: dict[str, dict[str, Any]] = {}
         self.uts_notifications: dict[str, dict[str, Any]] = {}
+        self.pts_packages: dict[str, dict[str, Any]] = {}
+        """transfer id -> {to, from, date, file (base64 zip), fetched}."""
         self.effects: list[dict[str, Any]] = []
         self.calls: Counter[str] = Counter()
 
@@ -108,6 +118,8 @@ class Sandbox:
                     "bn": p.get("bn"),
                     "xd": p.get("xd"),
                 }
+            for p in its.get("packages", []):
+                self._seed_package(p)
             uts = data.get("uts", {})
             for i in uts.get("institutions", []):
                 self.uts_tokens[str(i["token"])] = str(i["kurum"])
@@ -133,6 +145,36 @@ class Sandbox:
                     "state": "pending",
                     "recalled": v.get("recalled"),
                 }
+
+    def _seed_package(self, p: dict[str, Any]) -> None:
+        """A PTS package addressed to a GLN: given as ``file`` (base64 zip, taken as it is, even
+        when broken), or as ``sender``, ``receiver``, ``document``, ``carriers`` and ``lines``
+        (built here; its units become dispatched from the sender to the receiver)."""
+        transfer_id = str(p.get("transfer_id") or self.random.randrange(10**11, 10**12))
+        if "file" in p:
+            to, sender, zipped = str(p["to"]), str(p.get("from", "")), str(p["file"])
+        else:
+            package = pts.Package(
+                sender=str(p["sender"]),
+                receiver=str(p["receiver"]),
+                document=str(p["document"]),
+                document_date=p.get("date"),
+                carriers=tuple(Carrier.from_dict(c) for c in p.get("carriers", [])),
+                lines=tuple(DeliveryLine.from_dict(line) for line in p.get("lines", [])),
+            )
+            to, sender = package.receiver, package.sender
+            zipped = base64.b64encode(pts.package_zip(package)).decode()
+            for line in package.lines:
+                for sn in line.serials:
+                    unit = {"owner": to, "from": sender, "state": "active", "bn": line.batch, "xd": line.expiry}
+                    self.its_units.setdefault((line.di, sn), unit)
+        self.pts_packages[transfer_id] = {
+            "to": to,
+            "from": sender,
+            "date": str(p.get("date") or time.strftime("%Y-%m-%d")),
+            "file": zipped,
+            "fetched": 0,
+        }
 
     def _uts_add_unit(self, owner: str, uno: str, sno: str | None, lno: str | None, adt: int, state: str) -> None:
         key = (uno, sno or "", "" if sno else (lno or ""))
@@ -161,6 +203,22 @@ class Sandbox:
         return entry[0]
 
     def its(self, path: str, gln: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if path == its.PTS_SEARCH:
+            start, end = str(body.get("startDate", "")), str(body.get("endDate", "9999"))
+            found = [
+                {"transferId": int(t) if t.isdigit() else t, "sourceGln": p["from"], "transferDate": p["date"]}
+                for t, p in self.pts_packages.items()
+                if p["to"] == str(body.get("destinationGln")) == gln and start <= p["date"] <= end
+            ]
+            return 200, {"transferDetails": found}
+        if path == its.PTS_GET:
+            p = self.pts_packages.get(str(body.get("transferId")))
+            if p is None or gln not in (p["to"], p["from"]):
+                return 200, {"fc": "20008", "fm": ITS_CODES["20008"]}
+            if p["fetched"] >= PTS_FETCH_LIMIT:
+                return 200, {"fc": "21012", "fm": ITS_CODES["21012"]}
+            p["fetched"] += 1
+            return 200, {"fileStream": p["file"], "streamMD5checksum": hashlib.md5(p["file"].encode()).hexdigest()}
         if path == its.ERROR_CODES:
             return 200, {"errorCodeList": [{"code": c, "message": m} for c, m in ITS_CODES.items()]}
         if path == its.CHECK_STATUS:
@@ -238,7 +296,7 @@ class Sandbox:
                     "UNO": v["uno"],
                     "LNO": v["lno"],
                     "SNO": v["sno"],
-                    "ADT": v["adt"],
+                    "ADT": v["adt"] - v.get("taken", 0),
                     "BID": bid,
                     "BNO": v["bno"],
                     "BTI": "VERME",
@@ -270,6 +328,7 @@ class Sandbox:
             return 200, {"SNC": out, "MSJ": []}
         handler = {
             uts.ALMA: self._alma,
+            uts.ALMA_RED: self._alma_red,
             uts.VERME: self._verme,
             uts.VERME_IPTAL: self._verme_iptal,
             uts.KULLANIM: self._kullanim,
@@ -280,22 +339,64 @@ class Sandbox:
         code, snc = handler(kurum, body)
         if code:
             return 200, {"SNC": None, "MSJ": [{"TIP": "HATA", "KOD": code, "MET": UTS_MESSAGES[code], "MPA": []}]}
-        return 200, {"SNC": snc, "MSJ": [{"TIP": "BILGI", "KOD": "UTS-B001", "MET": "Bildirim başarıyla alındı."}]}
+        ok = {"TIP": "BILGI", "KOD": "UTS-B001", "MET": "Bildirim başarıyla alındı. ({0})", "MPA": [snc]}
+        return 200, {"SNC": snc, "MSJ": [ok]}
 
     def _unit(self, uno: str, sno: str | None, lno: str | None) -> dict[str, Any] | None:
         return self.uts_units.get((uno, sno or "", "" if sno else (lno or "")))
 
-    def _alma(self, kurum: str, body: dict[str, Any]) -> tuple[str | None, Any]:
-        v = self.uts_vermes.get(str(body.get("VBI")))
-        if v is None or v["to"] != kurum or v["state"] == "cancelled":
+    def _verme_for(self, kurum: str, body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+        """The verme an alma (or its refusal) takes: by ``VBI``, or by product as the reference
+        documents it (``GKK``, ``UNO``, ``SNO`` or ``LNO``)."""
+        if body.get("VBI"):
+            v = self.uts_vermes.get(str(body["VBI"]))
+        else:
+            v = next(
+                (
+                    v
+                    for v in self.uts_vermes.values()
+                    if v["to"] == kurum
+                    and v["state"] == "pending"
+                    and str(v["from"]) == str(body.get("GKK"))
+                    and v["uno"] == body.get("UNO")
+                    and (v["sno"] == body["SNO"] if body.get("SNO") else v["lno"] == body.get("LNO"))
+                ),
+                None,
+            )
+        if v is None or v["to"] != kurum or v["state"] in ("cancelled", "refused"):
             return "UTS-H030", None
         if v["state"] == "accepted":
             return "UTS-H031", None
+        return None, v
+
+    def _alma(self, kurum: str, body: dict[str, Any]) -> tuple[str | None, Any]:
+        """Take a verme in: a serial unit whole; a lot for ``ADT`` of what is left (partial
+        receipts leave the rest pending), never more (UTS-H008)."""
+        code, v = self._verme_for(kurum, body)
+        if code or v is None:
+            return code, None
         if v.get("recalled"):
             return "UTS-H018", None
-        v["state"] = "accepted"
-        self._uts_add_unit(kurum, v["uno"], v["sno"], v["lno"], v["adt"], "stock")
-        self.effect("uts", "alma", kurum, uno=v["uno"], sno=v["sno"], lno=v["lno"], vbi=body.get("VBI"))
+        left = v["adt"] - v.get("taken", 0)
+        adt = 1 if v["sno"] else int(body.get("ADT") or left)
+        if adt <= 0:
+            return "UTS-H022", None
+        if adt > left:
+            return "UTS-H008", None
+        v["taken"] = v.get("taken", 0) + adt
+        if v["taken"] >= v["adt"]:
+            v["state"] = "accepted"
+        self._uts_add_unit(kurum, v["uno"], v["sno"], v["lno"], adt, "stock")
+        self.effect("uts", "alma", kurum, uno=v["uno"], sno=v["sno"], lno=v["lno"], vbi=body.get("VBI"), adt=adt)
+        return None, str(uuid.uuid4())
+
+    def _alma_red(self, kurum: str, body: dict[str, Any]) -> tuple[str | None, Any]:
+        """ "Almak istemiyorum": the receiver refuses what is left of a verme."""
+        code, v = self._verme_for(kurum, body)
+        if code or v is None:
+            return code, None
+        v["state"] = "refused"
+        self.effect("uts", "alma_red", kurum, uno=v["uno"], sno=v["sno"], lno=v["lno"], vbi=body.get("VBI"))
         return None, str(uuid.uuid4())
 
     def _take(self, kurum: str, body: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:

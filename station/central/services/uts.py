@@ -19,6 +19,8 @@ REST = "/UTS/uh/rest"
 
 PENDING = "bildirim/alma/bekleyenler/sorgula/offset"
 ALMA = "bildirim/alma/ekle"
+ALMA_RED = "bildirim/alma/red"
+"""Refusing a verme ("almak istemiyorum"); one source only (reference §2.4.1)."""
 VERME = "bildirim/verme/ekle"
 VERME_IPTAL = "bildirim/verme/iptal"
 KULLANIM = "bildirim/kullanim/ekle"
@@ -64,6 +66,14 @@ def alma(vbi: str | None, adt: int | None = None) -> Call:
     if adt is not None:
         body["ADT"] = adt
     return Call(ALMA, body)
+
+
+def alma_red(vbi: str, adt: int | None, why: str) -> Call:
+    """Refuse (what is left of) a verme: the units that did not come."""
+    body: dict[str, Any] = {"VBI": vbi, "ACIKLAMA": why[:200]}
+    if adt is not None:
+        body["ADT"] = adt
+    return Call(ALMA_RED, body)
 
 
 def by_udi(call: Call, udi: str, serial: bool) -> Call:

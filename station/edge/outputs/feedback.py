@@ -35,6 +35,14 @@ class Signal(StrEnum):
     """The station itself is unwell (storage, scanner)."""
     RESCAN = "rescan"
     """The scan was cut on its way from the scanner: nothing is wrong with the box, scan it again."""
+    NOT_EXPECTED = "not_expected"
+    """The box is not in the open delivery (or more came than were sent): put it aside."""
+    NO_DELIVERY = "no_delivery"
+    """No delivery is open: scan the waybill or an SSCC first."""
+    DELIVERY_OPEN = "delivery_open"
+    DELIVERY_CLOSED = "delivery_closed"
+    CASE_RECEIVED = "case_received"
+    """Every unit of the scanned case (or pallet) was received at once."""
 
 
 def signal_for(verdict: Verdict) -> Signal:
@@ -44,6 +52,10 @@ def signal_for(verdict: Verdict) -> Signal:
         return Signal.DUPLICATE
     if verdict.reason is Reason.CUT_SCAN:
         return Signal.RESCAN
+    if verdict.reason is Reason.NOT_EXPECTED:
+        return Signal.NOT_EXPECTED
+    if verdict.reason is Reason.NO_DELIVERY:
+        return Signal.NO_DELIVERY
     return Signal.REJECT
 
 
