@@ -238,6 +238,11 @@ def get(ledger: Ledger, ident: str) -> tuple[DeliveryMessage, str, SummaryMessag
     return delivery, str(site), SummaryMessage.from_json(summary) if summary else None
 
 
+def site_of(ledger: Ledger, ident: str) -> str | None:
+    rows = ledger.query("SELECT site FROM deliveries WHERE id = ?", (ident,))
+    return str(rows[0][0]) if rows else None
+
+
 def listing(ledger: Ledger, state: DeliveryState | None = None) -> list[dict[str, Any]]:
     """Deliveries, newest first, with how far each has come."""
     where, params = ("WHERE d.state = ?", [state]) if state else ("", [])

@@ -228,6 +228,11 @@ class Central:
                 else:
                     self.ledger.results_acked(station, message.ids)
             elif isinstance(message, SummaryMessage):
+                owner = deliveries.site_of(self.ledger, message.delivery)
+                site = self.config.site_of(station)
+                if owner is not None and (site is None or site.name != owner):
+                    self._refuse(msg, f"summary of delivery {message.delivery}, which is not for this station's site")
+                    continue
                 summaries.append(message)
             else:
                 events.append((bytes(msg.payload).decode("utf-8"), message))

@@ -408,6 +408,8 @@ class Notifier:
             try:
                 if site.service == "its":
                     self._resolve_its(site, group)
+                elif group[0].line and not group[0].serial:
+                    self._resolve_uts_lot(site, group, request_id)
                 else:
                     for j in group:
                         self._resolve_uts(site, j, request_id)
@@ -438,6 +440,50 @@ class Notifier:
             note = f"checked after a lost answer: uc {uc}, gln1 {gln1 or '-'}, gln2 {gln2 or '-'}"
             self.ledger.resolved(j.event_id, took, note, 0.0, self.config.max_attempts)
             log.info("İTS unit %s %s in doubt: %s", j.gtin, j.serial, "took effect" if took else "send again")
+
+    def _resolve_uts_lot(self, site: Site, jobs: list[Job], request_id: str | None) -> None:
+        """An alma of part of a lot whose answer was lost: the verme stays pending either way, so
+        what is left of it tells. Left before = the delivery's quantity less what the ledger has
+        done for that verme; left now = the pending list's ``ADT``. Less by what we sent: it took
+        effect; unchanged: send again; anything else (someone else received from it meanwhile):
+        a person looks."""
+        assert self.uts is not None
+        if request_id:  # the whole call, not only the units whose next check is due
+            jobs = self.ledger.jobs(f"request_id = ? AND state = '{JobState.IN_DOUBT}'", (request_id,)) or jobs
+        head = jobs[0]
+        stored = self.ledger.request(request_id) if request_id else None
+        body = json.loads(stored[3]) if stored else {}
+        vbi, sent = str(body.get("VBI") or head.line), int(body.get("ADT") or len(jobs))
+        if sent != len(jobs):
+            for j in jobs:
+                why = f"An alma of {sent} for {len(jobs)} unit(s) in doubt: check the ÜTS portal."
+                self.ledger.give_up(j.event_id, "IN_DOUBT", why)
+            return
+        found = deliveries.get(self.ledger, head.delivery or "")
+        quantity = next((line.quantity for line in found[0].lines if line.ref == vbi), None) if found else None
+        done = self.ledger.query(
+            f"SELECT count(*) FROM jobs WHERE line = ? AND state = '{JobState.DONE}' AND request_id <> ?",
+            (vbi, request_id or ""),
+        )[0][0]
+        pending = self.uts.pending(site.counterpart or None, uts_uno(head))
+        row = next((r for r in pending if str(r.get("BID")) == vbi), None)
+        left_now = int(row.get("ADT") or 0) if row else 0
+        before = None if quantity is None else quantity - int(done)
+        if before is not None and left_now == before - sent:
+            took, note = True, f"checked: the verme has {left_now} left, {sent} fewer than before the call"
+        elif before is not None and row is not None and left_now == before:
+            took, note = False, f"checked: the verme still has all {left_now} left"
+        else:
+            for j in jobs:
+                self.ledger.give_up(
+                    j.event_id,
+                    "IN_DOUBT",
+                    f"The lot's verme {vbi} has {left_now} left, which this alma of {sent} does not explain:"
+                    " check the ÜTS portal, then retry or leave.",
+                )
+            return
+        for j in jobs:
+            self.ledger.resolved(j.event_id, took, note, 0.0, self.config.max_attempts)
 
     def _resolve_uts(self, site: Site, job: Job, request_id: str | None) -> None:
         assert self.uts is not None

@@ -23,10 +23,10 @@ from enum import StrEnum
 
 from station.edge.config import DeliveryConfig
 from station.edge.store import LOT, Receipt, Store
-from station.gs1.reader import Karekod, Profile, read, unwrap
+from station.gs1.reader import Karekod, Profile, read, strip_suffix
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
-from station.wire import ClosedBy, SummaryMessage
+from station.wire import ClosedBy, DeliveryState, SummaryMessage
 
 log = logging.getLogger("station.dock")
 
@@ -77,25 +77,33 @@ class Dock:
 
     def command(self, raw: bytes) -> Command | None:
         """The command a scan is (close, a waybill, a known SSCC), or None for a unit."""
-        text = raw.decode("utf-8", "replace")
-        _, body, _ = unwrap(text)
+        body = strip_suffix(raw.decode("utf-8", "replace"))
+        if body[:1] == "]":  # any symbology: a waybill is often Code 128 (]C0), an SSCC label GS1-128 (]C1)
+            body = body[3:]
         if self.config.close_barcode and body == self.config.close_barcode:
             return Command(Action.CLOSE)
         documents, carriers = self._index()
         if not documents and not carriers:
             return None
-        if body in documents:
+        if body in documents and self._still_open(documents[body]):
             return Command(Action.OPEN, documents[body])
         if _SSCC_LIKE.fullmatch(body):
             k = read(raw, Profile.GS1).karekod if not body.isdigit() or body.startswith("00") else None
             sscc = k.sscc if k is not None and k.sscc else body[-18:]
-            if sscc in carriers:
+            if sscc in carriers and self._still_open(carriers[sscc]):
                 delivery = carriers[sscc]
                 session = self.store.session()
                 if self.config.receive_cases and session is not None and session[0] == delivery:
                     return Command(Action.CASE, delivery, sscc)
                 return Command(Action.OPEN, delivery, sscc)
         return None
+
+    def _still_open(self, delivery: str) -> bool:
+        """The index may lag a close made elsewhere (``station delivery --close``): ask the file."""
+        if self.store.delivery_state(delivery) == DeliveryState.OPEN:
+            return True
+        self._stale.set()
+        return False
 
     # -- units --
 
@@ -150,12 +158,13 @@ class Dock:
         session = self.store.session()
         summary = None
         if session is not None and session[0] != delivery:
-            summary = self.store.close_session(self.station, ClosedBy.NEXT, now)
+            summary = self.close(now, ClosedBy.NEXT)
         if session is None or session[0] != delivery:
             self.store.open_session(delivery, now)
         return summary
 
     def close(self, now: float, by: ClosedBy) -> SummaryMessage | None:
+        self._stale.set()  # a closed delivery no longer opens
         return self.store.close_session(self.station, by, now)
 
     def idle(self, now: float) -> SummaryMessage | None:

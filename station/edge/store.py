@@ -505,6 +505,10 @@ class Store:
         }
         return documents, carriers
 
+    def delivery_state(self, delivery: str) -> str | None:
+        rows = self._query("SELECT state FROM deliveries WHERE id = ?", (delivery,))
+        return str(rows[0][0]) if rows else None
+
     def session(self) -> tuple[str, str, float] | None:
         """The open delivery session: (delivery, opened at, last scan as Unix time)."""
         rows = self._query("SELECT delivery, opened_at, last_at FROM session WHERE id = 1")
