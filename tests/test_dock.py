@@ -257,3 +257,19 @@ def test_a_case_of_an_unopened_delivery_opens_it_and_without_receive_cases_never
         assert unknown.command is None and unknown.verdict.reason is Reason.MISSING_FIELD  # an SSCC label, named
     finally:
         d.close()
+
+
+def test_a_closed_delivery_is_purged_with_the_delivered_events(dock: Dockside) -> None:
+    dock.scan(WAYBILL)
+    out = dock.scan(karekod(gtin(0), "S0-000", "B0"))
+    dock.scan(CLOSE)
+    assert out.event is not None
+    dock.store.purge(730, 1)
+    assert dock.store.delivery_state("its-0123456789abcdef") == "closed"  # not yet past keeping
+    ((summary_id, _),) = [(i, p) for i, p in dock.store._query("SELECT id, payload FROM summaries")]
+    dock.store.mark_delivered([out.event.id, summary_id])
+    dock.store._query("UPDATE deliveries SET stored_at = 0")
+    dock.store._query("UPDATE events SET delivered_at = '2000-01-01T00:00:00Z'")
+    dock.store.purge(730, 1)
+    assert dock.store.delivery_state("its-0123456789abcdef") is None
+    assert dock.store._query("SELECT count(*) FROM delivery_units")[0][0] == 0

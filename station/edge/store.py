@@ -735,6 +735,23 @@ class Store:
                 "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                 (utc_iso(now - keep_delivered_days * 86400),),
             ).rowcount
+            # deliveries closed (summary delivered) or withdrawn, and past keeping: their lists go too
+            gone = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT d.id FROM deliveries d WHERE d.state <> ? AND d.stored_at < ? AND NOT EXISTS"
+                    " (SELECT 1 FROM summaries s WHERE s.delivery = d.id AND s.delivered_at IS NULL)"
+                    " AND NOT EXISTS (SELECT 1 FROM session WHERE delivery = d.id)",
+                    (DeliveryState.OPEN, now - keep_delivered_days * 86400),
+                )
+            ]
+            for table, column in (
+                ("delivery_units", "delivery"),
+                ("carriers", "delivery"),
+                ("summaries", "delivery"),
+                ("deliveries", "id"),
+            ):
+                conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(g,) for g in gone])
             conn.execute("COMMIT")
             return units, events
         except sqlite3.Error as e:
