@@ -64,6 +64,9 @@ topic read $prefix/stations/+/result_acks
 topic read $prefix/stations/+/delivery_acks
 topic read $prefix/stations/+/summaries
 topic write $prefix/stations/+/deliveries
+topic write $prefix/stations/+/orders
+topic write $prefix/stations/+/recalls
+topic read $prefix/stations/+/patient
 topic write $prefix/stations/+/acks
 topic write $prefix/stations/+/results
 topic readwrite $prefix/central/status/$id

@@ -15,7 +15,12 @@ Topics, under a prefix (``[mqtt] prefix``, default ``karekod/v1``)::
     stations/{id}/result_acks station -> central QoS 1           AckMessage: results stored (by event id)
     stations/{id}/deliveries central -> station QoS 1            DeliveryMessage: what a delivery holds
     stations/{id}/delivery_acks station -> central QoS 1         AckMessage: deliveries stored (``id:version``)
-    stations/{id}/summaries station -> central  QoS 1            SummaryMessage: a closed delivery, acked on acks
+    stations/{id}/summaries station -> central  QoS 1            SummaryMessage: a closed delivery or order
+                                                                 (acked on acks)
+    stations/{id}/orders    central -> station  QoS 1            OrderMessage: an order to dispatch
+    stations/{id}/recalls   central -> station  QoS 1            RecallList: the whole recall list
+    stations/{id}/patient   HBYS -> central     QoS 1            PatientMessage: who the units used there go to
+                                       (both acked ``id:version`` on delivery_acks)
     central/status/{sub}    central -> all      QoS 1, retained  CentralStatus (the will: offline)
 
 The README's MQTT tables are checked against :data:`MESSAGES` and :data:`TOPICS` by a test.
@@ -80,6 +85,9 @@ class Kind(StrEnum):
     DELIVERIES = "deliveries"
     DELIVERY_ACKS = "delivery_acks"
     SUMMARIES = "summaries"
+    ORDERS = "orders"
+    RECALLS = "recalls"
+    PATIENT = "patient"
 
 
 class DeliveryState(StrEnum):
@@ -89,6 +97,11 @@ class DeliveryState(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
     WITHDRAWN = "withdrawn"
+
+
+class SummaryKind(StrEnum):
+    DELIVERY = "delivery"
+    ORDER = "order"
 
 
 class ClosedBy(StrEnum):
@@ -353,6 +366,9 @@ class EventMessage(Message):
         pattern=_ID, default=None, doc="the delivery open at the station: its units wait for its summary"
     )
     carrier: str | None = _f(pattern=_SSCC, default=None, doc="the case's SSCC when the unit came with its whole case")
+    order: str | None = _f(pattern=_ID, default=None, doc="the order open at the station (dispatch)")
+    buyer: str | None = _f(pattern=_DIGITS, default=None, doc="the order's buyer: İTS `togln` or ÜTS `KUN`")
+    document: str | None = _f(max_len=100, default=None, doc="the order's document number (ÜTS `BNO`)")
 
     def validate(self) -> None:
         if self.ok and self.reason is not None:
@@ -514,7 +530,7 @@ class SummaryMessage(Message):
 
     MAX_BYTES: ClassVar[int] = 16 * 1024 * 1024
     id: str = _f(pattern=_ID, doc="`{delivery}.{station}`")
-    delivery: str = _f(pattern=_ID)
+    delivery: str = _f(pattern=_ID, doc="the delivery (or order) id")
     station: str = _f(pattern=STATION_ID)
     opened_at: str = _f(pattern=_TIMESTAMP)
     closed_at: str = _f(pattern=_TIMESTAMP)
@@ -526,6 +542,114 @@ class SummaryMessage(Message):
     last_seq: int = _f(lo=0, doc="the station's last event in the session")
     missing_units: tuple[SummaryUnit, ...] = _f(max_len=200_000, default=())
     unexpected_units: tuple[SummaryUnit, ...] = _f(max_len=200_000, default=())
+    kind: SummaryKind = _f(default=SummaryKind.DELIVERY, doc="`delivery` (receipt) or `order` (dispatch)")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine(Message):
+    """What an order wants of one product."""
+
+    gtin: str = _f(pattern=_PRINTABLE, max_len=64, doc="GTIN (14 digits) or device identifier")
+    quantity: int = _f(lo=1, hi=1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderMessage(Message):
+    """An order to fill at a conveyor: ``stations/{id}/orders`` (from the central side or the
+    warehouse system), acked ``id:version`` on ``delivery_acks``. Without lines any box goes."""
+
+    MAX_BYTES: ClassVar[int] = 1024 * 1024
+    id: str = _f(pattern=_ID)
+    version: int = _f(lo=1)
+    state: DeliveryState = _f(doc="`open`, or `withdrawn` (cancelled)")
+    buyer: str = _f(pattern=_DIGITS, doc="İTS: the buyer's GLN (`togln`); ÜTS: its institution number (`KUN`)")
+    document: str = _f(max_len=100, doc="the order's document number: the tote label, ÜTS `BNO`")
+    lines: tuple[OrderLine, ...] = _f(max_len=10_000, default=())
+
+    @property
+    def ack_id(self) -> str:
+        return f"{self.id}:{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Recall(Message):
+    """A recalled batch, a single unit, or a whole product (``batch`` and ``serial`` ``*``)."""
+
+    gtin: str = _f(pattern=_PRINTABLE, max_len=64)
+    batch: str = _f(pattern=_PRINTABLE, max_len=64, default="*")
+    serial: str = _f(pattern=_PRINTABLE, max_len=64, default="*")
+    note: str = _f(max_len=200, default="")
+
+
+@dataclass(frozen=True, slots=True)
+class RecallList(Message):
+    """The whole recall list, replacing the station's: ``stations/{id}/recalls``, acked
+    ``recalls:version`` on ``delivery_acks``."""
+
+    MAX_BYTES: ClassVar[int] = 16 * 1024 * 1024
+    version: int = _f(lo=1)
+    recalls: tuple[Recall, ...] = _f(max_len=200_000, default=())
+
+    @property
+    def ack_id(self) -> str:
+        return f"recalls:{self.version}"
+
+
+class PatientIdentity(StrEnum):
+    """ÜTS kullanım ``TUR``: which identity the patient is given by."""
+
+    TC_KIMLIK = "TC_KIMLIK_NUMARASI_VAR"
+    YABANCI_KIMLIK = "YABANCI_KIMLIK_NUMARASI_VAR"
+    PASAPORT = "PASAPORT_NUMARASI_VAR"
+    YENI_DOGAN = "YENI_DOGAN"
+    KIMLIGI_BELIRSIZ = "KIMLIGI_BELIRSIZ"
+    DIGER = "DIGER"
+
+
+def tc_kimlik_ok(number: str) -> bool:
+    """The T.C. kimlik numarası's own check: 11 digits, no leading zero, digits 10 and 11 from the rest."""
+    if len(number) != 11 or not number.isdigit() or number[0] == "0":
+        return False
+    d = [int(c) for c in number]
+    tenth = ((d[0] + d[2] + d[4] + d[6] + d[8]) * 7 - (d[1] + d[3] + d[5] + d[7])) % 10
+    return tenth == d[9] and sum(d[:10]) % 10 == d[10]
+
+
+@dataclass(frozen=True, slots=True)
+class PatientMessage(Message):
+    """The patient the units used at a station go to, from the HBYS: ``stations/{id}/patient``, read
+    by the central side only (an identity never reaches the station). Units used there from ``at``
+    until the next message (or ``until``) are notified to ÜTS kullanım with these fields."""
+
+    id: str = _f(pattern=_ID, doc="the HBYS's id for this (a visit, an operation)")
+    at: str = _f(pattern=_TIMESTAMP, doc="from when")
+    tur: PatientIdentity = _f(doc="ÜTS `TUR`")
+    until: str | None = _f(pattern=_TIMESTAMP, default=None, doc="until when (none: until the next)")
+    tkn: str | None = _f(pattern=_DIGITS, default=None, doc="T.C. kimlik numarası (with `TC_KIMLIK_NUMARASI_VAR`)")
+    ykn: str | None = _f(max_len=20, pattern=_PRINTABLE, default=None, doc="yabancı kimlik numarası")
+    pan: str | None = _f(max_len=20, pattern=_PRINTABLE, default=None, doc="passport number")
+    dta: str | None = _f(max_len=200, default=None, doc="what `DIGER` means here")
+
+    def validate(self) -> None:
+        needs = {
+            PatientIdentity.TC_KIMLIK: "tkn",
+            PatientIdentity.YABANCI_KIMLIK: "ykn",
+            PatientIdentity.PASAPORT: "pan",
+            PatientIdentity.DIGER: "dta",
+        }.get(self.tur)
+        if needs and not getattr(self, needs):
+            raise BadMessage(f"PatientMessage: {self.tur} without {needs}")
+        if self.tur is PatientIdentity.TC_KIMLIK and not tc_kimlik_ok(self.tkn or ""):
+            raise BadMessage("PatientMessage.tkn: not a valid T.C. kimlik numarası")
+
+    def fields(self) -> dict[str, str]:
+        """The kullanım body's identity fields."""
+        out = {"TUR": str(self.tur)}
+        for name in ("tkn", "ykn", "pan", "dta"):
+            value = getattr(self, name)
+            if value:
+                out[name.upper()] = value
+        return out
 
 
 MESSAGES: dict[str, type[Message]] = {
@@ -537,6 +661,9 @@ MESSAGES: dict[str, type[Message]] = {
     "deliveries": DeliveryMessage,
     "delivery_acks": AckMessage,
     "summaries": SummaryMessage,
+    "orders": OrderMessage,
+    "recalls": RecallList,
+    "patient": PatientMessage,
     "central/status": CentralStatus,
 }
 
@@ -594,6 +721,9 @@ TOPICS: dict[str, tuple[str, str, int, bool]] = {
     "stations/{id}/deliveries": ("central -> station", "deliveries", 1, False),
     "stations/{id}/delivery_acks": ("station -> central", "delivery_acks", 1, False),
     "stations/{id}/summaries": ("station -> central", "summaries", 1, False),
+    "stations/{id}/orders": ("central -> station", "orders", 1, False),
+    "stations/{id}/recalls": ("central -> station", "recalls", 1, False),
+    "stations/{id}/patient": ("HBYS -> central", "patient", 1, False),
     "central/status/{submitter}": ("central -> all", "central/status", 1, True),
 }
 """topic -> (direction, message kind in MESSAGES, QoS, retained)."""

@@ -150,7 +150,7 @@ def event_body(station: str = "line-1", seq: int = 1, **fields: Any) -> dict[str
         "seq": seq,
         "station": station,
         "site": "",
-        "operation": "receipt",
+        "operation": "dispatch" if station.startswith("line") else "receipt",  # as the sites below say
         "at": "2026-01-01T10:00:00.000Z",
         "source": "test",
         "raw": "",

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -165,7 +166,11 @@ def central(broker: Broker) -> Iterator[Central]:
 
 def write_config(tmp_path: Path, port: int, station_id: str = "test-1", **extra: dict[str, Any]) -> Path:
     sections: dict[str, dict[str, Any]] = {
-        "station": {"id": station_id, "site": "test site", "operation": "receipt"},
+        "station": {
+            "id": station_id,
+            "site": "test site",
+            "operation": "dispatch" if station_id.startswith("line") else "receipt",  # as tests/central.py's sites
+        },
         "reader": {"profile": "its"},
         "storage": {"path": str(tmp_path / "station.db")},
         "mqtt": {"host": "127.0.0.1", "port": port, "ack_timeout_seconds": 5, "status_interval_seconds": 1},
@@ -221,3 +226,29 @@ def station_cli(config: Path, *args: str) -> Any:
     ).stdout.decode()
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     return lines[0] if len(lines) == 1 and args[0] in ("status", "queue") else lines
+
+
+class Signals:
+    """A feedback that remembers every signal shown, in order, and passes each on."""
+
+    def __init__(self, inner: Any = None) -> None:
+        self.inner = inner
+        self.shown: list[Any] = []
+
+    def show(self, signal: Any) -> None:
+        self.shown.append(signal)
+        if self.inner is not None:
+            self.inner.show(signal)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
+def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A query on a station file or a ledger that may not be made yet (then: no rows)."""
+    try:
+        with sqlite3.connect(db) as conn:
+            return list(conn.execute(sql, params))
+    except sqlite3.OperationalError:
+        return []

@@ -125,3 +125,65 @@ def test_vermes_group_by_sender_and_waybill_and_a_lot_is_one_alma_even_when_its_
     assert sandbox.sandbox.uts_vermes["v-lot"]["state"] == "refused"
     out = subprocess.run([*cli, "delivery", "no-such", "-c", config], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.strip() == "station-submitter: no delivery no-such"
+
+
+def test_a_station_whose_operation_differs_from_its_sites_is_refused_with_the_fix(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    notifier, ledger = make(tmp_path, sandbox)
+    text = json.dumps(event_body("line-1", 1, operation="receipt", gtin=gtin(1), serial="M1"))
+    ledger.ingest([(text, EventMessage.from_json(text))], notifier.config.site_of)
+    (job,) = ledger.jobs("1 = 1")
+    assert (job.state, job.code) == ("failed", "OPERATION_MISMATCH")
+    assert job.message is not None and "says receipt, its site depot-line is dispatch" in job.message
+    assert not sandbox.effects()  # the site does not silently win
+
+
+def test_a_use_station_notifies_kullanim_with_the_patient_the_hbys_named(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    from central import run_until_final
+
+    from station.wire import BadMessage, PatientMessage
+
+    extra = f"""
+[sites.theatre]
+service = "uts"
+institution = "{KURUM}"
+operation = "use"
+stations = ["use-1"]
+"""
+    sandbox.sandbox.seed({"uts": {"units": [{"owner": KURUM, "uno": gtin(40 + i), "sno": f"P{i}"} for i in range(3)]}})
+    config = load(submitter_config(tmp_path, 1, sandbox.url, extra=extra))
+    ledger = Ledger(config.ledger, config.id)
+    with pytest.raises(BadMessage, match=r"not a valid T\.C\. kimlik"):
+        PatientMessage.from_json(
+            json.dumps(
+                {"id": "v0", "at": "2026-11-23T09:00:00Z", "tur": "TC_KIMLIK_NUMARASI_VAR", "tkn": "12345678901"}
+            )
+        )
+    patient = PatientMessage.from_json(
+        json.dumps(
+            {
+                "id": "v1",
+                "at": "2026-11-23T12:00:00+03:00",
+                "until": "2026-11-23T10:00:00Z",
+                "tur": "TC_KIMLIK_NUMARASI_VAR",
+                "tkn": "10000000146",
+            }
+        )
+    )
+    ledger.note_patient("use-1", patient)
+    events = []
+    for i, at in enumerate(("2026-11-23T08:59:00.000Z", "2026-11-23T09:30:00.000Z", "2026-11-23T10:30:00.000Z")):
+        text = json.dumps(
+            event_body("use-1", i + 1, operation="use", at=at, gtin=gtin(40 + i), di=gtin(40 + i), serial=f"P{i}")
+        )
+        events.append((text, EventMessage.from_json(text)))
+    ledger.ingest(events, config.site_of)
+    run_until_final(Notifier(config, ledger), ledger, 3)
+    bodies = {json.loads(b)["SNO"]: json.loads(b) for (b,) in ledger.query("SELECT body FROM requests")}
+    assert bodies["P0"]["TUR"] == "KIMLIGI_BELIRSIZ" and "TKN" not in bodies["P0"]  # before the visit
+    assert (bodies["P1"]["TUR"], bodies["P1"]["TKN"]) == ("TC_KIMLIK_NUMARASI_VAR", "10000000146")
+    assert bodies["P2"]["TUR"] == "KIMLIGI_BELIRSIZ"  # after it ended
+    assert len([e for e in sandbox.effects() if e["op"] == "kullanim"]) == 3

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
+from harness import Signals
 from scans import gtin, sscc
 
 from station.edge.config import DeliveryConfig, FeedbackConfig, ReaderConfig, StationConfig
@@ -73,26 +74,11 @@ def delivery(version: int = 1, cases: int = 3, per_case: int = 40) -> DeliveryMe
     )
 
 
-class Lights:
-    """Every signal the station shows, in order."""
-
-    def __init__(self, inner: GpioFeedback) -> None:
-        self.inner = inner
-        self.shown: list[Signal] = []
-
-    def show(self, signal: Signal) -> None:
-        self.shown.append(signal)
-        self.inner.show(signal)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
 class Dockside:
     def __init__(self, tmp_path: Path, **config: Any) -> None:
         self.path = tmp_path / "station.db"
         self.config = DeliveryConfig(**{"close_barcode": CLOSE, **config})
-        self.lights = Lights(GpioFeedback(FeedbackConfig(), MockFactory(pin_class=MockPWMPin)))
+        self.lights = Signals(GpioFeedback(FeedbackConfig(), MockFactory(pin_class=MockPWMPin)))
         self.mono = 100.0
         self.open()
 

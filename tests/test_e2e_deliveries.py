@@ -4,7 +4,6 @@ a dock station (real process, simulated pins) -> its summary -> exactly what cam
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from central import DEPOT, HOSPITAL, KURUM, SUPPLIER, SandboxServer, submitter_config
 from chaos import Submitter, karekod
-from harness import Broker, Daemon, station_cli, wait_for, write_config
+from harness import Broker, Daemon, rows, station_cli, wait_for, write_config
 from scans import gtin, sscc
 
 GS = "\x1d"
@@ -26,14 +25,6 @@ def sandbox() -> Iterator[SandboxServer]:
     s = SandboxServer(seed=11)
     yield s
     s.close()
-
-
-def rows(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    try:
-        with sqlite3.connect(db) as conn:
-            return list(conn.execute(sql, params))
-    except sqlite3.OperationalError:  # not made yet
-        return []
 
 
 def lot_box(g: str, batch: str) -> str:
@@ -135,7 +126,7 @@ stations = ["pharm-dock"]
         assert reasons == [(None, 118), ("no_delivery", 1), ("not_expected", 1)]
         log = (tmp_path / "pharm" / "daemon.log").read_text()
         assert f"command case {sscc(10)}: Case {sscc(10)}: 40 unit(s) received." in log
-        assert "delivery its-" in log and "closed (command): 120 expected, 118 received, 2 missing, 1 unexpected" in log
+        assert "delivery its-" in log and "ended (command): 120 expected, 118 received, 2 missing, 1 refused" in log
         # the results came back to the dock
         wait_for(lambda: rows(db, "SELECT count(*) FROM results WHERE ok = 1") == [(118,)], 30, what="results")
     finally:

@@ -273,7 +273,7 @@ stations = ["ret-1"]
         [
             event("line-1", 1, gtin(0), "U000000"),
             event("dock-1", 1, gtin(0), "D000000"),
-            event("ret-1", 1, gtin(9), "RET-1"),
+            event("ret-1", 1, gtin(9), "RET-1", operation="dispatch"),
         ],
         config.site_of,
     )

@@ -198,8 +198,8 @@ def test_disk_full_gives_storage_error_and_red(tmp_path: Path, factory: MockFact
     used, cap = st.store.usage()
     assert cap == 1024 * 1024 and used <= cap  # the WAL counts inside the cap
     assert st.status()["storage"].startswith("near the cap: ")
-    # an accepted scan is never shown green when it cannot be stored
-    out = st.handle(clock.scan(karekod("FULL1")), TODAY)
+    # an accepted scan (as large as those that filled the file) is never shown green when it cannot be stored
+    out = st.handle(clock.scan(karekod("F" * 20, batch="L" * 20) + b"\x1d" + b"91" + b"Z" * 60), TODAY)
     assert out.verdict.reason is Reason.STORAGE_ERROR and shows(st, "red")
 
 

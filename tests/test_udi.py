@@ -237,10 +237,10 @@ def test_a_udi_event_passes_the_wire_contract() -> None:
     assert (message.issuer, message.di, message.udi, message.gtin) == (Issuer.HIBCC, "A99912345", HIBC_UNIT, None)
 
 
-def udi_event(station: str, seq: int, raw: str) -> tuple[str, EventMessage]:
+def udi_event(station: str, seq: int, raw: str, operation: str = "receipt") -> tuple[str, EventMessage]:
     v = judge(raw, Policy(Profile.UTS), date(2026, 1, 1))
     assert v.ok, v.message
-    text = json.dumps(event_body(station, seq, **v.as_dict()))
+    text = json.dumps(event_body(station, seq, operation=operation, **v.as_dict()))
     return text, EventMessage.from_json(text)
 
 
@@ -264,7 +264,7 @@ stations = ["out-1"]
         ledger.ingest([udi_event("dock-1", 1, HIBC_UNIT)], config.site_of)
         run_until_final(notifier, ledger, 1)
         assert [(e["op"], e["uno"], e["sno"]) for e in sandbox.sandbox.effects] == [("alma", "A99912345", "SER1")]
-        ledger.ingest([udi_event("out-1", 1, HIBC_UNIT)], config.site_of)
+        ledger.ingest([udi_event("out-1", 1, HIBC_UNIT, "dispatch")], config.site_of)
         run_until_final(Notifier(config, ledger), ledger, 2)
         assert [(e["op"], e["uno"], e["sno"]) for e in sandbox.sandbox.effects][-1] == ("verme", "A99912345", "SER1")
         sent = ledger.query("SELECT body FROM requests WHERE endpoint LIKE '%verme/ekle/essizKimlik'")

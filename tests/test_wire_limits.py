@@ -47,6 +47,26 @@ SAMPLES: dict[type[wire.Message], dict[str, Any]] = {
         "lines": [{"di": "08699536000010", "serials": ["S1"]}],
     },
     wire.SummaryUnit: {"di": "08699536000010"},
+    wire.OrderLine: {"gtin": "08699536000010", "quantity": 2},
+    wire.OrderMessage: {
+        "id": "ord-1",
+        "version": 1,
+        "state": "open",
+        "buyer": "8680000000016",
+        "document": "SIP-1",
+        "lines": [{"gtin": "08699536000010", "quantity": 2}],
+    },
+    wire.Recall: {"gtin": "08699536000010"},
+    wire.PatientMessage: {
+        "id": "visit-1",
+        "at": "2026-11-23T10:00:00Z",
+        "tur": "KIMLIGI_BELIRSIZ",
+        "tkn": "10000000146",  # every identity given: any TUR holds
+        "ykn": "99123456789",
+        "pan": "U1234567",
+        "dta": "acil",
+    },
+    wire.RecallList: {"version": 1, "recalls": [{"gtin": "08699536000010", "batch": "B1"}]},
     wire.SummaryMessage: {
         "id": "its-1.s1",
         "delivery": "its-1",

@@ -329,6 +329,76 @@ def _refuse_missing(config: Any, ledger: Any, delivery: Any, summary: Any) -> in
     return 1 if failed else 0
 
 
+def cmd_order(args: argparse.Namespace) -> int:
+    """Send an order to a conveyor station (what the warehouse system does through the same ledger)."""
+    from station.central import orders
+
+    config, ledger = _ledger(args)
+    site = config.site_of(args.station)
+    if site is None:
+        print(f"station-submitter: station {args.station} is in no [sites.*] table", file=sys.stderr)
+        return 2
+    lines = []
+    for item in args.line or []:
+        gtin, _, qty = item.partition("=")
+        if not gtin or not qty.isdigit() or int(qty) < 1:
+            print(f"station-submitter: --line {item!r}: write GTIN=QUANTITY", file=sys.stderr)
+            return 2
+        lines.append((gtin.zfill(14) if gtin.isdigit() else gtin, int(qty)))
+    order = orders.add(ledger, site, args.station, args.buyer, args.document, lines)
+    print(f"order {order.id} version {order.version} for {args.buyer} ({len(lines)} line(s)) queued to {args.station}")
+    return 0
+
+
+def cmd_orders(args: argparse.Namespace) -> int:
+    from station.central import orders
+
+    _, ledger = _ledger(args)
+    rows = orders.listing(ledger)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    print(f"{'id':<21} {'station':<16} {'buyer':<14} {'document':<20} {'state':<7} sent notified package")
+    for r in rows:
+        print(
+            f"{r['id']:<21} {r['station']:<16} {r['buyer']:<14} {r['document'][:20]:<20} {r['state']:<7}"
+            f" {r['sent'] if r['sent'] is not None else '-':>4} {r['notified']:>8} {r['package_request'] or '-'}"
+        )
+    return 0
+
+
+def cmd_recall(args: argparse.Namespace) -> int:
+    """The recall list every station rejects from, offline too."""
+    from station.central import recalls
+
+    _, ledger = _ledger(args)
+    if args.action == "list":
+        rows = recalls.listing(ledger)
+        for r in rows:
+            if args.json:
+                print(json.dumps(r, ensure_ascii=False))
+            else:
+                print(f"{r['gtin']:<16} batch {r['batch']:<20} serial {r['serial']:<20} {r['source']:<14} {r['note']}")
+        if not rows and not args.json:
+            print("the recall list is empty")
+        return 0
+    if not args.gtin:
+        print("station-submitter: recall add/remove: a GTIN is needed", file=sys.stderr)
+        return 2
+    gtin = args.gtin.zfill(14) if args.gtin.isdigit() else args.gtin
+    if args.action == "add":
+        added = recalls.add(ledger, gtin, args.batch, args.serial, args.note)
+        print(
+            f"{'added' if added else 'already on the list'}: {gtin} batch {args.batch} serial {args.serial}"
+            f" (list version {recalls.version(ledger)}, sent to every station)"
+        )
+        return 0
+    removed = recalls.remove(ledger, gtin, args.batch, args.serial)
+    print(f"{'removed' if removed else 'not on the list'}: {gtin} batch {args.batch} serial {args.serial}")
+    return 0 if removed else 1
+
+
 #: The export's columns: (CSV header, SQL expression). One list for both, so they cannot drift.
 EXPORT = [
     ("event_id", "j.event_id"),
@@ -420,6 +490,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--refuse-missing", action="store_true", help="ÜTS: refuse what did not come (almak istemiyorum)")
     p.set_defaults(func=cmd_delivery)
+    p = with_config(sub.add_parser("order", help="send an order to a conveyor station"))
+    p.add_argument("--station", required=True)
+    p.add_argument("--buyer", required=True, help="İTS: the buyer's GLN; ÜTS: its institution number")
+    p.add_argument("--document", required=True, help="the order's document number (the tote label)")
+    p.add_argument("--line", action="append", metavar="GTIN=QUANTITY", help="what the order wants (repeat)")
+    p.set_defaults(func=cmd_order)
+    p = with_config(sub.add_parser("orders", help="orders, what was sent in each, and their PTS packages"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_orders)
+    p = with_config(sub.add_parser("recall", help="the recall list: add, remove, list"))
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("gtin", nargs="?")
+    p.add_argument("--batch", default="*", help="a batch, or * (every batch: the whole product)")
+    p.add_argument("--serial", default="*", help="a single unit's serial, or *")
+    p.add_argument("--note", default="", help="why (the authority's reference)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recall)
     p = with_config(sub.add_parser("export", help="CSV of notifications and outcomes for a date range"))
     p.add_argument("--from", dest="date_from", required=True, metavar="YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", required=True, metavar="YYYY-MM-DD")

@@ -73,6 +73,8 @@ class Site:
     deactivation_reason: str = "40"
     """İTS ``ds``: 10 removal, 20 production scrap, 30 recall, 40 expiry, 50 revision, 60 consumption."""
     use_tur: str = "KIMLIGI_BELIRSIZ"
+    send_pts: bool = False
+    """İTS dispatch: send each ended order's buyer a PTS package of the boxes dispatched in it."""
     """ÜTS kullanım ``TUR`` when a station does not know the patient."""
 
 
@@ -262,6 +264,7 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
             str(values.get("document_number", "")),
             ds,
             str(values.get("use_tur", "KIMLIGI_BELIRSIZ")),
+            bool(values.get("send_pts", False)),
         )
     if problems:
         raise ConfigError(path, problems)

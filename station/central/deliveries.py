@@ -287,40 +287,58 @@ def unit_states(ledger: Ledger, ident: str) -> list[tuple[Any, ...]]:
 # -- to and from the stations -----------------------------------------------------------------
 
 
-def to_send(
-    ledger: Ledger, stations_of: Mapping[str, Sequence[str]], resend_after: float = RESEND_SECONDS
-) -> list[tuple[str, DeliveryMessage]]:
-    """(station, delivery) pairs a station has not acked in their current version: never sent,
-    changed since, or sent ``resend_after`` seconds ago without an ack."""
-    now = time.time()
-    out = []
-    rows = ledger.query(
-        "SELECT id, site, version, body, state FROM deliveries WHERE state IN (?, ?) ORDER BY fetched_at",
-        (DeliveryState.OPEN, DeliveryState.WITHDRAWN),
-    )
-    if not rows:
+def unacked(
+    ledger: Ledger, wanted: Sequence[tuple[str, int, Sequence[str]]], resend_after: float = RESEND_SECONDS
+) -> list[tuple[str, str]]:
+    """(list id, station) pairs to send: each station named for a list (a delivery, an order, the
+    recall list) that has not acked its current version, and was never sent it, was sent an older
+    one, or was sent it ``resend_after`` seconds ago."""
+    if not wanted:
         return []
+    now = time.time()
     sends = {
         (str(d), str(s)): (int(v), float(at), bool(a))
         for d, s, v, at, a in ledger.query("SELECT delivery, station, version, sent_at, acked FROM delivery_sends")
     }
-    for ident, site, version, body, state in rows:
-        message: DeliveryMessage | None = None
-        for station in stations_of.get(site, ()):
+    out = []
+    for ident, version, stations in wanted:
+        for station in stations:
             sent = sends.get((ident, station))
             if sent is not None and sent[0] == version and (sent[2] or now - sent[1] < resend_after):
                 continue
-            if state == DeliveryState.WITHDRAWN and sent is None:
-                continue  # never told: nothing to withdraw
-            if message is None:
-                message = replace(DeliveryMessage.from_json(body), version=int(version), state=DeliveryState(state))
-            out.append((station, message))
+            out.append((ident, station))
     return out
 
 
-def mark_sent(ledger: Ledger, sent: Iterable[tuple[str, DeliveryMessage]]) -> None:
+def to_send(
+    ledger: Ledger, stations_of: Mapping[str, Sequence[str]], resend_after: float = RESEND_SECONDS
+) -> list[tuple[str, DeliveryMessage]]:
+    """(station, delivery) pairs a station has not acked in their current version. A withdrawn
+    delivery goes only to stations that were told of it."""
+    rows = ledger.query(
+        "SELECT id, site, version, body, state FROM deliveries WHERE state IN (?, ?) ORDER BY fetched_at",
+        (DeliveryState.OPEN, DeliveryState.WITHDRAWN),
+    )
+    told = {(str(d), str(s)) for d, s in ledger.query("SELECT delivery, station FROM delivery_sends")}
+    messages = {
+        str(ident): replace(DeliveryMessage.from_json(body), version=int(version), state=DeliveryState(state))
+        for ident, _site, version, body, state in rows
+    }
+    wanted = [
+        (
+            str(ident),
+            int(version),
+            [s for s in stations_of.get(site, ()) if state == DeliveryState.OPEN or (ident, s) in told],
+        )
+        for ident, site, version, _body, state in rows
+    ]
+    return [(station, messages[ident]) for ident, station in unacked(ledger, wanted, resend_after)]
+
+
+def mark_sent(ledger: Ledger, sent: Iterable[tuple[str, str, int]]) -> None:
+    """Lists the broker took: (list id, station, version)."""
     now = time.time()
-    rows = [(d.id, station, d.version, now) for station, d in sent]
+    rows = [(ident, station, version, now) for ident, station, version in sent]
     if rows:
         with ledger.tx() as c:
             c.executemany(

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from station.central import deliveries
+from station.central import deliveries, orders, recalls
 from station.central.config import SubmitterConfig
 from station.central.ledger import Job, Ledger
 from station.mqtt import Broker, json_properties, make_client
@@ -29,15 +29,19 @@ from station.wire import (
     EventMessage,
     Kind,
     Operation,
+    OrderMessage,
+    PatientMessage,
+    RecallList,
     ResultMessage,
     Service,
     State,
     StationStatus,
+    SummaryKind,
     SummaryMessage,
     Topics,
 )
 
-FromStation = EventMessage | StationStatus | AckMessage | SummaryMessage
+FromStation = EventMessage | StationStatus | AckMessage | SummaryMessage | PatientMessage
 
 log = logging.getLogger("submitter.mqtt")
 
@@ -115,6 +119,7 @@ class Central:
                 (self.topics.every_station(Kind.RESULT_ACKS), 1),
                 (self.topics.every_station(Kind.DELIVERY_ACKS), 1),
                 (self.topics.every_station(Kind.SUMMARIES), 1),
+                (self.topics.every_station(Kind.PATIENT), 1),
             ]
         )
         # Subscribed first, online second: stations start sending once they see this.
@@ -194,6 +199,10 @@ class Central:
             message = StationStatus.from_json(msg.payload)
         elif kind is Kind.SUMMARIES:
             message = SummaryMessage.from_json(msg.payload)
+        elif kind is Kind.PATIENT:  # from the HBYS, about the station: no station field to match
+            if station not in self.stations:
+                raise BadMessage(f"station {station!r} is in no [sites.*] stations list")
+            return station, kind, PatientMessage.from_json(msg.payload)
         elif kind in (Kind.RESULT_ACKS, Kind.DELIVERY_ACKS):
             if station not in self.stations:
                 raise BadMessage(f"station {station!r} is in no [sites.*] stations list")
@@ -209,6 +218,7 @@ class Central:
     def _ingest(self, msgs: list[mqtt.MQTTMessage]) -> None:
         events: list[tuple[str, EventMessage]] = []
         summaries: list[SummaryMessage] = []
+        summaries_acked: list[SummaryMessage] = []
         for msg in msgs:
             try:
                 station, kind, message = self.parse(msg)
@@ -227,6 +237,12 @@ class Central:
                     deliveries.acked(self.ledger, station, message.ids)
                 else:
                     self.ledger.results_acked(station, message.ids)
+            elif isinstance(message, PatientMessage):
+                self.ledger.note_patient(station, message)
+                log.info("patient for station %s from %s (%s)", station, message.at, message.tur)
+            elif isinstance(message, SummaryMessage) and message.kind is SummaryKind.ORDER:
+                orders.ended(self.ledger, message, self.config.site_of(station))
+                summaries_acked.append(message)
             elif isinstance(message, SummaryMessage):
                 owner = deliveries.site_of(self.ledger, message.delivery)
                 site = self.config.site_of(station)
@@ -270,7 +286,7 @@ class Central:
         by_station: dict[str, list[str]] = {}
         for _, event in events:
             by_station.setdefault(event.station, []).append(event.id)
-        for summary in summaries:
+        for summary in summaries + summaries_acked:
             by_station.setdefault(summary.station, []).append(summary.id)
         for station, ids in by_station.items():
             ack = AckMessage(ids=tuple(ids)).to_json()
@@ -280,23 +296,31 @@ class Central:
     # -- deliveries --
 
     def publish_deliveries(self, resend_after: float = deliveries.RESEND_SECONDS) -> int:
-        """Each open delivery to every station of its site until that station acks its version."""
+        """Each open delivery to every station of its site, each order to its station, the recall
+        list to every station: each until that station acks its version."""
         if not self.connected.is_set():
             return 0
         stations_of = {site.name: site.stations for site in self.config.sites.values() if deliveries.is_receipt(site)}
-        pending = deliveries.to_send(self.ledger, stations_of, resend_after)
-        sent: list[tuple[str, DeliveryMessage, Any]] = []
-        for station, delivery in pending:
-            info = self.client.publish(self.topics.station(station, Kind.DELIVERIES), delivery.to_json(), qos=1)
-            sent.append((station, delivery, info))
+        pending: list[tuple[str, Kind, DeliveryMessage | OrderMessage | RecallList]] = [
+            (station, Kind.DELIVERIES, d) for station, d in deliveries.to_send(self.ledger, stations_of, resend_after)
+        ]
+        pending += [(station, Kind.ORDERS, o) for station, o in orders.to_send(self.ledger, resend_after)]
+        pending += [
+            (station, Kind.RECALLS, r) for station, r in recalls.to_send(self.ledger, self.stations, resend_after)
+        ]
+        sent = []
+        for station, kind, message in pending:
+            info = self.client.publish(self.topics.station(station, kind), message.to_json(), qos=1)
+            sent.append((station, message, info))
         done = []
-        for station, delivery, info in sent:
+        for station, message, info in sent:
             try:
                 info.wait_for_publish(10)
             except (RuntimeError, ValueError):
                 continue
             if info.is_published():
-                done.append((station, delivery))
+                ident = "recalls" if isinstance(message, RecallList) else message.id
+                done.append((ident, station, message.version))
         deliveries.mark_sent(self.ledger, done)
         return len(done)
 

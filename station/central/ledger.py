@@ -19,13 +19,14 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
 
 from station.central.config import Site
 from station.gs1.udi import Issuer
-from station.wire import EventMessage, Service, StationStatus
+from station.wire import EventMessage, Operation, PatientMessage, Service, StationStatus
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS events (
@@ -54,6 +55,16 @@ SCHEMA = [
         sender TEXT NOT NULL, state TEXT NOT NULL, version INTEGER NOT NULL, units INTEGER NOT NULL,
         body TEXT NOT NULL, fetched_at REAL NOT NULL, closed_at REAL, summary TEXT)""",
     "CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state, site)",
+    """CREATE TABLE IF NOT EXISTS orders (
+        id TEXT PRIMARY KEY, site TEXT, station TEXT NOT NULL, buyer TEXT NOT NULL, document TEXT NOT NULL,
+        state TEXT NOT NULL, version INTEGER NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL, summary TEXT,
+        package_request TEXT)""",
+    """CREATE TABLE IF NOT EXISTS patients (
+        station TEXT NOT NULL, id TEXT NOT NULL, from_at TEXT NOT NULL, until_at TEXT, body TEXT NOT NULL,
+        PRIMARY KEY (station, id))""",
+    """CREATE TABLE IF NOT EXISTS recalls (
+        gtin TEXT NOT NULL, batch TEXT NOT NULL, serial TEXT NOT NULL, note TEXT, source TEXT, added_at REAL NOT NULL,
+        PRIMARY KEY (gtin, batch, serial))""",
     """CREATE TABLE IF NOT EXISTS delivery_sends (
         delivery TEXT NOT NULL, station TEXT NOT NULL, version INTEGER NOT NULL, sent_at REAL NOT NULL,
         acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (delivery, station))""",
@@ -72,6 +83,8 @@ SECONDS_COLUMNS = (
     ("deliveries", "fetched_at"),
     ("deliveries", "closed_at"),
     ("delivery_sends", "sent_at"),
+    ("orders", "created_at"),
+    ("recalls", "added_at"),
 )
 
 JOB_COLUMNS = (
@@ -102,6 +115,8 @@ JOB_COLUMNS = (
     "line",
     "document",
     "counterpart",
+    "order_id",
+    "patient",
 )
 
 
@@ -173,7 +188,11 @@ class Job:
     document: str | None = None
     """The delivery's waybill number (ÜTS ``BNO``, PTS ``documentNumber``)."""
     counterpart: str | None = None
-    """The delivery's sender (ÜTS ``GKK``, PTS ``sourceGLN``)."""
+    """The delivery's sender (ÜTS ``GKK``, PTS ``sourceGLN``), or the order's buyer (``togln``, ``KUN``)."""
+    order_id: str | None = None
+    """The order the unit was dispatched in (station.edge.orders)."""
+    patient: str | None = None
+    """ÜTS kullanım: the identity fields (JSON) the HBYS gave for the station at the scan's time."""
 
     @property
     def gs1(self) -> bool:
@@ -198,6 +217,11 @@ class Outcome:
     """The service's id for the notification (ÜTS BID, İTS notificationId), for cancels and audits."""
 
 
+def _utc(timestamp: str) -> str:
+    """An ISO 8601 time as UTC text that sorts as time (stations send Z; an HBYS may send an offset)."""
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def sqlite_path(url: str) -> str:
     """``sqlite:///abs/path.db`` -> ``/abs/path.db``; ``sqlite:rel.db`` or a bare path -> as is."""
     if url.startswith("sqlite://"):
@@ -219,7 +243,7 @@ class Ledger:
         self._add_column("jobs", "result_sent_at", "REAL")
         self._add_column("events", "history", "TEXT")
         self._add_column("stations", "history", "TEXT")
-        for column in ("issuer", "di", "udi", "delivery", "line", "document", "counterpart"):
+        for column in ("issuer", "di", "udi", "delivery", "line", "document", "counterpart", "order_id", "patient"):
             self._add_column("jobs", column, "TEXT")
         with self.tx() as c:
             c.execute("CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs (delivery, state)")
@@ -336,6 +360,13 @@ class Ledger:
                 )
                 if site and e.delivery:
                     state = JobState.HELD  # until the delivery's summary (station.central.deliveries)
+                if site and e.operation is not site.operation:
+                    state, code, message = (
+                        JobState.FAILED,
+                        "OPERATION_MISMATCH",
+                        f"Station {e.station} says {e.operation}, its site {site.name} is {site.operation}: fix"
+                        " [station] operation on the station or the site in the submitter's configuration, then retry.",
+                    )
                 if site and site.service is Service.ITS and e.issuer not in (None, Issuer.GS1):
                     state, code, message = (
                         JobState.FAILED,
@@ -362,6 +393,10 @@ class Ledger:
                         e.di,
                         e.udi,
                         e.delivery,
+                        e.document,
+                        e.buyer,
+                        e.order,
+                        self._patient(e) if site and site.operation is Operation.USE else None,
                     )
                 )
             stored.append(e.id)
@@ -382,11 +417,38 @@ class Ledger:
             if job_rows:
                 c.executemany(
                     "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
-                    " state, code, message, created_at, updated_at, issuer, di, udi, delivery)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    " state, code, message, created_at, updated_at, issuer, di, udi, delivery, document, counterpart,"
+                    " order_id, patient) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     job_rows,
                 )
         return stored
+
+    def note_patient(self, station: str, patient: PatientMessage) -> None:
+        """The HBYS says who the units used at ``station`` go to, from ``patient.at``."""
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO patients (station, id, from_at, until_at, body) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (station, id) DO UPDATE SET from_at = excluded.from_at, until_at = excluded.until_at,"
+                " body = excluded.body",
+                (
+                    station,
+                    patient.id,
+                    _utc(patient.at),
+                    _utc(patient.until) if patient.until else None,
+                    json.dumps(patient.fields(), ensure_ascii=False),
+                ),
+            )
+
+    def _patient(self, e: EventMessage) -> str | None:
+        """The identity fields for a unit used at ``e.at``: the latest the HBYS gave before it, unless it ended."""
+        at = _utc(e.at)
+        rows = self.query(
+            "SELECT body FROM patients WHERE station = ? AND from_at <= ? AND (until_at IS NULL OR until_at > ?)"
+            " ORDER BY from_at DESC LIMIT 1",
+            (e.station, at, at),
+        )
+        return str(rows[0][0]) if rows else None
 
     def history_faults(self, events: Sequence[EventMessage]) -> dict[str, str]:
         """Events to refuse because their station's history broke: {event id: why}.

@@ -22,10 +22,10 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from station.central import deliveries
+from station.central import deliveries, orders, recalls
 from station.central.config import Site, SubmitterConfig
 from station.central.ledger import Job, JobState, Ledger, Outcome
-from station.central.services import its, uts
+from station.central.services import its, pts, uts
 from station.central.services.http import AuthFailed, Call, ServiceError, Unreachable
 from station.central.services.its import ItsClient
 from station.central.services.uts import UtsClient
@@ -152,6 +152,8 @@ class Notifier:
                     self.publish_results()
                     if self.publish_deliveries is not None:
                         self.publish_deliveries()
+                    if self._busy("fetch") == 0:
+                        self._submit("fetch", self.send_packages)
                     last_publish = time.monotonic()
                 every = self.config.delivery_fetch_minutes * 60
                 if every and time.monotonic() - self.fetched_at > every and self._busy("fetch") == 0:
@@ -283,8 +285,55 @@ class Notifier:
                 done = uc == its.SUCCESS
                 outcomes.append(Outcome(j.event_id, done, uc, self.its.message(uc), answer.notification_id))
         self.ledger.answer(request_id, 200, answer.raw, outcomes)
+        self._note_recalls(jobs, outcomes)
         ok = sum(o.ok for o in outcomes)
         log.info("İTS %s %s: %d unit(s), %d ok, %d refused", site.name, site.operation, len(jobs), ok, len(jobs) - ok)
+
+    def _note_recalls(self, jobs: list[Job], outcomes: list[Outcome]) -> None:
+        """A service said a unit is recalled: every station learns it (station.central.recalls)."""
+        by_id = {j.event_id: j for j in jobs}
+        for o in outcomes:
+            j = by_id.get(o.event_id)
+            if (
+                not o.ok
+                and j is not None
+                and recalls.from_answer(self.ledger, o.code, j.di or j.gtin, j.batch, j.serial)
+            ):
+                log.warning(
+                    "recall list: %s batch %s added (%s on serial %s)", j.gtin, j.batch or "*", o.code, j.serial
+                )
+
+    # -- PTS packages of ended orders --
+
+    def send_packages(self) -> None:
+        """Each ended order of an İTS site with ``send_pts``, once all its units are final: a PTS
+        package of exactly the boxes dispatched, to the buyer. Recorded before it is sent."""
+        if self.its is None:
+            return
+        for ident, site_name, buyer, document in orders.ready_for_package(self.ledger):
+            site = self.config.sites.get(site_name)
+            if site is None or site.service is not Service.ITS or not site.send_pts:
+                continue
+            pkg = orders.package(self.ledger, ident, site.institution, buyer, document)
+            if not pkg.lines:
+                orders.packaged(self.ledger, ident, "-")
+                continue
+            call = its.pts_send(buyer, pts.package_zip(pkg))
+            request_id = self.ledger.prepare("its", site.name, call.path, {"receiver": buyer, "units": pkg.units})
+            orders.packaged(self.ledger, ident, request_id)
+            try:
+                parsed, raw = self.its.call(call)
+            except ServiceError as e:
+                self.ledger.in_doubt(request_id, str(e))
+                log.warning(
+                    "PTS package of order %s to %s: %s (in doubt: check before sending again)", document, buyer, e
+                )
+                continue
+            self.ledger.answer(request_id, 200, raw, [])
+            transfer = parsed.get("transferId") if isinstance(parsed, dict) else None
+            log.info(
+                "PTS package of order %s (%d unit(s)) sent to %s: transfer %s", document, pkg.units, buyer, transfer
+            )
 
     # -- ÜTS: one unit per call --
 
@@ -305,7 +354,8 @@ class Notifier:
             kun, bno = job.counterpart or site.counterpart, job.document or site.document_number or job.event_id[:20]
             call = uts.verme(uno, kun, bno, sno, lno, 1, today)
         else:
-            call = uts.kullanim(uno, today, site.use_tur, sno, lno, 1)
+            identity = json.loads(job.patient) if job.patient else {"TUR": site.use_tur}
+            call = uts.kullanim(uno, today, identity.pop("TUR"), sno, lno, 1, **identity)
         if not job.gs1 and job.udi:
             return uts.by_udi(call, job.udi, bool(job.serial))
         return call
@@ -363,6 +413,7 @@ class Notifier:
             return
         reference = str(answer.snc) if answer.ok and isinstance(answer.snc, str) else ""
         code = "OK" if answer.ok else answer.code
+        self._note_recalls(jobs, [Outcome(j.event_id, answer.ok, code, "") for j in jobs])
         self.ledger.answer(
             request_id, 200, answer.raw, [Outcome(j.event_id, answer.ok, code, answer.text, reference) for j in jobs]
         )

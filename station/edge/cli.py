@@ -169,7 +169,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_events(args: argparse.Namespace) -> int:
     store = _read_store(args)
-    rows = store.events(args.last, args.reason)
+    rows = store.events(args.last, "refused_later" if args.refused else args.reason)
     if args.json:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
@@ -267,6 +267,44 @@ def cmd_delivery(args: argparse.Namespace) -> int:
         for r in body["last_scans"]:
             verdict = "accept" if r["ok"] else f"reject {r['reason']}"
             print(f"  {r['seq']:>7} {r['at']} {verdict:<22} {r['gtin'] or '-'} {r['serial'] or r['batch'] or '-'}")
+    return 0
+
+
+def cmd_sheet(args: argparse.Namespace) -> int:
+    """Print the station's command sheet (PNG or PDF at 300 dpi)."""
+    config = _config(args)
+    try:
+        from station.edge import sheet
+    except ImportError:  # pragma: no cover - the extra is missing
+        print("station: the sheet needs the [sheet] extra: pip install 'karekod-station[sheet]'", file=sys.stderr)
+        return 2
+    from station.tomlcheck import ConfigError, read_secret
+
+    secret = b""
+    if config.commands.secret_file:
+        try:
+            secret = read_secret(config.commands.secret_file, "[commands] secret_file").encode()
+        except ConfigError as e:
+            print(f"station: {e}", file=sys.stderr)
+            return 2
+    extra = (
+        (config.delivery.close_barcode, "Teslimatı kapat / Close the delivery (plain)"),
+        (config.order.end_barcode, "Siparişi bitir / End the order (plain)"),
+    )
+    try:
+        data = sheet.render(
+            config.station.id,
+            config.station.site or config.station.id,
+            sheet.codes(config.station.id, secret, extra),
+            args.format,
+        )
+    except ImportError:
+        print("station: the sheet needs the [sheet] extra: pip install 'karekod-station[sheet]'", file=sys.stderr)
+        return 2
+    output = args.output or f"karekod-sheet-{config.station.id}.{args.format}"
+    with open(output, "wb") as f:
+        f.write(data)
+    print(f"{output}: {len(data)} bytes, {args.format} at 300 dpi")
     return 0
 
 
@@ -492,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("events", help="the newest events, with the national service's answer"))
     p.add_argument("--last", type=int, default=20, metavar="N")
     p.add_argument("--reason", metavar="R", help="only this reason (refused_later: refused by the service)")
+    p.add_argument(
+        "--refused", action="store_true", help="only units the national service refused after they were accepted"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_events)
 
@@ -516,6 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--close", action="store_true", help="close the open delivery now (its summary goes out)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_delivery)
+
+    p = with_config(sub.add_parser("sheet", help="print the command barcodes and a test karekod on one page"))
+    p.add_argument("--format", choices=["png", "pdf"], default="png")
+    p.add_argument("--output", "-o", metavar="FILE")
+    p.set_defaults(func=cmd_sheet)
 
     p = with_config(sub.add_parser("reset", help="start a new history after the station file was lost (moved aside)"))
     p.add_argument("--yes", action="store_true", help="do it")

@@ -120,6 +120,12 @@ DEFAULT_PATTERNS = {
     "delivery_open": Pattern("green", 0.15, 2, 2, 0.08, "E6"),
     "delivery_closed": Pattern("green", 1.2, 1, 3, 0.1, "G6"),
     "case_received": Pattern("green", 0.1, 4, 4, 0.05, "A6"),
+    "not_in_order": Pattern("red", 0.25, 2, 2, 0.25, "E4"),
+    "no_order": Pattern("amber", 1.0, 1, 2, 0.4, "D4"),
+    "order_open": Pattern("green", 0.15, 2, 2, 0.08, "E6"),
+    "order_end": Pattern("green", 1.2, 1, 3, 0.1, "G6"),
+    "recalled": Pattern("red", 0.1, 8, 3, 0.3, "B4"),
+    "no_read": Pattern("red", 0.3, 2, 0, 0.0, "A4"),
 }
 
 
@@ -198,6 +204,10 @@ class FeedbackConfig:
     stack_amber_pin: int = -1
     stack_red_pin: int = -1
     stack_active_high: bool = True
+    late_pin: int = -1
+    """An output of its own for a late refusal (a beacon, a stack-light colour, a divert at the end
+    of the line): on for ``late_seconds`` when the national service refuses a unit accepted here."""
+    late_seconds: float = 10.0
     pin_factory: PinFactory = PinFactory.AUTO
     patterns: dict[str, Pattern] = field(default_factory=lambda: dict(DEFAULT_PATTERNS))
 
@@ -229,6 +239,35 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class CommandsConfig:
+    """Command barcodes (station.edge.commands)."""
+
+    secret_file: str = ""
+    """A file whose contents key the command barcodes' MACs ("": the station id, station-specific only)."""
+
+
+@dataclass(frozen=True)
+class PresenceConfig:
+    """A photo-eye at the scanner (station.edge.presence): a box that passes unread is rejected."""
+
+    pin: int = -1
+    """BCM GPIO of the eye's (opto-isolated) output; -1: none fitted."""
+    window_ms: int = 150
+    """A box's read may come this long before or after it breaks the beam; less than the arm's delay."""
+    active_high: bool = True
+
+
+@dataclass(frozen=True)
+class OrderConfig:
+    """Orders on a dispatch conveyor (station.edge.orders)."""
+
+    require: bool = False
+    """A box scanned with no order open is refused (``no_order``) and the reject arm takes it."""
+    end_barcode: str = ""
+    """The text of the command barcode that ends the open order ("": the next order label ends it)."""
+
+
+@dataclass(frozen=True)
 class Config:
     station: StationConfig
     reader: ReaderConfig = ReaderConfig()
@@ -238,6 +277,9 @@ class Config:
     feedback: FeedbackConfig = FeedbackConfig()
     reject: RejectConfig = RejectConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    order: OrderConfig = OrderConfig()
+    presence: PresenceConfig = PresenceConfig()
+    commands: CommandsConfig = CommandsConfig()
     path: str = ""
 
 
@@ -310,6 +352,8 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "stack_amber_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
         "stack_red_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
         "stack_active_high": typed(bool),
+        "late_pin": typed(int, lambda v: None if v == -1 else _pin(v)),
+        "late_seconds": typed(float, at_least(0.1)),
         "pin_factory": choice(PinFactory),
     },
     "delivery": {
@@ -317,6 +361,16 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "close_barcode": typed(str, lambda v: None if len(v) <= 100 and v.isprintable() else "printable, at most 100"),
         "idle_close_minutes": typed(float, at_least(0)),
         "receive_cases": typed(bool),
+    },
+    "commands": {"secret_file": typed(str)},
+    "presence": {
+        "pin": typed(int, lambda v: None if v == -1 else _pin(v)),
+        "window_ms": typed(int, at_least(10)),
+        "active_high": typed(bool),
+    },
+    "order": {
+        "require": typed(bool),
+        "end_barcode": typed(str, lambda v: None if len(v) <= 100 and v.isprintable() else "printable, at most 100"),
     },
     "reject": {
         "enabled": typed(bool),
@@ -414,12 +468,23 @@ def parse(text: str, path: str = "<config>") -> Config:
         "stack_green_pin",
         "stack_amber_pin",
         "stack_red_pin",
+        "late_pin",
     ):
         pin = fb.get(key, getattr(FeedbackConfig, key))
         if pin != -1:
             if pin in pins:
                 problems.append(f"{where('feedback', key)}: [feedback] {key} = {pin}: also used by {pins[pin]}")
             pins[pin] = key
+    pr = tables["presence"]
+    if pr.get("pin", -1) != -1:
+        if pr["pin"] in pins or (rj.get("enabled") and pr["pin"] == rj.get("pin", RejectConfig.pin)):
+            problems.append(f"{where('presence', 'pin')}: [presence] pin = {pr['pin']}: also used by another output")
+        delay = rj.get("delay_ms", RejectConfig.delay_ms)
+        if rj.get("enabled") and pr.get("window_ms", PresenceConfig.window_ms) >= delay:
+            problems.append(
+                f"{where('presence', 'window_ms')}: [presence] window_ms must be less than [reject] delay_ms ({delay}):"
+                " a box left unread must be known before it reaches the arm"
+            )
     if rj.get("enabled") and rj.get("pin", RejectConfig.pin) in pins:
         pin = rj.get("pin", RejectConfig.pin)
         problems.append(f"{where('reject', 'pin')}: [reject] pin = {pin}: also used by [feedback] {pins[pin]}")
@@ -439,6 +504,9 @@ def parse(text: str, path: str = "<config>") -> Config:
         feedback=FeedbackConfig(**tables["feedback"], patterns=patterns),
         reject=RejectConfig(**tables["reject"]),
         delivery=DeliveryConfig(**tables["delivery"]),
+        order=OrderConfig(**tables["order"]),
+        presence=PresenceConfig(**tables["presence"]),
+        commands=CommandsConfig(**tables["commands"]),
         path=path,
     )
 

@@ -25,14 +25,16 @@ from station.edge.config import Config, ScannerConfig
 from station.edge.dock import Dock
 from station.edge.events import Scan
 from station.edge.health import Health
+from station.edge.orders import Orders
 from station.edge.outputs import pins
 from station.edge.outputs.feedback import GpioFeedback, Signal, simulated_pin_factory
 from station.edge.outputs.reject import RejectArm
 from station.edge.pipeline import Station, show_result
+from station.edge.presence import PhotoEye, Presence
 from station.edge.scanners.serial import Scanner, SerialScanner, StreamScanner
 from station.edge.store import StorageError, Store
 from station.edge.uplink import MqttUplink, NoUplink, Uplink
-from station.tomlcheck import ConfigError
+from station.tomlcheck import ConfigError, read_secret
 
 log = logging.getLogger("station")
 
@@ -107,6 +109,8 @@ def simulated_pins(config: Config) -> Any:
         config.feedback.stack_green_pin: "stack-green",
         config.feedback.stack_amber_pin: "stack-amber",
         config.feedback.stack_red_pin: "stack-red",
+        config.feedback.late_pin: "late-refusal",
+        config.presence.pin: "photo-eye",
     }
     if config.reject.enabled:
         names[config.reject.pin] = "reject-arm"
@@ -171,13 +175,17 @@ class ScanLoop:
         """Until stopped, every input ended (0), or a scanner thread died (1: systemd restarts us)."""
         threads, self.crashed = start_scanners(self.scanners, self.scans, self.stop)
         while not self.stop.is_set():
+            presence = self.station.presence
             try:
-                scan = self.scans.get(timeout=0.5)
+                scan = self.scans.get(timeout=0.5 if presence is None else presence.window / 4)
             except queue.Empty:
                 if not any(t.is_alive() for t in threads):
                     break  # every input has ended
             else:
                 self.station.handle(scan)
+            if presence is not None:
+                for passed_at in presence.due(time.monotonic()):
+                    self.station.no_read(passed_at)
             if self.crashed:
                 log.error("stopping: a scanner thread died (%s); systemd restarts the station", ", ".join(self.crashed))
                 return 1
@@ -242,6 +250,13 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     health = Health(config.station.id)
     uplink: Uplink = NoUplink()
     dock = Dock(store, config.delivery, config.station.id)
+    orders = Orders(store, config.order, config.station.id) if config.station.operation != "receipt" else None
+
+    def lists_changed() -> None:
+        dock.changed()
+        if orders is not None:
+            orders.changed()
+
     if config.mqtt.enabled:
         on_result = partial(show_result, feedback)
         try:
@@ -251,13 +266,30 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
                 config.storage.path,
                 health.status,
                 on_result,
-                on_delivery=dock.changed,
+                on_delivery=lists_changed,
             )
         except ConfigError as e:  # the password file changed since the configuration was checked
             log.error("cannot connect to the broker: %s", e)
             feedback.close()
             return 2
-    station = Station(config.station, config.reader, store, feedback, uplink, arm, health, dock)
+    presence = eye = None
+    if config.presence.pin >= 0:
+        presence = Presence(config.presence.window_ms / 1000)
+        eye = PhotoEye(config.presence.pin, presence, time.monotonic, config.presence.active_high, pin_factory)
+        log.info(
+            "photo-eye on GPIO%d: a box unread within %d ms is rejected", config.presence.pin, config.presence.window_ms
+        )
+    secret = b""
+    if config.commands.secret_file:
+        try:
+            secret = read_secret(config.commands.secret_file, "[commands] secret_file").encode()
+        except ConfigError as e:
+            log.error("command barcodes: %s", e)
+            feedback.close()
+            return 2
+    station = Station(
+        config.station, config.reader, store, feedback, uplink, arm, health, dock, orders, presence, secret
+    )
     loop = ScanLoop(config, station, make_scanners(config, simulate, stdin or sys.stdin.buffer), feedback)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -288,6 +320,8 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
         feedback.close()
         if arm is not None:
             arm.close()
+        if eye is not None:
+            eye.close()
         with contextlib.suppress(OSError):
             write_status(loop.status_file, {**station.status(), "state": "stopped"})
         store.close()

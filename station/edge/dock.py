@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from station.edge.config import DeliveryConfig
 from station.edge.store import LOT, Receipt, Store
-from station.gs1.reader import Karekod, Profile, read, strip_suffix
+from station.gs1.reader import Karekod, Profile, plain, read
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
 from station.wire import ClosedBy, DeliveryState, SummaryMessage
@@ -77,9 +77,7 @@ class Dock:
 
     def command(self, raw: bytes) -> Command | None:
         """The command a scan is (close, a waybill, a known SSCC), or None for a unit."""
-        body = strip_suffix(raw.decode("utf-8", "replace"))
-        if body[:1] == "]":  # any symbology: a waybill is often Code 128 (]C0), an SSCC label GS1-128 (]C1)
-            body = body[3:]
+        body = plain(raw)  # any symbology: a waybill is often Code 128 (]C0), a label GS1-128 (]C1)
         if self.config.close_barcode and body == self.config.close_barcode:
             return Command(Action.CLOSE)
         documents, carriers = self._index()

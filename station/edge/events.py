@@ -55,6 +55,17 @@ def judge_scan(scan: Scan, policy: Policy, today: date) -> Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Dispatch:
+    """The open order a scan belongs to; ``gtin``: the order line an accepted box fills (None: the
+    order has no lines, or the box was refused)."""
+
+    order: str
+    buyer: str
+    document: str
+    gtin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One recorded scan. ``seq`` is per station and gap-free; ``id`` is unique everywhere."""
 
@@ -86,9 +97,11 @@ def event_message(
     reset_of: str | None = None,
     delivery: str | None = None,
     carrier: str | None = None,
+    order: Dispatch | None = None,
 ) -> EventMessage:
     """The message published on ``stations/{id}/events`` (``station.wire.EventMessage``). ``verdict``
-    is :meth:`Verdict.as_dict`, which the caller also stores as columns."""
+    is :meth:`Verdict.as_dict`, which the caller also stores as columns. ``order``: the open order
+    (:class:`Dispatch`: its id, buyer and document)."""
     return EventMessage(
         schema=EVENT_SCHEMA,
         id=event_id,
@@ -105,5 +118,8 @@ def event_message(
         reset_of=reset_of or None,
         delivery=delivery,
         carrier=carrier,
+        order=order.order if order else None,
+        buyer=order.buyer if order else None,
+        document=order.document if order else None,
         **verdict,
     )

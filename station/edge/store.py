@@ -14,18 +14,40 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from station.edge.events import Event, Scan, event_message, new_event_id, utc_iso
+from station.edge.events import Dispatch, Event, Scan, event_message, new_event_id, utc_iso
 from station.gs1.verdict import Verdict
-from station.wire import ClosedBy, DeliveryMessage, DeliveryState, Operation, SummaryMessage, SummaryUnit
+from station.wire import (
+    ClosedBy,
+    DeliveryMessage,
+    DeliveryState,
+    Operation,
+    OrderMessage,
+    SummaryKind,
+    SummaryMessage,
+    SummaryUnit,
+)
 
 
 class StorageError(Exception):
     """The file could not be written or read: disk full, read-only, corrupt, missing."""
+
+
+_SESSIONS = {
+    SummaryKind.DELIVERY: ("session", "delivery", "deliveries"),
+    SummaryKind.ORDER: ("order_session", "order_id", "orders"),
+}
+"""Each kind's open-session table, its id column, and its list table."""
+
+
+def _newer(conn: sqlite3.Connection, table: str, ident: str, version: int) -> bool:
+    """Whether ``version`` of a delivery or order is news here (not older, not for a closed one)."""
+    row = conn.execute(f"SELECT version, state FROM {table} WHERE id = ?", (ident,)).fetchone()
+    return row is None or (row[0] < version and row[1] != DeliveryState.CLOSED)
 
 
 LOT = "lot:"
@@ -111,8 +133,22 @@ CREATE TABLE session (id INTEGER PRIMARY KEY CHECK (id = 1), delivery TEXT NOT N
 CREATE TABLE summaries (id TEXT PRIMARY KEY, delivery TEXT NOT NULL, last_seq INTEGER NOT NULL, payload BLOB NOT NULL,
     delivered_at TEXT);
 CREATE INDEX events_delivery ON events (delivery) WHERE delivery IS NOT NULL;
+ALTER TABLE events ADD COLUMN order_id TEXT;
+CREATE INDEX events_order ON events (order_id) WHERE order_id IS NOT NULL;
+CREATE TABLE orders (id TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL, buyer TEXT NOT NULL,
+    document TEXT NOT NULL, stored_at REAL NOT NULL);
+CREATE INDEX orders_document ON orders (document);
+CREATE TABLE order_lines (order_id TEXT NOT NULL, gtin TEXT NOT NULL, quantity INTEGER NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (order_id, gtin)) WITHOUT ROWID;
+CREATE TABLE order_session (id INTEGER PRIMARY KEY CHECK (id = 1), order_id TEXT NOT NULL, opened_at TEXT NOT NULL,
+    last_at REAL NOT NULL);
+CREATE TABLE recall_list (gtin TEXT NOT NULL, batch TEXT NOT NULL, serial TEXT NOT NULL, note TEXT,
+    PRIMARY KEY (gtin, batch, serial)) WITHOUT ROWID;
+INSERT INTO recall_list (gtin, batch, serial, note) SELECT gtin, batch, '*', note FROM recalls;
+DROP TABLE recalls;
 """
-"""Deliveries (station.edge.dock): what is expected, what came, the open session, the summaries."""
+"""Deliveries (station.edge.dock): what is expected, what came, the open session, the summaries.
+Orders (station.edge.orders) and the recall list by batch, unit or whole product."""
 
 
 #: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
@@ -312,10 +348,12 @@ class Store:
         site: str,
         operation: str,
         delivery: Receipt | None = None,
+        order: Dispatch | None = None,
     ) -> Event:
         """Write one event, durably, and return it. Raises :class:`StorageError`; never half-writes.
-        ``delivery``: the open delivery, and the expected unit this scan receives, in the same commit."""
-        return self.record_many([(scan, verdict)], station, site, operation, delivery)[0]
+        ``delivery``: the open delivery, and the expected unit this scan receives; ``order``: the
+        open order and the line this box fills; each in the same commit."""
+        return self.record_many([(scan, verdict)], station, site, operation, delivery, order=order)[0]
 
     def record_many(
         self,
@@ -325,6 +363,7 @@ class Store:
         operation: str,
         delivery: Receipt | None = None,
         carrier: str | None = None,
+        order: Dispatch | None = None,
     ) -> list[Event]:
         """Several events in one durable commit (a whole case received by its SSCC)."""
         conn = self.open()
@@ -348,6 +387,7 @@ class Store:
                 self.reset_of,
                 delivery.delivery if delivery else None,
                 carrier,
+                order,
             ).to_json()
             rows.append(
                 (
@@ -368,6 +408,7 @@ class Store:
                     int(d["recovered"]),
                     payload,
                     delivery.delivery if delivery else None,
+                    order.order if order else None,
                 )
             )
             if verdict.ok and d["di"] and d["serial"]:
@@ -377,8 +418,8 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
-                " production_date, sscc, recovered, payload, rereads, delivery) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                " production_date, sscc, recovered, payload, rereads, delivery, order_id) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
                 rows,
             )
             if units:
@@ -392,6 +433,13 @@ class Store:
                         [(n, delivery.delivery, di, key) for di, key, n in delivery.units],
                     )
                 conn.execute("UPDATE session SET last_at = ? WHERE id = 1", (time.time(),))
+            if order is not None:
+                if order.gtin is not None:
+                    conn.execute(
+                        "UPDATE order_lines SET sent = sent + 1 WHERE order_id = ? AND gtin = ?",
+                        (order.order, order.gtin),
+                    )
+                conn.execute("UPDATE order_session SET last_at = ? WHERE id = 1", (time.time(),))
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as e:
             raise self._fail(e) from e
@@ -415,18 +463,30 @@ class Store:
         (seq that accepted it since ``since``, recall note, False when an expected list excludes it)."""
         row = self._query(
             "SELECT (SELECT seq FROM accepted_units WHERE gtin = ? AND serial = ? AND at >= ?),"
-            " (SELECT coalesce(note, '') FROM recalls WHERE gtin = ? AND batch IN (?, '*') LIMIT 1),"
+            " (SELECT coalesce(note, '') FROM recall_list WHERE gtin = ? AND batch IN (?, '*') AND serial IN (?, '*')"
+            " LIMIT 1),"
             " NOT EXISTS (SELECT 1 FROM expected LIMIT 1)"
             " OR EXISTS (SELECT 1 FROM expected WHERE gtin = ? AND serial IN (?, '*'))",
-            (gtin, serial or "", since, gtin, batch or "", gtin, serial or ""),
+            (gtin, serial or "", since, gtin, batch or "", serial or "", gtin, serial or ""),
         )[0]
         return row[0], row[1], bool(row[2])
 
     # -- lists filled by the central side --
 
-    def replace_recalls(self, rows: Iterable[tuple[str, str, str]]) -> int:
-        """Replace the recall list: (gtin, batch or ``*``, note)."""
-        return self._replace("recalls", "INSERT OR REPLACE INTO recalls (gtin, batch, note) VALUES (?, ?, ?)", rows)
+    def replace_recalls(self, rows: Iterable[tuple[str, ...]], version: int | None = None) -> int:
+        """Replace the recall list: (gtin, batch or ``*``, note) or (gtin, batch, serial, note), a
+        ``*`` matching any; ``version``: the central list's, kept to ack and to skip an older one."""
+        full = [(r[0], r[1], "*", r[2]) if len(r) == 3 else tuple(r) for r in rows]
+        n = self._replace(
+            "recall_list", "INSERT OR REPLACE INTO recall_list (gtin, batch, serial, note) VALUES (?, ?, ?, ?)", full
+        )
+        if version is not None:
+            self._query("INSERT OR REPLACE INTO meta (key, value) VALUES ('recalls_version', ?)", (str(version),))
+        return n
+
+    def recalls_version(self) -> int:
+        rows = self._query("SELECT value FROM meta WHERE key = 'recalls_version'")
+        return int(rows[0][0]) if rows else 0
 
     def replace_expected(self, rows: Iterable[tuple[str, str, str]]) -> int:
         """Replace the expected-units list: (gtin, serial or ``*``, delivery). Empty: no check."""
@@ -434,7 +494,7 @@ class Store:
             "expected", "INSERT OR REPLACE INTO expected (gtin, serial, delivery) VALUES (?, ?, ?)", rows
         )
 
-    def _replace(self, table: str, insert: str, rows: Iterable[tuple[str, str, str]]) -> int:
+    def _replace(self, table: str, insert: str, rows: Iterable[tuple[str, ...]]) -> int:
         conn = self.open()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -453,8 +513,7 @@ class Store:
         conn = self.open()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute("SELECT version, state FROM deliveries WHERE id = ?", (d.id,)).fetchone()
-            if row is not None and (row[0] >= d.version or row[1] == DeliveryState.CLOSED):
+            if not _newer(conn, "deliveries", d.id, d.version):
                 conn.execute("COMMIT")
                 return False
             conn.execute(
@@ -550,15 +609,9 @@ class Store:
     def close_session(self, station: str, closed_by: ClosedBy, now: float) -> SummaryMessage | None:
         """Close the open delivery: its summary is written (to be published once its events are
         delivered) in the same commit that ends the session. None: no session was open."""
-        conn = self.open()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            row = conn.execute("SELECT delivery, opened_at FROM session WHERE id = 1").fetchone()
-            if row is None:
-                conn.execute("COMMIT")
-                return None
-            delivery, opened_at = str(row[0]), str(row[1])
-            totals = conn.execute(
+
+        def summarise(conn: sqlite3.Connection, delivery: str) -> tuple[int, int, list[SummaryUnit], list[SummaryUnit]]:
+            expected, received = conn.execute(
                 "SELECT coalesce(sum(quantity), 0), coalesce(sum(min(received, quantity)), 0) FROM delivery_units"
                 " WHERE delivery = ?",
                 (delivery,),
@@ -577,36 +630,64 @@ class Store:
                     (delivery,),
                 )
             ]
-            unexpected = [
-                SummaryUnit(di=str(gtin), serial=serial, batch=batch, seq=int(seq))
-                for seq, gtin, serial, batch in conn.execute(
-                    "SELECT seq, coalesce(json_extract(payload, '$.di'), gtin), serial, batch FROM events"
-                    " WHERE delivery = ? AND reason = 'not_expected' ORDER BY seq",
-                    (delivery,),
-                )
-                if gtin
-            ]
+            return int(expected), int(received), missing, self._refused_in(conn, "delivery", delivery, "not_expected")
+
+        return self._end(SummaryKind.DELIVERY, station, closed_by, now, summarise)
+
+    def _refused_in(self, conn: sqlite3.Connection, column: str, ident: str, reason: str) -> list[SummaryUnit]:
+        """The units refused with ``reason`` in a delivery or order: a summary's unexpected ones."""
+        return [
+            SummaryUnit(di=str(di), serial=serial, batch=batch, seq=int(seq))
+            for seq, di, serial, batch in conn.execute(
+                "SELECT seq, coalesce(json_extract(payload, '$.di'), gtin), serial, batch FROM events"
+                f" WHERE {column} = ? AND reason = ? ORDER BY seq",
+                (ident, reason),
+            )
+            if di
+        ]
+
+    def _end(
+        self,
+        kind: SummaryKind,
+        station: str,
+        closed_by: ClosedBy,
+        now: float,
+        summarise: Callable[[sqlite3.Connection, str], tuple[int, int, list[SummaryUnit], list[SummaryUnit]]],
+    ) -> SummaryMessage | None:
+        """End the open delivery or order in one commit: its summary written, its list closed,
+        its session gone. ``summarise(conn, id)`` gives (expected, received, missing, unexpected)."""
+        session, column, lists = _SESSIONS[kind]
+        conn = self.open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(f"SELECT {column}, opened_at FROM {session} WHERE id = 1").fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return None
+            ident, opened_at = str(row[0]), str(row[1])
+            expected, received, missing, unexpected = summarise(conn, ident)
             summary = SummaryMessage(
-                id=f"{delivery}.{station}"[:64],
-                delivery=delivery,
+                id=f"{ident}.{station}"[:64],
+                delivery=ident,
                 station=station,
                 opened_at=opened_at,
                 closed_at=utc_iso(now),
                 closed_by=closed_by,
-                expected=int(totals[0]),
-                received=int(totals[1]),
+                expected=expected,
+                received=received,
                 missing=sum(u.quantity for u in missing),
                 unexpected=len(unexpected),
                 last_seq=self._seq,
                 missing_units=tuple(missing),
                 unexpected_units=tuple(unexpected),
+                kind=kind,
             )
             conn.execute(
                 "INSERT OR REPLACE INTO summaries (id, delivery, last_seq, payload) VALUES (?, ?, ?, ?)",
-                (summary.id, delivery, self._seq, summary.to_json()),
+                (summary.id, ident, self._seq, summary.to_json()),
             )
-            conn.execute("UPDATE deliveries SET state = ? WHERE id = ?", (DeliveryState.CLOSED, delivery))
-            conn.execute("DELETE FROM session WHERE id = 1")
+            conn.execute(f"UPDATE {lists} SET state = ? WHERE id = ?", (DeliveryState.CLOSED, ident))
+            conn.execute(f"DELETE FROM {session} WHERE id = 1")
             conn.execute("COMMIT")
             return summary
         except sqlite3.Error as e:
@@ -658,6 +739,111 @@ class Store:
                 for r in last
             ],
         }
+
+    # -- orders (station.edge.orders) --
+
+    def store_order(self, o: OrderMessage) -> bool:
+        """Keep an order; False when this version (or a newer one) is here. Boxes already sent keep
+        their counts."""
+        conn = self.open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            if not _newer(conn, "orders", o.id, o.version):
+                conn.execute("COMMIT")
+                return False
+            conn.execute(
+                "INSERT OR REPLACE INTO orders (id, version, state, buyer, document, stored_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (o.id, o.version, o.state, o.buyer, o.document, time.time()),
+            )
+            conn.execute("UPDATE order_lines SET quantity = 0 WHERE order_id = ?", (o.id,))
+            conn.executemany(
+                "INSERT INTO order_lines (order_id, gtin, quantity) VALUES (?, ?, ?) ON CONFLICT (order_id, gtin)"
+                " DO UPDATE SET quantity = excluded.quantity",
+                [(o.id, line.gtin, line.quantity) for line in o.lines],
+            )
+            conn.execute("DELETE FROM order_lines WHERE order_id = ? AND quantity = 0 AND sent = 0", (o.id,))
+            conn.execute("COMMIT")
+            return True
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def order_documents(self) -> dict[str, str]:
+        """Open orders by document number: what a tote label names."""
+        return {
+            str(doc): str(ident)
+            for ident, doc in self._query("SELECT id, document FROM orders WHERE state = ?", (DeliveryState.OPEN,))
+        }
+
+    def order(self, ident: str) -> tuple[str, str, str] | None:
+        """(state, buyer, document) of an order."""
+        rows = self._query("SELECT state, buyer, document FROM orders WHERE id = ?", (ident,))
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def order_session(self) -> tuple[str, str, str, str] | None:
+        """The open order: (id, buyer, document, opened at)."""
+        rows = self._query(
+            "SELECT s.order_id, o.buyer, o.document, s.opened_at FROM order_session s"
+            " JOIN orders o ON o.id = s.order_id"
+        )
+        return (str(rows[0][0]), str(rows[0][1]), str(rows[0][2]), str(rows[0][3])) if rows else None
+
+    def open_order(self, ident: str, buyer: str, document: str, now: float) -> None:
+        """Open an order (made here from its label when the central side never sent it)."""
+        conn = self.open()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT OR IGNORE INTO orders (id, version, state, buyer, document, stored_at)"
+                " VALUES (?, 0, ?, ?, ?, ?)",
+                (ident, DeliveryState.OPEN, buyer, document, now),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO order_session (id, order_id, opened_at, last_at) VALUES (1, ?, ?, ?)",
+                (ident, utc_iso(now), now),
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
+    def order_line(self, ident: str, gtin: str) -> tuple[int, int] | None:
+        """(quantity, sent) of an order's line; None when the order has lines and not this one;
+        (0, 0) when the order has no lines (any box goes)."""
+        rows = self._query(
+            "SELECT (SELECT count(*) FROM order_lines WHERE order_id = ?),"
+            " (SELECT quantity FROM order_lines WHERE order_id = ? AND gtin = ?),"
+            " (SELECT sent FROM order_lines WHERE order_id = ? AND gtin = ?)",
+            (ident, ident, gtin, ident, gtin),
+        )[0]
+        if not rows[0]:
+            return 0, 0
+        return None if rows[1] is None else (int(rows[1]), int(rows[2]))
+
+    def close_order(self, station: str, closed_by: ClosedBy, now: float) -> SummaryMessage | None:
+        """End the open order; its summary (what was sent, what the lines still want, the boxes
+        refused as not in it) is written in the same commit."""
+
+        def summarise(conn: sqlite3.Connection, ident: str) -> tuple[int, int, list[SummaryUnit], list[SummaryUnit]]:
+            sent = conn.execute("SELECT count(*) FROM events WHERE order_id = ? AND ok = 1", (ident,)).fetchone()[0]
+            wanted = conn.execute(
+                "SELECT coalesce(sum(quantity), 0) FROM order_lines WHERE order_id = ?", (ident,)
+            ).fetchone()[0]
+            missing = [
+                SummaryUnit(di=str(g), quantity=int(n))
+                for g, n in conn.execute(
+                    "SELECT gtin, quantity - sent FROM order_lines WHERE order_id = ? AND sent < quantity"
+                    " ORDER BY gtin",
+                    (ident,),
+                )
+            ]
+            return (
+                int(wanted) or int(sent),
+                int(sent),
+                missing,
+                self._refused_in(conn, "order_id", ident, "not_in_order"),
+            )
+
+        return self._end(SummaryKind.ORDER, station, closed_by, now, summarise)
 
     # -- the outbox (uplink thread) --
 

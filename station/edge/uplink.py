@@ -37,6 +37,8 @@ from station.wire import (
     CentralStatus,
     DeliveryMessage,
     Kind,
+    OrderMessage,
+    RecallList,
     ResultMessage,
     State,
     StationStatus,
@@ -111,9 +113,11 @@ class MqttUplink:
         self.t_deliveries = self.topics.station(station_id, Kind.DELIVERIES)
         self.t_delivery_acks = self.topics.station(station_id, Kind.DELIVERY_ACKS)
         self.t_summaries = self.topics.station(station_id, Kind.SUMMARIES)
+        self.t_orders = self.topics.station(station_id, Kind.ORDERS)
+        self.t_recalls = self.topics.station(station_id, Kind.RECALLS)
         self.on_delivery = on_delivery
         """Called after a delivery is stored (the dock reloads its index)."""
-        self._deliveries: list[DeliveryMessage] = []
+        self._deliveries: list[DeliveryMessage | OrderMessage | RecallList] = []
         self._summaries_sent: dict[str, float] = {}
         self.store = Store(db_path, durable=False)
         self.status = status
@@ -176,7 +180,7 @@ class MqttUplink:
             log.warning("mqtt: broker refused the connection: %s", reason_code)
             return
         log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
-        subs = [(self.t_acks, 1), (self.t_results, 1), (self.t_deliveries, 1)]
+        subs = [(t, 1) for t in (self.t_acks, self.t_results, self.t_deliveries, self.t_orders, self.t_recalls)]
         if self.config.wait_for_central:
             subs.append((self.topics.every_central, 1))
         client.subscribe(subs)
@@ -218,10 +222,16 @@ class MqttUplink:
             with self._cond:
                 self._results.extend(results)
                 self._cond.notify()
-        elif topic == self.t_deliveries:
-            delivery = DeliveryMessage.from_json(payload)
+        elif topic in (self.t_deliveries, self.t_orders, self.t_recalls):
+            listed: DeliveryMessage | OrderMessage | RecallList
+            if topic == self.t_deliveries:
+                listed = DeliveryMessage.from_json(payload)
+            elif topic == self.t_orders:
+                listed = OrderMessage.from_json(payload)
+            else:
+                listed = RecallList.from_json(payload)
             with self._cond:
-                self._deliveries.append(delivery)
+                self._deliveries.append(listed)
                 self._cond.notify()
         elif mqtt.topic_matches_sub(self.topics.every_central, topic):
             submitter, _ = self.topics.parse(topic)
@@ -320,13 +330,24 @@ class MqttUplink:
             ack = AckMessage(ids=tuple(stored)).to_json()
             self.client.publish(self.t_result_acks, ack, qos=1)
 
-    def _keep(self, deliveries: list[DeliveryMessage]) -> None:
-        """Store deliveries the central side sent, then ack them (``id:version``): stored first."""
+    def _keep(self, deliveries: list[DeliveryMessage | OrderMessage | RecallList]) -> None:
+        """Store deliveries, orders and the recall list the central side sent, then ack them
+        (``id:version``): stored first."""
         if not deliveries:
             return
         changed = False
         for d in deliveries:
-            if self.store.store_delivery(d):
+            if isinstance(d, RecallList):
+                if d.version > self.store.recalls_version():
+                    self.store.replace_recalls(((r.gtin, r.batch, r.serial, r.note) for r in d.recalls), d.version)
+                    log.info("recall list version %d stored: %d entries", d.version, len(d.recalls))
+            elif isinstance(d, OrderMessage):
+                if self.store.store_order(d):
+                    changed = True
+                    log.info(
+                        "order %s (%s for %s, %d line(s)) stored: %s", d.id, d.document, d.buyer, len(d.lines), d.state
+                    )
+            elif self.store.store_delivery(d):
                 changed = True
                 units = sum(line.count for line in d.lines)
                 log.info(

@@ -130,6 +130,13 @@ def strip_suffix(text: str) -> str:
     return text[:end]
 
 
+def plain(raw: bytes) -> str:
+    """A scan as text without its suffix and whatever symbology identifier it carries: how a
+    waybill's Code 128, a tote's label or a command barcode is compared."""
+    text = strip_suffix(raw.decode("utf-8", "replace"))
+    return text[3:] if text[:1] == "]" else text
+
+
 def unwrap(text: str) -> tuple[str | None, str, Fault | None]:
     """Split off the suffix and the symbology identifier.
 

@@ -32,6 +32,9 @@ class Reason(StrEnum):
     RECALLED = "recalled"
     NOT_EXPECTED = "not_expected"
     NO_DELIVERY = "no_delivery"
+    NOT_IN_ORDER = "not_in_order"
+    NO_ORDER = "no_order"
+    NO_READ = "no_read"
     # -- the station itself --
     STORAGE_ERROR = "storage_error"
 
@@ -65,5 +68,8 @@ DESCRIPTIONS: dict[Reason, str] = {
     Reason.RECALLED: "This batch is recalled.",
     Reason.NOT_EXPECTED: "This unit is not in the expected delivery.",
     Reason.NO_DELIVERY: "No delivery is open: scan the waybill or a pallet's or case's SSCC first.",
+    Reason.NOT_IN_ORDER: "The open order does not want this product, or has all it wants of it.",
+    Reason.NO_ORDER: "No order is open: scan the tote's order label first.",
+    Reason.NO_READ: "A box passed the photo-eye and no code was read from it.",
     Reason.STORAGE_ERROR: "The scan could not be stored; not accepted.",
 }

@@ -219,6 +219,24 @@ class Sandbox:
                 return 200, {"fc": "21012", "fm": ITS_CODES["21012"]}
             p["fetched"] += 1
             return 200, {"fileStream": p["file"], "streamMD5checksum": hashlib.md5(p["file"].encode()).hexdigest()}
+        if path == its.PTS_SEND:
+            try:
+                data = pts.decode_file_stream(body.get("file"))
+                package = pts.read_package(data)
+            except pts.PackageError as e:
+                return 200, {"fc": "20007", "fm": f"Dosya formatı desteklenmiyor: {e.reason} (sandbox)"}
+            if package.sender != gln:
+                return 200, {"fc": "20001", "fm": "Kaynak GLN geçersiz."}
+            transfer_id = str(self.random.randrange(10**11, 10**12))
+            self.pts_packages[transfer_id] = {
+                "to": str(body.get("receiver")),
+                "from": gln,
+                "date": time.strftime("%Y-%m-%d"),
+                "file": str(body.get("file")),
+                "fetched": 0,
+            }
+            self.effect("its", "pts_send", gln, transfer=transfer_id, to=str(body.get("receiver")), units=package.units)
+            return 200, {"transferId": int(transfer_id)}
         if path == its.ERROR_CODES:
             return 200, {"errorCodeList": [{"code": c, "message": m} for c, m in ITS_CODES.items()]}
         if path == its.CHECK_STATUS:

@@ -43,20 +43,34 @@ class Signal(StrEnum):
     DELIVERY_CLOSED = "delivery_closed"
     CASE_RECEIVED = "case_received"
     """Every unit of the scanned case (or pallet) was received at once."""
+    NOT_IN_ORDER = "not_in_order"
+    """The open order does not want this box (or has enough of it): the arm takes it off."""
+    NO_ORDER = "no_order"
+    ORDER_OPEN = "order_open"
+    ORDER_END = "order_end"
+    RECALLED = "recalled"
+    """The unit is on the recall list: never ship it."""
+    NO_READ = "no_read"
+    """A box passed the photo-eye with no read: the arm takes it off."""
 
 
 def signal_for(verdict: Verdict) -> Signal:
     if verdict.ok:
         return Signal.ACCEPT
-    if verdict.reason is Reason.DUPLICATE:
-        return Signal.DUPLICATE
-    if verdict.reason is Reason.CUT_SCAN:
-        return Signal.RESCAN
-    if verdict.reason is Reason.NOT_EXPECTED:
-        return Signal.NOT_EXPECTED
-    if verdict.reason is Reason.NO_DELIVERY:
-        return Signal.NO_DELIVERY
-    return Signal.REJECT
+    return _SIGNALS.get(verdict.reason, Signal.REJECT) if verdict.reason else Signal.REJECT
+
+
+_SIGNALS = {
+    Reason.DUPLICATE: Signal.DUPLICATE,
+    Reason.CUT_SCAN: Signal.RESCAN,
+    Reason.NOT_EXPECTED: Signal.NOT_EXPECTED,
+    Reason.NO_DELIVERY: Signal.NO_DELIVERY,
+    Reason.NOT_IN_ORDER: Signal.NOT_IN_ORDER,
+    Reason.NO_ORDER: Signal.NO_ORDER,
+    Reason.RECALLED: Signal.RECALLED,
+    Reason.NO_READ: Signal.NO_READ,
+}
+"""Refusals with a signal of their own (every other refusal is ``reject``)."""
 
 
 class Feedback(Protocol):
@@ -117,6 +131,8 @@ class GpioFeedback:
             if pin >= 0
         }
         """The stack light's lamps, through relays: they follow the LEDs."""
+        self.late = LED(config.late_pin, **stack_kw) if config.late_pin >= 0 else None
+        """A late refusal's own output (``late_pin``)."""
         self.buzzer: Any
         self.tonal = config.buzzer_type == "tonal"
         if self.tonal:
@@ -133,6 +149,8 @@ class GpioFeedback:
         """Light the pattern's LED (and start its buzzer) now, on the caller's thread; the player
         thread only times the edges that follow. Scan to light costs a pin write, not a thread wake."""
         pattern = self.config.patterns[signal.value]
+        if signal is Signal.REFUSED_LATER and self.late is not None:
+            self.late.blink(on_time=self.config.late_seconds, off_time=0.01, n=1, background=True)
         with self._cond:
             self._all_off()
             for at, what, on in self._edges(pattern):
@@ -213,3 +231,5 @@ class GpioFeedback:
         self._all_off()
         for device in (*self.leds.values(), *self.stack.values(), self.buzzer):
             device.close()
+        if self.late is not None:
+            self.late.close()
