@@ -369,6 +369,7 @@ class EventMessage(Message):
     order: str | None = _f(pattern=_ID, default=None, doc="the order open at the station (dispatch)")
     buyer: str | None = _f(pattern=_DIGITS, default=None, doc="the order's buyer: İTS `togln` or ÜTS `KUN`")
     document: str | None = _f(max_len=100, default=None, doc="the order's document number (ÜTS `BNO`)")
+    cancels: str | None = _f(pattern=_ID, default=None, doc="reason `cancelled`: the event the operator took back")
 
     def validate(self) -> None:
         if self.ok and self.reason is not None:

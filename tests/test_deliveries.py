@@ -187,3 +187,50 @@ stations = ["use-1"]
     assert (bodies["P1"]["TUR"], bodies["P1"]["TKN"]) == ("TC_KIMLIK_NUMARASI_VAR", "10000000146")
     assert bodies["P2"]["TUR"] == "KIMLIGI_BELIRSIZ"  # after it ended
     assert len([e for e in sandbox.effects() if e["op"] == "kullanim"]) == 3
+
+
+def test_a_scan_taken_back_at_the_station_is_never_notified(tmp_path: Path, sandbox: SandboxServer) -> None:
+    notifier, ledger = make(tmp_path, sandbox)
+    body = event_body("dock-1", 1, id=str(uuid.uuid4()), gtin=gtin(20), di=gtin(20), serial="D0")
+    first = json.dumps(body)
+    cancel = json.dumps(
+        {**body, "id": str(uuid.uuid4()), "seq": 2, "ok": False, "reason": "cancelled", "cancels": body["id"]}
+    )
+    ledger.ingest([(first, EventMessage.from_json(first))], notifier.config.site_of)
+    assert ledger.cancel_requested(body["id"], "c1") == "cancelled"
+    ledger.ingest([(cancel, EventMessage.from_json(cancel))], notifier.config.site_of)
+    (job,) = ledger.jobs("1 = 1")
+    assert (job.state, job.code) == ("cancelled", "CANCELLED_AT_STATION")
+    assert ledger.cancel_requested(body["id"], "c2") == "cancelled"  # already: said so, nothing changes
+
+
+def test_a_switched_station_is_notified_under_the_operation_it_did(tmp_path: Path, sandbox: SandboxServer) -> None:
+    from functools import partial
+
+    extra = """
+[sites.depot-returns]
+service = "its"
+institution = "8680000000001"
+operation = "dispatch"
+counterpart = "8680000000009"
+operations = ["return"]
+stations = ["line-5"]
+"""
+    config = load(submitter_config(tmp_path, 1, sandbox.url, extra=extra))
+    ledger = Ledger(config.ledger, config.id)
+    notifier = Notifier(config, ledger)
+    events = []
+    for seq, op in ((1, "dispatch"), (2, "return"), (3, "use")):
+        text = json.dumps(event_body("line-5", seq, operation=op, gtin=gtin(seq), serial=f"R{seq}"))
+        events.append((text, EventMessage.from_json(text)))
+    ledger.ingest(events, config.site_of)
+    states = {j.serial: (j.operation, j.state, j.code) for j in ledger.jobs("1 = 1")}
+    assert states["R3"] == ("use", "failed", "OPERATION_MISMATCH")
+    site = config.sites["depot-returns"]
+    paths = set()
+    for _ in range(2):  # one request per operation: never mixed
+        claimed = ledger.claim("its", site.name, 50, partial(notifier.its_call, site))
+        assert claimed is not None and len(claimed[1]) == 1
+        paths.add(ledger.request(claimed[0])[2])  # type: ignore[index]
+    assert paths == {"/wholesale/app/dispatch/", "/common/app/return/"}
+    notifier.pool.shutdown()

@@ -259,3 +259,22 @@ def test_a_closed_delivery_is_purged_with_the_delivered_events(dock: Dockside) -
     dock.store.purge(730, 1)
     assert dock.store.delivery_state("its-0123456789abcdef") is None
     assert dock.store._query("SELECT count(*) FROM delivery_units")[0][0] == 0
+
+
+def test_cancel_last_takes_back_the_last_box_and_its_count(dock: Dockside) -> None:
+    from station.edge import commands
+
+    dock.scan(WAYBILL)
+    first = dock.scan(karekod(gtin(0), "S0-000", "B0"))
+    dock.scan(karekod(gtin(0), "S0-001", "B0"))
+    out = dock.scan(commands.payload("dock-a", commands.Command.CANCEL_LAST))
+    assert out.event is not None and out.verdict.message == "Event 2 cancelled."  # the waybill is no event
+    body = json.loads(out.event.payload)
+    assert (body["reason"], body["serial"], body["delivery"]) == ("cancelled", "S0-001", "its-0123456789abcdef")
+    assert dock.store.progress("its-0123456789abcdef")["received"] == 1
+    again = dock.scan(commands.payload("dock-a", commands.Command.CANCEL_LAST))  # the one before it
+    assert again.verdict.message == "Event 1 cancelled." and first.event is not None
+    assert json.loads(again.event.payload)["cancels"] == first.event.id  # type: ignore[union-attr]
+    # the boxes can be scanned again: they are not duplicates any more
+    assert dock.scan(karekod(gtin(0), "S0-001", "B0")).verdict.ok
+    assert dock.store.progress("its-0123456789abcdef")["received"] == 1

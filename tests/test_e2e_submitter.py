@@ -188,6 +188,8 @@ def test_two_submitters_share_the_work(tmp_path: Path, broker: Broker, sandbox: 
         )
         for x in ("a", "b")
     ]
+    for x in ("a", "b"):  # both at work before the first scan (a slow start must not leave it all to one)
+        wait_for(lambda x=x: b"ready" in (tmp_path / f"submitter-{x}.log").read_bytes(), 30, what=f"submitter {x}")
     line, _, dock, _ = start_stations(tmp_path, broker)
     try:
         line.scan(*(karekod(gtin(i % 40), f"U{i:06d}") for i in range(120)))

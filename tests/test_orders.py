@@ -126,58 +126,67 @@ def test_orders_by_label_and_by_list_each_box_to_its_own_buyer(line: Line) -> No
     assert line.arm.fired >= 1  # the refused boxes were pushed off (overlapping pulses merge)
 
 
-def test_a_belt_at_15_boxes_a_second_with_a_photo_eye(tmp_path: Path) -> None:
+def test_a_belt_at_15_boxes_a_second_three_orders_a_photo_eye(tmp_path: Path) -> None:
+    """Three totes (each with its label) and their boxes pass the eye at 15 a second: every box goes
+    to its own order's buyer, the wrong one and the unread one (and only they) are kicked off, each
+    timed from its own moment at the scanner."""
     ln = Line(tmp_path, require=True, eye=True)
     try:
         eye_pin = ln.factory.pin(5)
         ln.store.store_order(
             OrderMessage(
-                id=label_order_id(gln(9), "SIP-9"),
+                id=label_order_id(gln(7), "SIP-7"),
                 version=1,
                 state=DeliveryState.OPEN,
-                buyer=gln(9),
-                document="SIP-9",
-                lines=(OrderLine(gtin=gtin(4), quantity=28),),
+                buyer=gln(7),
+                document="SIP-7",
+                lines=(OrderLine(gtin=gtin(4), quantity=9),),
             )
         )
         ln.orders.changed()
-        ln.scan(label("SIP-9", gln(9)))
         rejected_at: list[float] = []
         original = ln.arm.reject
         ln.arm.reject = lambda at: (rejected_at.append(at), original(at))[1]  # type: ignore[method-assign]
-        boxes: list[tuple[float, str]] = []
+        belt: list[tuple[str, str, bytes | str]] = []  # (kind, buyer, what the scanner reads)
+        for n, buyer in enumerate((gln(7), gln(8), gln(9))):
+            belt.append(("tote", buyer, label(f"SIP-{7 + n}", buyer)))
+            for i in range(10):
+                kind = "wrong" if (n, i) == (0, 4) else "unread" if (n, i) == (2, 6) else "good"
+                product = gtin(5) if kind == "wrong" else gtin(4)
+                belt.append((kind, buyer, box(product, f"O{n}-{i}")))
+        passed: list[tuple[float, str, str, bytes | str]] = []
         started = time.monotonic()
-        for i in range(30):  # 2 s of belt
-            t = started + i / 15
-            while time.monotonic() < t:
+
+        def sweep() -> None:
+            for t in ln.presence.due(time.monotonic()):  # type: ignore[union-attr]
+                ln.station.no_read(t)
+
+        for i, (kind, buyer, code) in enumerate(belt):
+            while time.monotonic() < started + i / 15:
                 time.sleep(0.001)
-                for passed in ln.presence.due(time.monotonic()):  # type: ignore[union-attr]
-                    ln.station.no_read(passed)
+                sweep()
             eye_pin.drive_high()
-            passed_at = time.monotonic()
+            at = time.monotonic()
             eye_pin.drive_low()
-            kind = "unread" if i == 11 else "wrong" if i == 20 else "good"
-            if kind == "good":
-                out = ln.scan(box(gtin(4), f"C{i}"))
-            elif kind == "wrong":
-                out = ln.scan(box(gtin(5), f"X{i}"))  # the order does not want this product
-                assert out.verdict.reason is Reason.NOT_IN_ORDER
-            boxes.append((passed_at, kind))
+            passed.append((at, kind, buyer, code))
+            if kind != "unread":
+                ln.scan(code)
         deadline = time.monotonic() + 0.3
         while time.monotonic() < deadline:
-            for passed in ln.presence.due(time.monotonic()):  # type: ignore[union-attr]
-                ln.station.no_read(passed)
+            sweep()
             time.sleep(0.005)
-        reasons = [e["reason"] for e in payloads(ln.store)]
-        assert reasons.count("no_read") == 1 and ln.presence.no_reads == 1  # type: ignore[union-attr]
-        unread_at = next(t for t, k in boxes if k == "unread")
-        wrong_at = next(t for t, k in boxes if k == "wrong")
-        assert len(rejected_at) == 2  # the wrong box and the unread one, nothing else
-        assert abs(rejected_at[0] - unread_at) < 0.02  # timed from the beam, not from the verdict
-        assert abs(rejected_at[1] - wrong_at) < 0.02
-        assert reasons.count(None) == 28  # every other box (30 - the unread - the wrong) dispatched once
-        assert Signal.NO_READ in ln.signals.shown
-        assert ln.presence.waiting == 0  # type: ignore[union-attr]
+        ln.scan(END)
+        events = payloads(ln.store)
+        sent = {e["serial"]: e["buyer"] for e in events if e["ok"]}
+        good = [(code, buyer) for _, kind, buyer, code in passed if kind == "good"]
+        assert len(sent) == len(good) == 28
+        for code, buyer in good:
+            assert isinstance(code, bytes) and sent[code.decode().split("21")[1].split(GS)[0]] == buyer
+        assert sorted(e["reason"] for e in events if not e["ok"]) == ["no_read", "not_in_order"]
+        unread_at = next(t for t, k, _, _ in passed if k == "unread")
+        wrong_at = next(t for t, k, _, _ in passed if k == "wrong")
+        assert sorted(rejected_at) == pytest.approx(sorted([unread_at, wrong_at]), abs=0.02)
+        assert Signal.NO_READ in ln.signals.shown and ln.presence.waiting == 0  # type: ignore[union-attr]
     finally:
         ln.close()
 
@@ -199,5 +208,21 @@ def test_a_late_refusal_names_the_box_and_lights_its_own_output(tmp_path: Path, 
         while not ln.factory.pin(6).state and time.monotonic() < deadline:
             time.sleep(0.005)
         assert ln.factory.pin(6).state  # the late-refusal output is on
+    finally:
+        ln.close()
+
+
+def test_a_command_switches_the_operation_where_allowed_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    from station.edge import commands
+
+    ln = Line(tmp_path, require=False)
+    try:
+        ln.station.operations = ("dispatch", "return")
+        refused = ln.scan(commands.payload("line-2", commands.Command.OPERATION_USE))
+        assert not refused.verdict.ok and "may not switch to use" in refused.verdict.message
+        assert ln.scan(commands.payload("line-2", commands.Command.OPERATION_RETURN)).verdict.ok
+        out = ln.scan(box(gtin(1), "RET-1"))
+        assert out.event is not None and json.loads(out.event.payload)["operation"] == "return"
+        assert ln.store.meta("operation") == "return"  # the daemon starts in it again
     finally:
         ln.close()

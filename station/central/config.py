@@ -75,6 +75,13 @@ class Site:
     use_tur: str = "KIMLIGI_BELIRSIZ"
     send_pts: bool = False
     """İTS dispatch: send each ended order's buyer a PTS package of the boxes dispatched in it."""
+    switchable: tuple[Operation, ...] = ()
+    """Other operations its stations may switch to by a command barcode (``operations``)."""
+
+    @property
+    def operations(self) -> tuple[Operation, ...]:
+        return (self.operation, *self.switchable)
+
     """ÜTS kullanım ``TUR`` when a station does not know the patient."""
 
 
@@ -252,6 +259,13 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
                 f"{where(table, 'deactivation_reason')}: [{table}] deactivation_reason = {ds!r}: one of "
                 f"{', '.join(ITS_DEACTIVATION_REASONS)}"
             )
+        others = values.get("operations", [])
+        if not isinstance(others, list) or any(o not in OPERATIONS.get(service, ()) for o in others):
+            problems.append(
+                f"{where(table, 'operations')}: [{table}] operations: a list of the other operations its stations"
+                f" may switch to, of {', '.join(OPERATIONS.get(service, ()))}"
+            )
+            others = []
         if service not in OPERATIONS or op not in OPERATIONS[service]:
             continue  # named above
         sites[name] = Site(
@@ -265,6 +279,7 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
             ds,
             str(values.get("use_tur", "KIMLIGI_BELIRSIZ")),
             bool(values.get("send_pts", False)),
+            tuple(Operation(o) for o in others if o != op),
         )
     if problems:
         raise ConfigError(path, problems)

@@ -265,6 +265,18 @@ class Central:
                 self.refused += 1
         events = [(text, event) for text, event in events if event.id not in broken]
         stored = self.ledger.ingest(events, self.config.site_of) if events else []
+        for _, taken in events:
+            if taken.cancels and taken.id in stored:
+                state = self.ledger.cancel_requested(taken.cancels, taken.id)
+                if state != "cancelled":
+                    log.warning(
+                        "station %s took back event %s, which is already %s: cancel it with"
+                        " `station-submitter cancel %s` if the service has it",
+                        taken.station,
+                        taken.cancels,
+                        state,
+                        taken.cancels,
+                    )
         late = {e.delivery for _, e in events if e.delivery and e.id in stored}
         for ident in deliveries.closed(self.ledger, late):  # units that came after their summary
             deliveries.close_again(self.ledger, ident)

@@ -360,11 +360,12 @@ class Ledger:
                 )
                 if site and e.delivery:
                     state = JobState.HELD  # until the delivery's summary (station.central.deliveries)
-                if site and e.operation is not site.operation:
+                if site and e.operation not in site.operations:
                     state, code, message = (
                         JobState.FAILED,
                         "OPERATION_MISMATCH",
-                        f"Station {e.station} says {e.operation}, its site {site.name} is {site.operation}: fix"
+                        f"Station {e.station} says {e.operation}, its site {site.name} is {site.operation}"
+                        f"{' (or ' + ', '.join(site.switchable) + ')' if site.switchable else ''}: fix"
                         " [station] operation on the station or the site in the submitter's configuration, then retry.",
                     )
                 if site and site.service is Service.ITS and e.issuer not in (None, Issuer.GS1):
@@ -379,7 +380,7 @@ class Ledger:
                         e.station,
                         site.name if site else None,
                         site.service if site else None,
-                        site.operation if site else e.operation,
+                        e.operation,
                         e.gtin,
                         e.serial,
                         e.batch,
@@ -396,7 +397,7 @@ class Ledger:
                         e.document,
                         e.buyer,
                         e.order,
-                        self._patient(e) if site and site.operation is Operation.USE else None,
+                        self._patient(e) if site and e.operation is Operation.USE else None,
                     )
                 )
             stored.append(e.id)
@@ -449,6 +450,21 @@ class Ledger:
             (e.station, at, at),
         )
         return str(rows[0][0]) if rows else None
+
+    def cancel_requested(self, event_id: str, by: str) -> str:
+        """A station took back an accepted scan (``by``, its ``cancelled`` event): a unit not sent
+        yet is never notified; one already sent is left for an operator (``station-submitter cancel``)."""
+        now = time.time()
+        with self.tx() as c:
+            n = c.execute(
+                f"UPDATE jobs SET state = '{JobState.CANCELLED}', code = 'CANCELLED_AT_STATION', message = ?,"
+                f" updated_at = ? WHERE event_id = ? AND state IN ('{JobState.QUEUED}', '{JobState.HELD}')",
+                (f"Taken back at the station (event {by}) before it was notified.", now, event_id),
+            ).rowcount
+            if n:
+                return "cancelled"
+            row = c.execute("SELECT state FROM jobs WHERE event_id = ?", (event_id,)).fetchone()
+        return str(row[0]) if row else "unknown"
 
     def history_faults(self, events: Sequence[EventMessage]) -> dict[str, str]:
         """Events to refuse because their station's history broke: {event id: why}.
@@ -521,11 +537,8 @@ class Ledger:
                 return None
             jobs = [Job.of(r) for r in rows]
             head = jobs[0]
-            jobs = [
-                j
-                for j in jobs
-                if (j.delivery, j.document, j.counterpart) == (head.delivery, head.document, head.counterpart)
-            ]
+            key = (head.delivery, head.document, head.counterpart, head.operation)
+            jobs = [j for j in jobs if (j.delivery, j.document, j.counterpart, j.operation) == key]
             if whole_lot and head.line and not head.serial:
                 rest = c.execute(
                     f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE state = '{JobState.QUEUED}' AND service = ?"

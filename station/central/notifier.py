@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import date
 from functools import partial
 from typing import Any
@@ -40,6 +41,14 @@ RESULT_RESEND_SECONDS = 60.0
 
 def its_unit(job: Job) -> its.Unit:
     return its.Unit(job.gtin or "", job.serial or "", job.batch, job.expiry)
+
+
+def acting(site: Site, job: Job) -> Site:
+    """The site as this unit's notification sees it: with the operation its station was doing (a
+    station may switch between the operations its site allows, ``[sites.X] operations``)."""
+    if job.operation and job.operation != site.operation and job.operation in site.operations:
+        return replace(site, operation=Operation(job.operation))
+    return site
 
 
 def backoff(attempts: int) -> float:
@@ -247,6 +256,7 @@ class Notifier:
 
     def its_call(self, site: Site, jobs: list[Job]) -> Call:
         """The İTS notification for a site's batch of units."""
+        site = acting(site, jobs[0])
         return its.notification(
             site.operation,
             [its_unit(j) for j in jobs],
@@ -258,6 +268,7 @@ class Notifier:
         )
 
     def _its_send(self, site: Site, request_id: str, jobs: list[Job]) -> None:
+        site = acting(site, jobs[0])
         assert self.its is not None
         stored = self.ledger.request(request_id)
         assert stored is not None
@@ -345,6 +356,7 @@ class Notifier:
     def uts_call(self, site: Site, job: Job, vbi: str | None, count: int = 1) -> Call:
         """The ÜTS notification for one unit (or ``count`` units of one lot): alma of the verme
         ``vbi``, verme or kullanım."""
+        site = acting(site, job)
         uno = uts_uno(job)
         sno, lno = job.serial or None, None if job.serial else job.batch
         today = date.today().isoformat()
@@ -370,6 +382,7 @@ class Notifier:
         assert self.uts is not None
         request_id, jobs = claimed
         job = jobs[0]
+        site = acting(site, job)
         uno = uts_uno(job)
         call = self.uts_call(site, job, job.line, len(jobs))
         if site.operation is Operation.RECEIPT and not job.line:
@@ -452,6 +465,7 @@ class Notifier:
             by_request.setdefault(j.request_id, []).append(j)
         for request_id, group in by_request.items():
             site = self.config.sites.get(group[0].site or "")
+            site = acting(site, group[0]) if site is not None else None
             if site is None:
                 for j in group:
                     self.ledger.give_up(j.event_id, "NO_SITE", "In doubt, and its site is no longer configured.")
@@ -587,6 +601,7 @@ class Notifier:
         before it is sent, like every other call.
         """
         site = self.config.sites.get(job.site or "")
+        site = acting(site, job) if site is not None else None
         if job.state != JobState.DONE or site is None:
             return False, f"only a notified unit can be cancelled (this one is {job.state})"
         call: Call

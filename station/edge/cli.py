@@ -270,6 +270,38 @@ def cmd_delivery(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_order(args: argparse.Namespace) -> int:
+    """The open order's progress (or a named one)."""
+    from station.edge.store import StorageError
+
+    store = _read_store(args)
+    try:
+        session = store.order_session()
+        ident = args.id or (session[0] if session else None)
+        if ident is None:
+            print(json.dumps({"open": None}) if args.json else "no order is open")
+            return 0 if args.json else 1
+        body = store.order_progress(ident)
+    except StorageError as e:
+        print(f"station: cannot read orders: {e}", file=sys.stderr)
+        return 1
+    body["open"] = bool(session and session[0] == ident)
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False))
+        return 0
+    state = "OPEN" if body["open"] else body["state"]
+    print(f"order     {ident} ({state}) document {body['document']} for {body['buyer']}")
+    print(f"boxes     {body['sent']} sent, {body['not_in_order']} refused as not in it")
+    if body["lines"]:
+        print("gtin              wanted  sent")
+        for line in body["lines"]:
+            print(f"{line['gtin']:<16} {line['wanted']:>7} {line['sent']:>5}")
+    for r in body["last_scans"]:
+        verdict = "accept" if r["ok"] else f"reject {r['reason']}"
+        print(f"  {r['seq']:>7} {r['at']} {verdict:<22} {r['gtin'] or '-'} {r['serial'] or '-'}")
+    return 0
+
+
 def cmd_sheet(args: argparse.Namespace) -> int:
     """Print the station's command sheet (PNG or PDF at 300 dpi)."""
     config = _config(args)
@@ -295,7 +327,7 @@ def cmd_sheet(args: argparse.Namespace) -> int:
         data = sheet.render(
             config.station.id,
             config.station.site or config.station.id,
-            sheet.codes(config.station.id, secret, extra),
+            sheet.codes(config.station.id, secret, extra, (config.station.operation, *config.commands.operations)),
             args.format,
         )
     except ImportError:
@@ -557,6 +589,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--close", action="store_true", help="close the open delivery now (its summary goes out)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_delivery)
+
+    p = with_config(sub.add_parser("order", help="the open order's progress: lines wanted and sent, last scans"))
+    p.add_argument("id", nargs="?", help="another order than the open one")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_order)
 
     p = with_config(sub.add_parser("sheet", help="print the command barcodes and a test karekod on one page"))
     p.add_argument("--format", choices=["png", "pdf"], default="png")

@@ -28,6 +28,17 @@ class Command(StrEnum):
     END_ORDER = "end-order"
     STATUS = "status"
     TEST_FEEDBACK = "test-feedback"
+    CANCEL_LAST = "cancel-last"
+    OPERATION_RECEIPT = "operation-receipt"
+    OPERATION_DISPATCH = "operation-dispatch"
+    OPERATION_USE = "operation-use"
+    OPERATION_RETURN = "operation-return"
+    OPERATION_DEACTIVATION = "operation-deactivation"
+
+    @property
+    def operation(self) -> str | None:
+        """The operation a switch command switches to."""
+        return self.value.removeprefix("operation-") if self.value.startswith("operation-") else None
 
     @property
     def caption(self) -> str:
@@ -39,6 +50,12 @@ CAPTIONS = {
     Command.END_ORDER: "Siparişi bitir / End the order",
     Command.STATUS: "Durumu göster / Show the station's state on the lights",
     Command.TEST_FEEDBACK: "Işık ve ses testi / Test the lights and buzzer",
+    Command.CANCEL_LAST: "Son okutmayı iptal et / Cancel the last accepted scan",
+    Command.OPERATION_RECEIPT: "İşlem: mal alım / Switch to receipt",
+    Command.OPERATION_DISPATCH: "İşlem: satış, verme / Switch to dispatch",
+    Command.OPERATION_USE: "İşlem: kullanım, sarf / Switch to use",
+    Command.OPERATION_RETURN: "İşlem: iade / Switch to return",
+    Command.OPERATION_DEACTIVATION: "İşlem: deaktivasyon / Switch to deactivation",
 }
 
 

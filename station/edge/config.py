@@ -244,6 +244,8 @@ class CommandsConfig:
 
     secret_file: str = ""
     """A file whose contents key the command barcodes' MACs ("": the station id, station-specific only)."""
+    operations: tuple[Operation, ...] = ()
+    """Other operations a command barcode may switch this station to (its site must allow them too)."""
 
 
 @dataclass(frozen=True)
@@ -362,7 +364,13 @@ SCHEMA: dict[str, dict[str, Check]] = {
         "idle_close_minutes": typed(float, at_least(0)),
         "receive_cases": typed(bool),
     },
-    "commands": {"secret_file": typed(str)},
+    "commands": {
+        "secret_file": typed(str),
+        "operations": typed(
+            list,
+            lambda v: None if all(o in set(Operation) for o in v) else f"a list of {', '.join(Operation)}",
+        ),
+    },
     "presence": {
         "pin": typed(int, lambda v: None if v == -1 else _pin(v)),
         "window_ms": typed(int, at_least(10)),
@@ -506,7 +514,12 @@ def parse(text: str, path: str = "<config>") -> Config:
         delivery=DeliveryConfig(**tables["delivery"]),
         order=OrderConfig(**tables["order"]),
         presence=PresenceConfig(**tables["presence"]),
-        commands=CommandsConfig(**tables["commands"]),
+        commands=CommandsConfig(
+            **{
+                **tables["commands"],
+                "operations": tuple(Operation(o) for o in tables["commands"].get("operations", ())),
+            }
+        ),
         path=path,
     )
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 from types import FrameType
 from typing import Any, BinaryIO
@@ -35,6 +36,7 @@ from station.edge.scanners.serial import Scanner, SerialScanner, StreamScanner
 from station.edge.store import StorageError, Store
 from station.edge.uplink import MqttUplink, NoUplink, Uplink
 from station.tomlcheck import ConfigError, read_secret
+from station.wire import Operation
 
 log = logging.getLogger("station")
 
@@ -97,6 +99,14 @@ def open_storage(config: Config) -> Store:
     except StorageError as e:
         log.error("storage unavailable, every scan will be refused until it is back: %s", e)
     return store
+
+
+def _switched_to(store: Store) -> str | None:
+    """The operation a command barcode switched this station to (kept in its file), if any."""
+    try:
+        return store.meta("operation")
+    except StorageError:
+        return None
 
 
 def simulated_pins(config: Config) -> Any:
@@ -250,7 +260,8 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     health = Health(config.station.id)
     uplink: Uplink = NoUplink()
     dock = Dock(store, config.delivery, config.station.id)
-    orders = Orders(store, config.order, config.station.id) if config.station.operation != "receipt" else None
+    operations = {config.station.operation, *config.commands.operations}
+    orders = Orders(store, config.order, config.station.id) if operations - {Operation.RECEIPT} else None
 
     def lists_changed() -> None:
         dock.changed()
@@ -287,8 +298,24 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
             log.error("command barcodes: %s", e)
             feedback.close()
             return 2
+    identity = config.station
+    switched = _switched_to(store)
+    if switched and switched in config.commands.operations:
+        identity = replace(identity, operation=Operation(switched))
+        log.info("operation %s (switched by a command barcode; configured: %s)", switched, config.station.operation)
     station = Station(
-        config.station, config.reader, store, feedback, uplink, arm, health, dock, orders, presence, secret
+        identity,
+        config.reader,
+        store,
+        feedback,
+        uplink,
+        arm,
+        health,
+        dock,
+        orders,
+        presence,
+        secret,
+        tuple(config.commands.operations),
     )
     loop = ScanLoop(config, station, make_scanners(config, simulate, stdin or sys.stdin.buffer), feedback)
 

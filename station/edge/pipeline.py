@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -28,9 +28,12 @@ from station.edge.uplink import NoUplink, Result, Uplink
 from station.gs1.reader import plain
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
-from station.wire import ClosedBy, SummaryMessage
+from station.wire import ClosedBy, Operation, SummaryMessage
 
 log = logging.getLogger("station.scan")
+
+CANCEL_WITHIN = 300.0
+"""How old an accepted scan may be and still be taken back with the cancel-last command."""
 
 DEMO_PREFIX = "0952"
 """GS1 company prefix 952 is for demonstrations: a karekod with it (the command sheet's test code)
@@ -67,6 +70,7 @@ class Station:
         orders: Orders | None = None,
         presence: Presence | None = None,
         command_secret: bytes = b"",
+        operations: tuple[str, ...] = (),
     ) -> None:
         self.identity = identity
         self.reject_arm = reject_arm
@@ -81,6 +85,8 @@ class Station:
         self.orders = orders
         self.presence = presence
         self.command_secret = command_secret
+        self.operations = (identity.operation, *operations)
+        """What this station may do: its configured operation and those it may switch to."""
 
     @property
     def counters(self) -> Counters:
@@ -258,6 +264,28 @@ class Station:
             self.feedback.show(Signal.ORDER_END if summary else Signal.NO_ORDER)
         elif c is commands.Command.STATUS:
             self.feedback.show(self._health_signal())
+        elif c is commands.Command.CANCEL_LAST:
+            taken = self.store.cancel_last(CANCEL_WITHIN, now)
+            if taken is None:
+                self.feedback.show(Signal.REJECT)
+                why = f"nothing accepted in the last {CANCEL_WITHIN / 60:.0f} minutes to cancel"
+                log.warning("command cancel-last: %s", why)
+                return Outcome(Verdict(False, None, why, None))
+            event, seq = taken
+            self.debounce.forget()
+            self.feedback.show(Signal.DUPLICATE)
+            self.uplink.wake()
+            log.info("command cancel-last: event %d taken back (event %d)", seq, event.seq)
+            return Outcome(Verdict(True, None, f"Event {seq} cancelled.", None), event)
+        elif c.operation is not None:
+            if c.operation != self.identity.operation and c.operation not in self.operations:
+                why = f"this station may not switch to {c.operation} ([commands] operations)"
+                log.warning("command %s: %s", c, why)
+                self.feedback.show(Signal.REJECT)
+                return Outcome(Verdict(False, None, why, None))
+            self.store.set_meta("operation", c.operation)  # a restart keeps it
+            self.identity = replace(self.identity, operation=Operation(c.operation))
+            self.feedback.show(Signal.ORDER_OPEN)
         elif c is commands.Command.TEST_FEEDBACK:
             for signal in (Signal.ACCEPT, Signal.REJECT, Signal.DUPLICATE):
                 self.feedback.show(signal)

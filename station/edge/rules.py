@@ -36,6 +36,10 @@ class Debounce:
         self._seen.move_to_end(raw)
         return hit[1]
 
+    def forget(self) -> None:
+        """A scan was taken back: the same box scanned again at once is a new scan."""
+        self._seen.clear()
+
     def remember(self, raw: bytes, mono: float, seq: int) -> None:
         self._seen[raw] = (mono, seq)
         self._seen.move_to_end(raw)

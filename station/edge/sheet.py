@@ -34,10 +34,14 @@ class Code:
     caption: str
 
 
-def codes(station: str, secret: bytes = b"", extra: tuple[tuple[str, str], ...] = ()) -> list[Code]:
-    """What the sheet carries: every command, the configured plain barcodes (``extra``: text,
+def codes(
+    station: str, secret: bytes = b"", extra: tuple[tuple[str, str], ...] = (), operations: tuple[str, ...] = ()
+) -> list[Code]:
+    """What the sheet carries: every command (a switch only to the ``operations`` the station may
+    do, and only when it may do more than one), the configured plain barcodes (``extra``: text,
     caption), and the test karekod."""
-    out = [Code("qr", payload(station, c, secret), c.caption) for c in Command]
+    wanted = [c for c in Command if c.operation is None or (len(operations) > 1 and c.operation in operations)]
+    out = [Code("qr", payload(station, c, secret), c.caption) for c in wanted]
     out += [Code("qr", text, caption) for text, caption in extra if text]
     out.append(Code("datamatrix", test_karekod(), "Test karekodu: yeşil yanmalı / Test karekod: must show accept"))
     return out

@@ -10,21 +10,25 @@ Schema changes are numbered migrations in plain SQL, kept in ``PRAGMA user_versi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from station.edge.events import Dispatch, Event, Scan, event_message, new_event_id, utc_iso
+from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
 from station.wire import (
     ClosedBy,
     DeliveryMessage,
     DeliveryState,
+    EventMessage,
     Operation,
     OrderMessage,
     SummaryKind,
@@ -42,6 +46,10 @@ _SESSIONS = {
     SummaryKind.ORDER: ("order_session", "order_id", "orders"),
 }
 """Each kind's open-session table, its id column, and its list table."""
+
+
+def _cancelled(message: EventMessage) -> Verdict:
+    return Verdict(False, Reason.CANCELLED, message.message, None)
 
 
 def _newer(conn: sqlite3.Connection, table: str, ident: str, version: int) -> bool:
@@ -134,6 +142,7 @@ CREATE TABLE summaries (id TEXT PRIMARY KEY, delivery TEXT NOT NULL, last_seq IN
     delivered_at TEXT);
 CREATE INDEX events_delivery ON events (delivery) WHERE delivery IS NOT NULL;
 ALTER TABLE events ADD COLUMN order_id TEXT;
+ALTER TABLE events ADD COLUMN cancels TEXT;
 CREATE INDEX events_order ON events (order_id) WHERE order_id IS NOT NULL;
 CREATE TABLE orders (id TEXT PRIMARY KEY, version INTEGER NOT NULL, state TEXT NOT NULL, buyer TEXT NOT NULL,
     document TEXT NOT NULL, stored_at REAL NOT NULL);
@@ -564,6 +573,13 @@ class Store:
         }
         return documents, carriers
 
+    def meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._query("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def delivery_state(self, delivery: str) -> str | None:
         rows = self._query("SELECT state FROM deliveries WHERE id = ?", (delivery,))
         return str(rows[0][0]) if rows else None
@@ -740,6 +756,73 @@ class Store:
             ],
         }
 
+    def cancel_last(self, within: float, now: float) -> tuple[Event, int] | None:
+        """Take back the last accepted scan (at most ``within`` seconds old, not taken back yet): a
+        ``cancelled`` event naming it, and in the same commit its unit forgotten as accepted and
+        its delivery or order count given back. Returns (the new event, the seq taken back)."""
+        conn = self.open()
+        row = conn.execute(
+            "SELECT seq, id, payload, delivery, order_id FROM events e WHERE ok = 1"
+            " AND NOT EXISTS (SELECT 1 FROM events c WHERE c.cancels = e.id) ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        seq, event_id, payload, delivery, order = int(row[0]), str(row[1]), json.loads(row[2]), row[3], row[4]
+        if now - datetime.fromisoformat(payload["at"].replace("Z", "+00:00")).timestamp() > within:
+            return None
+        message = EventMessage.from_dict(
+            {
+                **payload,
+                "id": new_event_id(),
+                "seq": self._seq + 1,
+                "at": utc_iso(now),
+                "ok": False,
+                "reason": Reason.CANCELLED,
+                "message": f"Event {seq} taken back by the operator.",
+                "cancels": event_id,
+            }
+        )
+        di, serial, batch = payload.get("di") or payload.get("gtin"), payload.get("serial"), payload.get("batch")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
+                " payload, rereads, delivery, order_id, cancels) VALUES (?, ?, ?, 'command', ?, 0, ?, ?, ?, ?, ?, ?,"
+                " ?, 0, ?, ?, ?)",
+                (
+                    message.seq,
+                    message.id,
+                    message.at,
+                    b"",
+                    message.reason,
+                    message.message,
+                    message.gtin,
+                    serial,
+                    batch,
+                    message.expiry,
+                    message.to_json(),
+                    delivery,
+                    order,
+                    event_id,
+                ),
+            )
+            conn.execute("DELETE FROM accepted_units WHERE seq = ?", (seq,))
+            if delivery:
+                conn.execute(
+                    "UPDATE delivery_units SET received = received - 1 WHERE delivery = ? AND di = ? AND key = ?"
+                    " AND received > 0",
+                    (delivery, di, serial or LOT + (batch or "")),
+                )
+            if order:
+                conn.execute(
+                    "UPDATE order_lines SET sent = sent - 1 WHERE order_id = ? AND gtin = ? AND sent > 0", (order, di)
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+        self._seq = message.seq
+        return Event(message.id, message.seq, message.at, message.to_json(), _cancelled(message)), seq
+
     # -- orders (station.edge.orders) --
 
     def store_order(self, o: OrderMessage) -> bool:
@@ -818,6 +901,31 @@ class Store:
         if not rows[0]:
             return 0, 0
         return None if rows[1] is None else (int(rows[1]), int(rows[2]))
+
+    def order_progress(self, ident: str) -> dict[str, Any]:
+        """An order's progress: buyer, document, each line (wanted, sent), refused boxes, last scans."""
+        head = self._query("SELECT buyer, document, state FROM orders WHERE id = ?", (ident,))
+        lines = self._query("SELECT gtin, quantity, sent FROM order_lines WHERE order_id = ? ORDER BY gtin", (ident,))
+        counts = self._query(
+            "SELECT coalesce(sum(ok), 0), coalesce(sum(reason = 'not_in_order'), 0) FROM events WHERE order_id = ?",
+            (ident,),
+        )[0]
+        last = self._query(
+            "SELECT seq, at, ok, reason, gtin, serial FROM events WHERE order_id = ? ORDER BY seq DESC LIMIT 5",
+            (ident,),
+        )
+        return {
+            "order": ident,
+            "buyer": head[0][0] if head else None,
+            "document": head[0][1] if head else None,
+            "state": head[0][2] if head else None,
+            "sent": int(counts[0]),
+            "not_in_order": int(counts[1]),
+            "lines": [{"gtin": g, "wanted": int(q), "sent": int(n)} for g, q, n in lines],
+            "last_scans": [
+                {"seq": r[0], "at": r[1], "ok": bool(r[2]), "reason": r[3], "gtin": r[4], "serial": r[5]} for r in last
+            ],
+        }
 
     def close_order(self, station: str, closed_by: ClosedBy, now: float) -> SummaryMessage | None:
         """End the open order; its summary (what was sent, what the lines still want, the boxes

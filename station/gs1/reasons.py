@@ -35,6 +35,7 @@ class Reason(StrEnum):
     NOT_IN_ORDER = "not_in_order"
     NO_ORDER = "no_order"
     NO_READ = "no_read"
+    CANCELLED = "cancelled"
     # -- the station itself --
     STORAGE_ERROR = "storage_error"
 
