@@ -54,16 +54,50 @@ def write_status(path: str, body: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def purge(store: Store, config: Config) -> None:
-    """Forget accepted units past retention and delivered events past keeping: at start and daily."""
-    units, events = store.purge(config.reader.duplicate_retention_days, config.storage.keep_delivered_days)
-    if units or events:
-        log.info("purged %d accepted units past retention and %d delivered events", units, events)
+PURGE_BATCH = 2000
+"""Rows per commit when purging: the scan path waits at most one such commit (a few ms)."""
+
+
+class Housekeeper:
+    """Purges the station file on its own thread and connection, in small batches: after READY and
+    daily, never on the scan path and never before READY (start-up does not grow with the file)."""
+
+    def __init__(self, config: Config, stop: threading.Event) -> None:
+        self.config = config
+        self.stop = stop
+        self.thread = threading.Thread(target=self._run, name="housekeeping", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def purge_once(self) -> None:
+        store = Store(self.config.storage.path, max_size_mb=self.config.storage.max_size_mb, durable=False)
+        try:
+            units, events = store.purge(
+                self.config.reader.duplicate_retention_days,
+                self.config.storage.keep_delivered_days,
+                batch=PURGE_BATCH,
+                pause=0.02,
+            )
+            if units or events:
+                log.info("purged %d accepted units past retention and %d delivered events", units, events)
+        finally:
+            store.close()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.purge_once()
+            except StorageError as e:
+                log.warning("purge skipped: %s", e)
+            except Exception:
+                log.exception("purge failed")
+            self.stop.wait(86400)
 
 
 def _backlog(store: Store) -> int:
     try:
-        return store.stats().backlog
+        return store.backlog()[0]
     except StorageError:
         return 0
 
@@ -91,11 +125,10 @@ def make_scanners(config: Config, simulate: bool, stdin: BinaryIO) -> list[Scann
 
 
 def open_storage(config: Config) -> Store:
-    """The station file, migrated and purged; a failure is logged and every scan refused until it is back."""
+    """The station file, migrated; a failure is logged and every scan refused until it is back."""
     store = Store(config.storage.path, max_size_mb=config.storage.max_size_mb)
     try:
         store.open()
-        purge(store, config)
     except StorageError as e:
         log.error("storage unavailable, every scan will be refused until it is back: %s", e)
     return store
@@ -177,7 +210,6 @@ class ScanLoop:
         self.crashed: list[str] = []
         self.status_file = status_path(config)
         self.next_status = 0.0
-        self.next_purge = time.monotonic() + 86400
         self.next_tick = 0.0
         self.uplink_sick = False
 
@@ -228,12 +260,6 @@ class ScanLoop:
         if now >= self.next_tick:
             self.station.tick()
             self.next_tick = now + 1.0
-        if now >= self.next_purge:
-            try:
-                purge(self.station.store, self.config)
-            except StorageError as e:
-                log.warning("daily purge skipped: %s", e)
-            self.next_purge = now + 86400
 
     def drain(self, seconds: float) -> None:
         """Judge and store the scans already read, then wait up to ``seconds`` for the backlog's acks."""
@@ -327,6 +353,7 @@ def run(config: Config, simulate: bool = False, stdin: BinaryIO | None = None, d
     signal.signal(signal.SIGINT, on_signal)
     uplink.start()
     runtime.notify("READY=1")
+    Housekeeper(config, loop.stop).start()
     log.info(
         "station %s ready: %s, profile %s, storage %s, mqtt %s",
         config.station.id,

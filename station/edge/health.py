@@ -66,10 +66,10 @@ class Health:
             "last_scan_at": utc_iso(c.last_scan_at) if c.last_scan_at else None,
         }
         try:
-            stats = store.stats()
-            body["backlog"] = stats.backlog
-            body["last_seq"] = stats.last_seq
-            body["oldest_undelivered_age_s"] = age(stats.oldest_undelivered_at)
+            backlog, last_seq, oldest = store.backlog()
+            body["backlog"] = backlog
+            body["last_seq"] = last_seq
+            body["oldest_undelivered_age_s"] = age(oldest)
             body["storage"] = storage_state(store.fullness(), store.max_size_mb)
         except StorageError as e:
             body.update(backlog=None, oldest_undelivered_age_s=None, storage=f"error: {e}"[:2000])

@@ -160,8 +160,16 @@ DROP TABLE recalls;
 Orders (station.edge.orders) and the recall list by batch, unit or whole product."""
 
 
+MIGRATION_3 = """
+CREATE INDEX accepted_units_at ON accepted_units (at);
+CREATE INDEX events_delivered ON events (delivered_at) WHERE delivered_at IS NOT NULL;
+CREATE INDEX results_refused ON results (ok) WHERE ok = 0;
+"""
+"""What housekeeping needs so that it never scans a whole table: purge by age, refusals by count."""
+
+
 #: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
-MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2]
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3]
 
 
 @dataclass(frozen=True)
@@ -1015,41 +1023,72 @@ class Store:
 
     # -- housekeeping and reports --
 
-    def purge(self, duplicate_retention_days: int, keep_delivered_days: int) -> tuple[int, int]:
-        """Forget accepted units past retention and delivered events past keeping. Seq never goes back."""
+    def purge(
+        self, duplicate_retention_days: int, keep_delivered_days: int, batch: int = 0, pause: float = 0.0
+    ) -> tuple[int, int]:
+        """Forget accepted units past retention and delivered events past keeping. Seq never goes back.
+
+        ``batch``: at most that many rows per commit, ``pause`` seconds between commits, so a purge
+        of two years never holds the write lock for long (the scan path waits at most one batch);
+        0 deletes all in one commit. Both use the ``at`` and ``delivered_at`` indexes."""
         now = time.time()
+        units_before = now - duplicate_retention_days * 86400
+        events_before = utc_iso(now - keep_delivered_days * 86400)
+        limit = f" LIMIT {int(batch)}" if batch else ""
+        units = events = 0
         conn = self.open()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            units = conn.execute(
-                "DELETE FROM accepted_units WHERE at < ?", (now - duplicate_retention_days * 86400,)
-            ).rowcount
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_seq', ?)", (str(self._seq),))
-            events = conn.execute(
-                "DELETE FROM events WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                (utc_iso(now - keep_delivered_days * 86400),),
-            ).rowcount
-            # deliveries closed (summary delivered) or withdrawn, and past keeping: their lists go too
-            gone = [
-                str(r[0])
-                for r in conn.execute(
-                    "SELECT d.id FROM deliveries d WHERE d.state <> ? AND d.stored_at < ? AND NOT EXISTS"
-                    " (SELECT 1 FROM summaries s WHERE s.delivery = d.id AND s.delivered_at IS NULL)"
-                    " AND NOT EXISTS (SELECT 1 FROM session WHERE delivery = d.id)",
-                    (DeliveryState.OPEN, now - keep_delivered_days * 86400),
-                )
-            ]
-            for table, column in (
-                ("delivery_units", "delivery"),
-                ("carriers", "delivery"),
-                ("summaries", "delivery"),
-                ("deliveries", "id"),
-            ):
-                conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(g,) for g in gone])
-            conn.execute("COMMIT")
+            conn.execute(  # seq never goes back, even when every event is gone
+                "INSERT OR REPLACE INTO meta (key, value) SELECT 'last_seq', CAST(max(?,"
+                " coalesce((SELECT max(seq) FROM events), 0),"
+                " coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0)) AS TEXT)",
+                (self._seq,),
+            )
+            while True:
+                n = conn.execute(
+                    "DELETE FROM accepted_units WHERE (gtin, serial) IN"
+                    f" (SELECT gtin, serial FROM accepted_units WHERE at < ?{limit})",
+                    (units_before,),
+                ).rowcount
+                units += n
+                if not batch or n < batch:
+                    break
+                time.sleep(pause)
+            while True:
+                n = conn.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE delivered_at IS NOT NULL"
+                    f" AND delivered_at < ?{limit})",
+                    (events_before,),
+                ).rowcount
+                events += n
+                if not batch or n < batch:
+                    break
+                time.sleep(pause)
+            self._purge_lists(conn, now - keep_delivered_days * 86400)
             return units, events
         except sqlite3.Error as e:
             raise self._fail(e) from e
+
+    def _purge_lists(self, conn: sqlite3.Connection, before: float) -> None:
+        """Deliveries closed (summary delivered) or withdrawn, and past keeping: their lists go too."""
+        conn.execute("BEGIN IMMEDIATE")
+        gone = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT d.id FROM deliveries d WHERE d.state <> ? AND d.stored_at < ? AND NOT EXISTS"
+                " (SELECT 1 FROM summaries s WHERE s.delivery = d.id AND s.delivered_at IS NULL)"
+                " AND NOT EXISTS (SELECT 1 FROM session WHERE delivery = d.id)",
+                (DeliveryState.OPEN, before),
+            )
+        ]
+        for table, column in (
+            ("delivery_units", "delivery"),
+            ("carriers", "delivery"),
+            ("summaries", "delivery"),
+            ("deliveries", "id"),
+        ):
+            conn.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(g,) for g in gone])
+        conn.execute("COMMIT")
 
     def usage(self) -> tuple[int, int]:
         """(bytes the file and its WAL take, the cap in bytes or 0): what ``max_size_mb`` counts."""
@@ -1069,7 +1108,17 @@ class Store:
         except OSError:
             return 0.0
 
+    def backlog(self) -> tuple[int, int, str | None]:
+        """(undelivered events, last seq, the oldest undelivered one's time): what the daemon's health
+        reports every few seconds. Reads the undelivered index and the key, never a whole table."""
+        row = self._query(
+            "SELECT (SELECT count(*) FROM events WHERE delivered_at IS NULL), (SELECT max(seq) FROM events),"
+            " (SELECT at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1)"
+        )[0]
+        return int(row[0]), int(row[1] or self._seq), row[2]
+
     def stats(self) -> Stats:
+        """Everything ``station status`` and ``queue`` show (counts the events: for the CLI, not the scan path)."""
         row = self._query(
             "SELECT (SELECT count(*) FROM events), (SELECT max(seq) FROM events),"
             " (SELECT count(*) FROM events WHERE delivered_at IS NULL),"
