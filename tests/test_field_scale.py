@@ -116,9 +116,9 @@ def test_a_purge_of_two_years_beside_a_conveyor_makes_no_reject_late(big: Path, 
     config = load(write_config(tmp_path, 1, "scale-1", storage={"path": str(path)}))
     factory = MockFactory(pin_class=MockPWMPin)
     arm = RejectArm(24, 0.4, 0.03, "pulse", pin_factory=factory)
-    station = Station(
-        StationConfig("scale-1"), ReaderConfig(debounce_seconds=0), Store(path), NoFeedback(), reject_arm=arm
-    )
+    store = Store(path)
+    store.open()  # as the daemon does before READY; the housekeeper opens its own after
+    station = Station(StationConfig("scale-1"), ReaderConfig(debounce_seconds=0), store, NoFeedback(), reject_arm=arm)
     stop = threading.Event()
     keeper = Housekeeper(config, stop)
     purging = threading.Thread(target=keeper.purge_once)

@@ -22,6 +22,7 @@ from datetime import date
 from enum import StrEnum
 
 from station.edge.config import DeliveryConfig
+from station.edge.rules import UNKNOWN, Unknown
 from station.edge.store import LOT, Receipt, Store
 from station.gs1.reader import Karekod, Profile, plain, read
 from station.gs1.reasons import Reason
@@ -105,14 +106,17 @@ class Dock:
 
     # -- units --
 
-    def judge(self, verdict: Verdict) -> tuple[Verdict, Receipt | None]:
-        """A unit's verdict against the open delivery, and what its event receives."""
-        session = self.store.session()
-        if session is None:
+    def judge(self, verdict: Verdict, open_delivery: str | Unknown | None = UNKNOWN) -> tuple[Verdict, Receipt | None]:
+        """A unit's verdict against the open delivery, and what its event receives. ``open_delivery``:
+        as the rules read it with the unit (saves a query), or unknown."""
+        if open_delivery is UNKNOWN:
+            session = self.store.session()
+            open_delivery = session[0] if session else None
+        if open_delivery is None:
             if verdict.ok and self.config.require:
                 return verdict.refuse(Reason.NO_DELIVERY, Reason.NO_DELIVERY.description), None
             return verdict, None
-        delivery = session[0]
+        delivery = open_delivery
         k = verdict.karekod
         if not verdict.ok or k is None or k.di is None:
             return verdict, Receipt(delivery)

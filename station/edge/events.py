@@ -6,7 +6,6 @@ outbox then publishes bytes from disk without rebuilding them, and a re-send is 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -67,7 +66,8 @@ class Dispatch:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One recorded scan. ``seq`` is per station and gap-free; ``id`` is unique everywhere."""
+    """One recorded scan. ``seq`` is per station and gap-free; ``id`` (``{history}.{seq}``) is unique
+    everywhere."""
 
     id: str
     seq: int
@@ -78,10 +78,6 @@ class Event:
 
 def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def new_event_id() -> str:
-    return str(uuid.uuid4())
 
 
 def event_message(

@@ -132,7 +132,7 @@ class Station:
             verdict = self.rules.apply(verdict, scan.at or None)
             receipt = dispatch = None
             if self.dock is not None:
-                verdict, receipt = self.dock.judge(verdict)
+                verdict, receipt = self.dock.judge(verdict, self.rules.open_delivery)
             if self.orders is not None:
                 verdict, dispatch = self.orders.judge(verdict)
             event = self.store.record(

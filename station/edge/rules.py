@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from enum import Enum
 
 from station.edge.store import Store
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
+
+
+class Unknown(Enum):
+    """Not read with the unit: ask the file."""
+
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
 
 
 class Debounce:
@@ -53,14 +63,17 @@ class Rules:
     def __init__(self, store: Store, duplicate_retention_days: int) -> None:
         self.store = store
         self.retention = duplicate_retention_days * 86400
+        self.open_delivery: str | Unknown | None = UNKNOWN
+        """The open delivery the last :meth:`apply` read with the unit (the dock then asks no more)."""
 
     def apply(self, verdict: Verdict, now: float | None = None) -> Verdict:
         """Refuse an accepted reading when a station rule says so; pass refusals through unchanged."""
         k = verdict.karekod
+        self.open_delivery = UNKNOWN
         if not verdict.ok or k is None or k.di is None:
             return verdict
         now = time.time() if now is None else now
-        seq, note, expected = self.store.unit_facts(k.di, k.serial, k.batch, now - self.retention)
+        seq, note, expected, self.open_delivery = self.store.unit_facts(k.di, k.serial, k.batch, now - self.retention)
         if seq is not None and k.serial is not None:
             return verdict.refuse(Reason.DUPLICATE, f"Already accepted here (event {seq}).")
         if note is not None:

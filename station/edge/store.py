@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from station.edge.events import Dispatch, Event, Scan, event_message, new_event_id, utc_iso
+from station.edge.events import Dispatch, Event, Scan, event_message, utc_iso
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
 from station.wire import (
@@ -168,8 +169,17 @@ CREATE INDEX results_refused ON results (ok) WHERE ok = 0;
 """What housekeeping needs so that it never scans a whole table: purge by age, refusals by count."""
 
 
+MIGRATION_4 = """
+DROP INDEX idx_events_id;
+CREATE UNIQUE INDEX idx_events_id ON events (id) WHERE instr(id, '.') = 0;
+CREATE INDEX events_cancels ON events (cancels) WHERE cancels IS NOT NULL;
+"""
+"""Event ids are ``{history}.{seq}`` from now on: found by their seq, so a commit no longer writes
+a page of a random-uuid index; the ids of events written before stay indexed."""
+
+
 #: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
-MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3]
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4]
 
 
 @dataclass(frozen=True)
@@ -305,7 +315,7 @@ class Store:
                 " scans are refused. Put the right file back, or run `station reset`"
             )
         if not marked:
-            tmp = self.marker + ".tmp"
+            tmp = f"{self.marker}.{os.getpid()}.{threading.get_ident()}.tmp"  # two connections may open at once
             with open(tmp, "w") as f:
                 f.write(history + "\n")
                 f.flush()
@@ -388,7 +398,7 @@ class Store:
         rows, units, events = [], [], []
         for scan, verdict in scans:
             seq += 1
-            event_id = new_event_id()
+            event_id = f"{self.history}.{seq}"
             at = utc_iso(scan.at or time.time())
             d = verdict.as_dict()
             payload = event_message(
@@ -475,18 +485,20 @@ class Store:
 
     def unit_facts(
         self, gtin: str, serial: str | None, batch: str | None, since: float
-    ) -> tuple[int | None, str | None, bool]:
-        """Everything the station rules ask about a unit, in one query on the scan path:
-        (seq that accepted it since ``since``, recall note, False when an expected list excludes it)."""
+    ) -> tuple[int | None, str | None, bool, str | None]:
+        """Everything the station rules and the dock ask about a unit, in one query on the scan path:
+        (seq that accepted it since ``since``, recall note, False when an expected list excludes it,
+        the open delivery)."""
         row = self._query(
             "SELECT (SELECT seq FROM accepted_units WHERE gtin = ? AND serial = ? AND at >= ?),"
             " (SELECT coalesce(note, '') FROM recall_list WHERE gtin = ? AND batch IN (?, '*') AND serial IN (?, '*')"
             " LIMIT 1),"
             " NOT EXISTS (SELECT 1 FROM expected LIMIT 1)"
-            " OR EXISTS (SELECT 1 FROM expected WHERE gtin = ? AND serial IN (?, '*'))",
+            " OR EXISTS (SELECT 1 FROM expected WHERE gtin = ? AND serial IN (?, '*')),"
+            " (SELECT delivery FROM session WHERE id = 1)",
             (gtin, serial or "", since, gtin, batch or "", serial or "", gtin, serial or ""),
         )[0]
-        return row[0], row[1], bool(row[2])
+        return row[0], row[1], bool(row[2]), row[3]
 
     # -- lists filled by the central side --
 
@@ -781,7 +793,7 @@ class Store:
         message = EventMessage.from_dict(
             {
                 **payload,
-                "id": new_event_id(),
+                "id": f"{self.history}.{self._seq + 1}",
                 "seq": self._seq + 1,
                 "at": utc_iso(now),
                 "ok": False,
@@ -974,6 +986,18 @@ class Store:
         rows = self._query("SELECT min(seq) FROM events WHERE delivered_at IS NULL")
         return int(rows[0][0]) if rows[0][0] is not None else None
 
+    def _locate(self, ids: Sequence[str]) -> tuple[list[int], list[str]]:
+        """Event ids as seqs (``{history}.{seq}``: by the key), and those written before (by the index)."""
+        prefix = self.history + "."
+        seqs, others = [], []
+        for i in ids:
+            tail = i[len(prefix) :] if i.startswith(prefix) else ""
+            if tail.isdigit():
+                seqs.append(int(tail))
+            else:
+                others.append(i)
+        return seqs, others
+
     def mark_delivered(self, ids: Iterable[str]) -> int:
         """Mark events the central ledger has stored; unknown ids are ignored. One commit per batch."""
         ids = list(ids)
@@ -984,12 +1008,19 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
             n = 0
+            seqs, others = self._locate(ids)
+            n += conn.executemany(
+                "UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL", [(now, q) for q in seqs]
+            ).rowcount
             for i in range(0, len(ids), 500):
                 part = ids[i : i + 500]
                 marks = ",".join("?" * len(part))
-                n += conn.execute(
-                    f"UPDATE events SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({marks})", (now, *part)
-                ).rowcount
+                if others:
+                    n += conn.execute(
+                        "UPDATE events SET delivered_at = ? WHERE delivered_at IS NULL AND instr(id, '.') = 0"
+                        f" AND id IN ({marks})",
+                        (now, *part),
+                    ).rowcount
                 conn.execute(
                     f"UPDATE summaries SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({marks})",
                     (now, *part),
@@ -1004,9 +1035,11 @@ class Store:
         stored (a result sent again), so it is signalled once. None: not one of our events."""
         conn = self.open()
         try:
+            seqs, _ = self._locate([event_id])
+            where, key = ("e.seq = ?", seqs[0]) if seqs else ("instr(e.id, '.') = 0 AND e.id = ?", event_id)
             row = conn.execute(
-                "SELECT e.seq, r.ok, r.code FROM events e LEFT JOIN results r ON r.event_id = e.id WHERE e.id = ?",
-                (event_id,),
+                f"SELECT e.seq, r.ok, r.code FROM events e LEFT JOIN results r ON r.event_id = e.id WHERE {where}",
+                (key,),
             ).fetchone()
             if row is None:
                 return None
