@@ -355,3 +355,25 @@ def test_a_postgres_ledger_made_with_real_columns_is_widened_at_start() -> None:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def _open_ledger(url: str, start: Any) -> None:
+    start.wait(30)  # all at once
+    Ledger(url, "racer")
+
+
+def test_several_submitters_may_start_at_once_on_a_new_sqlite_ledger(tmp_path: Path) -> None:
+    """Submitters started together on one file: none may fail on the WAL switch or on a column
+    another just added (one did, in a fresh-clone run, and left all the work to the other)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for n in range(8):
+        url = f"sqlite:///{tmp_path / f'ledger-{n}.db'}"
+        start = context.Barrier(4)
+        racers = [context.Process(target=_open_ledger, args=(url, start)) for _ in range(4)]
+        for p in racers:
+            p.start()
+        for p in racers:
+            p.join(60)
+        assert [p.exitcode for p in racers] == [0, 0, 0, 0]

@@ -263,8 +263,9 @@ class Ledger:
             with self.tx() as c:
                 c.execute(self._ddl(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"))
         elif column not in {row[1] for row in self.query(f"PRAGMA table_info({table})")}:
-            with self.tx() as c:
-                c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            with self.tx() as c:  # asked again under the write lock: two submitters may start at once
+                if column not in {row[1] for row in c.execute(f"PRAGMA table_info({table})").fetchall()}:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # -- connections --
 
@@ -276,7 +277,14 @@ class Ledger:
         path = sqlite_path(self.url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
+        for attempt in range(100):  # switching a new file to WAL does not wait for a busy handler
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 99:
+                    raise
+                time.sleep(0.05)
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA busy_timeout = 30000")
         return conn
