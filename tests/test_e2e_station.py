@@ -37,6 +37,7 @@ def test_thousand_scans_reach_the_central_side_in_order(tmp_path: Path, broker: 
         wait_for(lambda: station_cli(config, "queue")["undelivered"] == 0, 60, what="the outbox to drain")
         status = station_cli(config, "status")
         assert status["daemon"] == "running" and status["backlog"] == 0 and status["events"] == len(want)
+        assert status["problems"] == []  # healthy: exit 0
         assert central.status["test-1"]["state"] == "online"
     finally:
         assert daemon.close() == 0

@@ -337,8 +337,12 @@ def test_field_cli_reads_alongside(tmp_path: Path, factory: MockFactory) -> None
     text = cli("events", "--last", "2")
     assert "reject not_gs1" in text and text.count("\n") == 2
     assert "reject not_gs1" in cli("events", "--reason", "not_gs1")
-    status = cli("status")
-    assert "daemon" in status and "not running" in status and "backlog" in status
+    stopped = subprocess.run(
+        [sys.executable, "-m", "station.edge.cli", "status", "-c", str(cfg)], capture_output=True, text=True
+    )
+    assert stopped.returncode == 1  # unhealthy: for cron and Nagios
+    assert "not running" in stopped.stdout and "backlog" in stopped.stdout
+    assert "problems" in stopped.stdout and "the daemon is not running" in stopped.stdout
 
 
 def test_a_vanished_station_file_is_an_alarm_not_a_new_history(tmp_path: Path) -> None:

@@ -158,13 +158,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         "disk_free_bytes": daemon.get("disk_free_bytes"),
         "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    problems = []
+    if not running:
+        problems.append("the daemon is not running")
+    elif body["scanner_connected"] is False:
+        problems.append("a scanner is not connected")
+    if body["storage"] != "ok":
+        problems.append(f"storage: {body['storage']}")
+    age = body["oldest_undelivered_age_s"]
+    if age is not None and age > args.max_backlog_age:
+        problems.append(f"the oldest undelivered event is {age:.0f} s old (limit {args.max_backlog_age:.0f} s)")
+    body["problems"] = problems
     if args.json:
         print(json.dumps(body))
     else:
         width = max(len(k) for k in body)
         for k, v in body.items():
-            print(f"{k:<{width}}  {'-' if v is None else v}")
-    return 0 if body["storage"] == "ok" else 1  # the daemon refuses scans: say so to cron and Nagios
+            shown = "; ".join(v) or "none" if isinstance(v, list) else v
+            print(f"{k:<{width}}  {'-' if shown is None else shown}")
+    return 1 if problems else 0  # for cron and Nagios: unhealthy is non-zero
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -555,8 +567,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pause", type=float, default=0.7, help="seconds between patterns")
     p.set_defaults(func=cmd_test_feedback)
 
-    p = with_config(sub.add_parser("status", help="station health (works with or without the daemon)"))
+    p = with_config(sub.add_parser("status", help="station health; exits 1 when unhealthy (for cron and Nagios)"))
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--max-backlog-age",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="unhealthy when the oldest undelivered event is older (default 3600)",
+    )
     p.set_defaults(func=cmd_status)
 
     p = with_config(sub.add_parser("events", help="the newest events, with the national service's answer"))
