@@ -28,6 +28,7 @@ The README's MQTT tables are checked against :data:`MESSAGES` and :data:`TOPICS`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -552,6 +553,12 @@ class OrderLine(Message):
 
     gtin: str = _f(pattern=_PRINTABLE, max_len=64, doc="GTIN (14 digits) or device identifier")
     quantity: int = _f(lo=1, hi=1_000_000)
+
+
+def order_id(buyer: str, document: str) -> str:
+    """An order's id from its buyer and document: the same whether the central side sent the order
+    or a station opened it from its tote label alone, so a label scanned twice is one order."""
+    return "ord-" + hashlib.sha1(f"{buyer}\x1f{document}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

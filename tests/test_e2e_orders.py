@@ -17,8 +17,8 @@ from chaos import Submitter, karekod
 from harness import ROOT, Broker, Daemon, rows, station_cli, wait_for, write_config
 from scans import check_digit, gtin
 
-from station.central import orders
 from station.central.services import pts
+from station.wire import order_id
 
 GS = "\x1d"
 END = "KAREKOD-END-ORDER-L9"
@@ -113,7 +113,7 @@ def test_three_orders_three_buyers_each_box_once_to_its_own_and_a_pts_package_ea
                     station.scan(karekod(wrong["gtin"], wrong["sn"], wrong["bn"]))
         station.scan(END)
         wait_for(lambda: rows(db, "SELECT count(*) FROM orders WHERE state = 'closed'") == [(3,)], 15, what="3 ends")
-        (first_order,) = station_cli(station_cfg, "order", orders.order_id(BUYERS[0], "SIP-1"))
+        (first_order,) = station_cli(station_cfg, "order", order_id(BUYERS[0], "SIP-1"))
         assert (first_order["sent"], first_order["not_in_order"], first_order["open"]) == (4, 1, False)
         assert [(line["wanted"], line["sent"]) for line in first_order["lines"]] == [(3, 2), (3, 2)]
         dispatched = sum(len(b) for _, b in plan)

@@ -16,7 +16,7 @@ from scans import check_digit, gtin
 
 from station.edge.config import FeedbackConfig, OrderConfig, ReaderConfig, StationConfig
 from station.edge.events import Scan
-from station.edge.orders import Orders, label_order_id
+from station.edge.orders import Orders
 from station.edge.outputs.feedback import GpioFeedback, Signal
 from station.edge.outputs.reject import RejectArm
 from station.edge.pipeline import Station
@@ -24,7 +24,7 @@ from station.edge.presence import PhotoEye, Presence
 from station.edge.store import Store
 from station.edge.uplink import Result
 from station.gs1.reasons import Reason
-from station.wire import DeliveryState, OrderLine, OrderMessage, ResultMessage, Service, SummaryKind
+from station.wire import DeliveryState, OrderLine, OrderMessage, ResultMessage, Service, SummaryKind, order_id
 
 GS = "\x1d"
 TODAY = date(2026, 11, 23)
@@ -118,7 +118,7 @@ def test_orders_by_label_and_by_list_each_box_to_its_own_buyer(line: Line) -> No
     assert [(u.di, u.quantity) for u in s.missing_units] == [(gtin(2), 1)]
     assert line.scan(box(gtin(3), "B1")).verdict.ok  # no lines: any box goes
     out = line.scan(END)
-    assert out.summary is not None and out.summary.delivery == label_order_id(gln(2), "SIP-2")
+    assert out.summary is not None and out.summary.delivery == order_id(gln(2), "SIP-2")
     assert line.signals.shown[-1] is Signal.ORDER_END
     sent = [(e["serial"], e["buyer"], e["document"]) for e in payloads(line.store) if e["ok"]]
     assert sent == [("A0", gln(1), "SIP-1"), ("A1", gln(1), "SIP-1"), ("B1", gln(2), "SIP-2")]
@@ -135,7 +135,7 @@ def test_a_belt_at_15_boxes_a_second_three_orders_a_photo_eye(tmp_path: Path) ->
         eye_pin = ln.factory.pin(5)
         ln.store.store_order(
             OrderMessage(
-                id=label_order_id(gln(7), "SIP-7"),
+                id=order_id(gln(7), "SIP-7"),
                 version=1,
                 state=DeliveryState.OPEN,
                 buyer=gln(7),

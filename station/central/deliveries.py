@@ -24,7 +24,7 @@ from station.central.ledger import JobState, Ledger
 from station.central.services.http import ServiceError
 from station.central.services.its import ItsClient
 from station.central.services.pts import Package, PackageError, decode_file_stream, read_package
-from station.central.services.uts import UtsClient
+from station.central.services.uts import UtsClient, uno_key
 from station.wire import (
     BadMessage,
     DeliveryLine,
@@ -62,11 +62,6 @@ def from_package(package: Package) -> DeliveryMessage:
         carriers=package.carriers,
         lines=package.lines,
     )
-
-
-def uno_key(uno: str) -> str:
-    """ÜTS keeps GS1 product numbers as 14 digits; other agencies' identifiers stay as they are."""
-    return uno.zfill(14) if uno.isdigit() else uno
 
 
 def from_pending(rows: Iterable[dict[str, Any]]) -> tuple[list[DeliveryMessage], list[str]]:

@@ -29,7 +29,7 @@ from station.central.ledger import Job, JobState, Ledger, Outcome
 from station.central.services import its, pts, uts
 from station.central.services.http import AuthFailed, Call, ServiceError, Unreachable
 from station.central.services.its import ItsClient
-from station.central.services.uts import UtsClient
+from station.central.services.uts import UtsClient, uno_key
 from station.wire import Operation, Service
 
 log = logging.getLogger("submitter.notify")
@@ -53,12 +53,6 @@ def acting(site: Site, job: Job) -> Site:
 
 def backoff(attempts: int) -> float:
     return float(min(300.0, 2.0 ** min(attempts, 9)) * random.uniform(0.8, 1.2))
-
-
-def uno_key(uno: str) -> str:
-    """ÜTS keeps GS1 product numbers as 14 digits (a GTIN-13 gets its leading zero); other
-    agencies' device identifiers stay as they are."""
-    return uno.zfill(14) if uno.isdigit() else uno
 
 
 def uts_uno(job: Job) -> str:

@@ -9,7 +9,6 @@ sends the buyer a PTS package of exactly the boxes dispatched (``/pts/app/SendPa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -19,12 +18,7 @@ from station.central.config import Site
 from station.central.deliveries import RESEND_SECONDS, unacked
 from station.central.ledger import JobState, Ledger
 from station.central.services.pts import Package
-from station.wire import DeliveryLine, DeliveryState, OrderLine, OrderMessage, SummaryMessage
-
-
-def order_id(buyer: str, document: str) -> str:
-    """The same id a station gives an order opened from its label (station.edge.orders)."""
-    return "ord-" + hashlib.sha1(f"{buyer}\x1f{document}".encode()).hexdigest()[:16]
+from station.wire import DeliveryLine, DeliveryState, OrderLine, OrderMessage, SummaryMessage, order_id
 
 
 def add(

@@ -222,6 +222,27 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(
+    args: argparse.Namespace, what: str, session_of: Any, progress_of: Any
+) -> tuple[str, dict[str, Any], Any] | int:
+    """The open (or named) delivery's or order's progress, and its session; or the exit code when
+    none is open or the file cannot be read (said in one line)."""
+    from station.edge.store import StorageError
+
+    try:
+        session = session_of()
+        ident = args.id or (session[0] if session else None)
+        if ident is None:
+            print(json.dumps({"open": None}) if args.json else f"no {what} is open")
+            return 0 if args.json else 1
+        body: dict[str, Any] = progress_of(ident)
+    except StorageError as e:
+        print(f"station: cannot read the {what}: {e}", file=sys.stderr)
+        return 1
+    body["open"] = bool(session and session[0] == ident)
+    return ident, body, session
+
+
 def cmd_delivery(args: argparse.Namespace) -> int:
     """The open delivery's progress (or a named one), or close it as the operator."""
     import time
@@ -250,18 +271,11 @@ def cmd_delivery(args: argparse.Namespace) -> int:
         )
         return 0
     store = _read_store(args)
-    try:
-        session = store.session()
-        ident = args.id or (session[0] if session else None)
-        if ident is None:
-            print(json.dumps({"open": None}) if args.json else "no delivery is open")
-            return 0 if args.json else 1
-        body = store.progress(ident)
-    except StorageError as e:
-        print(f"station: cannot read deliveries: {e}", file=sys.stderr)
-        return 1
-    body["open"] = bool(session and session[0] == ident)
-    body["opened_at"] = session[1] if session and session[0] == ident else None
+    found = _progress(args, "delivery", store.session, store.progress)
+    if isinstance(found, int):
+        return found
+    ident, body, session = found
+    body["opened_at"] = session[1] if body["open"] and session else None
     if args.json:
         print(json.dumps(body, ensure_ascii=False))
         return 0
@@ -284,20 +298,11 @@ def cmd_delivery(args: argparse.Namespace) -> int:
 
 def cmd_order(args: argparse.Namespace) -> int:
     """The open order's progress (or a named one)."""
-    from station.edge.store import StorageError
-
     store = _read_store(args)
-    try:
-        session = store.order_session()
-        ident = args.id or (session[0] if session else None)
-        if ident is None:
-            print(json.dumps({"open": None}) if args.json else "no order is open")
-            return 0 if args.json else 1
-        body = store.order_progress(ident)
-    except StorageError as e:
-        print(f"station: cannot read orders: {e}", file=sys.stderr)
-        return 1
-    body["open"] = bool(session and session[0] == ident)
+    found = _progress(args, "order", store.order_session, store.order_progress)
+    if isinstance(found, int):
+        return found
+    ident, body, _ = found
     if args.json:
         print(json.dumps(body, ensure_ascii=False))
         return 0

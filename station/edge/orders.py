@@ -14,7 +14,6 @@ and ``BNO``), never to a fixed one.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from station.edge.store import Store
 from station.gs1.reader import Profile, plain, read
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
-from station.wire import ClosedBy, DeliveryState, SummaryMessage
+from station.wire import ClosedBy, DeliveryState, SummaryMessage, order_id
 
 
 @dataclass(frozen=True)
@@ -35,11 +34,6 @@ class OrderCommand:
     order: str = ""
     buyer: str = ""
     document: str = ""
-
-
-def label_order_id(buyer: str, document: str) -> str:
-    """The id of an order opened from its label alone: stable, so a label scanned twice is one order."""
-    return "ord-" + hashlib.sha1(f"{buyer}\x1f{document}".encode()).hexdigest()[:16]
 
 
 class Orders:
@@ -69,7 +63,7 @@ class Orders:
             if state is not None and state[0] == DeliveryState.OPEN:
                 return OrderCommand(order=known, buyer=state[1], document=state[2])
             self._stale.set()
-        if "400" in body:
+        if body.lstrip("\x1d").startswith(("400", "410")):  # a label's AIs come first: boxes start with 01
             k = read(raw, Profile.GS1).karekod
             fields = dict(k.fields) if k is not None and k.gtin is None and k.di is None else {}
             if "400" in fields:
@@ -80,7 +74,7 @@ class Orders:
                     if state is not None:
                         return OrderCommand(order=known, buyer=state[1], document=state[2])
                 if buyer:
-                    return OrderCommand(order=known or label_order_id(buyer, document), buyer=buyer, document=document)
+                    return OrderCommand(order=known or order_id(buyer, document), buyer=buyer, document=document)
         return None
 
     def judge(self, verdict: Verdict) -> tuple[Verdict, Dispatch | None]:

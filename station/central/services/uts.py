@@ -36,6 +36,12 @@ CANCELS: dict[Operation, str] = {Operation.DISPATCH: VERME_IPTAL, Operation.USE:
 """ÜTS has no alma cancel: the supplier cancels its verme instead."""
 
 
+def uno_key(uno: str) -> str:
+    """ÜTS keeps GS1 product numbers as 14 digits (a GTIN-13 gets its leading zero); other
+    agencies' device identifiers stay as they are."""
+    return uno.zfill(14) if uno.isdigit() else uno
+
+
 def _unit(body: dict[str, Any], sno: str | None, lno: str | None, adt: int | None) -> dict[str, Any]:
     """A serial unit is named by SNO alone; a lot-tracked one by LNO and a quantity (ADT)."""
     if sno:
