@@ -16,6 +16,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)  # scripts/fleet-certs.
 # the real XKB keymaps the HID tests type with (scripts/xkb.py); the station never loads them
 ldconfig -p 2>/dev/null | grep -q 'libxkbcommon\.so\.0' || missing+=(libxkbcommon0)
 [ -f /usr/share/X11/xkb/symbols/tr ] || missing+=(xkb-data)
+# the console's browser tests drive Debian's Chromium (Playwright's own browser download is not used)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} (apt-get)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -38,6 +40,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: pip install failed (full log: $log)" >&2
     exit 1
   fi
-  .venv/bin/python -c 'import station, paho.mqtt, gpiozero, requests, biip, hypothesis' 
+  .venv/bin/python -c 'import station, paho.mqtt, gpiozero, requests, biip, hypothesis, fastapi, playwright'
   touch "$stamp"
 fi

@@ -5,8 +5,10 @@ The contract itself (topics, messages) is ``station.wire``; this is the plumbing
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from station.wire import Message
 
@@ -65,3 +67,37 @@ def make_client(
     topic, message = will
     client.will_set(topic, message.to_json(), qos=1, retain=True)
     return client
+
+
+class BrokerWatch:
+    """One log line when the broker cannot be reached, and one when it is back: not one per retry.
+
+    Set as the client's ``on_connect_fail`` (paho calls it for each failed attempt of its own
+    reconnect loop); call :meth:`up` from ``on_connect`` and :meth:`down` from ``on_disconnect``.
+    """
+
+    def __init__(self, log: logging.Logger, host: str, port: int) -> None:
+        self.log = log
+        self.where = f"{host}:{port}"
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, client: Any = None, userdata: Any = None) -> None:
+        self.failures += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning("mqtt: broker %s unreachable; retrying in the background", self.where)
+
+    def down(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+
+    def up(self) -> None:
+        if self.since is not None and self.failures:
+            self.log.info(
+                "mqtt: broker %s reachable again after %.0f s (%d failed attempts)",
+                self.where,
+                time.monotonic() - self.since,
+                self.failures,
+            )
+        self.since, self.failures = None, 0

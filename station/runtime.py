@@ -45,14 +45,33 @@ def watchdog_interval() -> float | None:
         return None
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """One line per record to stdout (journald adds the time)."""
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``--log-format json``, for journald's JSON readers and Loki):
+    ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, and ``error`` with a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import UTC, datetime
+
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """One line per record to stdout (journald adds the time), as text or JSON."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler], force=True)
     logging.getLogger("gpiozero").setLevel(logging.WARNING)
 
 
@@ -71,6 +90,8 @@ def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return int(func(args))
+    except SystemExit as e:  # a command that said why (one line) and gave up: its code
+        return e.code if isinstance(e.code, int) else 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -10,13 +10,12 @@ import logging
 import signal
 import sys
 import threading
-import time
+from dataclasses import asdict
 from datetime import datetime
 from types import FrameType
 from typing import Any
 
 from station import runtime
-from station.central.ledger import JobState
 from station.runtime import dispatch, load_or_exit
 
 DEFAULT_CONFIG = "/etc/karekod-submitter/submitter.toml"
@@ -41,7 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from station.central.notifier import Notifier
     from station.tomlcheck import ConfigError
 
-    runtime.setup_logging(args.log_level)
+    runtime.setup_logging(args.log_level, args.log_format)
     config, ledger = _ledger(args)
     central = Central(config, ledger)
     try:
@@ -61,6 +60,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         threading.Thread(target=central.run, args=(stop,), name="ingest", daemon=True),
         threading.Thread(target=notifier.run, args=(stop,), name="notifier", daemon=True),
     ]
+    if config.webhooks:
+        from station.central.announce import Webhooks
+
+        threads.append(
+            threading.Thread(target=Webhooks(config, ledger).run, args=(stop,), name="webhooks", daemon=True)
+        )
+    if config.web.enabled:
+        from station.central.web import serve
+
+        threads.append(
+            threading.Thread(target=serve, args=(config, ledger, stop, notifier.cancel), name="web", daemon=True)
+        )
     for t in threads:
         t.start()
     runtime.notify("READY=1")
@@ -124,92 +135,217 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from station.central import console
+
     config, ledger = _ledger(args)
-    stations = {}
-    for station, state, at, status in ledger.query("SELECT station, state, at, status FROM stations"):
-        body = json.loads(status or "{}")
-        stations[station] = {
-            "state": state,
-            "seen_s_ago": round(time.time() - at, 1) if at else None,
-            "backlog": body.get("backlog"),
-        }
-    for station, n, last in ledger.query("SELECT station, count(*), max(received_at) FROM events GROUP BY station"):
-        stations.setdefault(station, {}).update(events=n, last_event_s_ago=round(time.time() - last, 1))
+    views = console.stations(ledger, config, config.web.stale_after_seconds)
     services: dict[str, dict[str, int]] = {}
     for service, state, n in ledger.query("SELECT coalesce(service, '-'), state, count(*) FROM jobs GROUP BY 1, 2"):
         services.setdefault(service, {})[state] = n
-    body = {"submitter": config.id, "environment": config.environment, "stations": stations, "services": services}
     if args.json:
+        body = {
+            "submitter": config.id,
+            "environment": config.environment,
+            "stations": {v.station: {k: x for k, x in asdict(v).items() if k != "station"} for v in views},
+            "services": services,
+        }
         print(json.dumps(body, ensure_ascii=False))
         return 0
     print(f"submitter {config.id} ({config.environment})")
-    print("stations:")
-    for name, s in sorted(stations.items()):
+    print(
+        f"{'station':<24} {'site':<16} {'state':<8} {'seen s ago':>10} {'backlog':>8} {'oldest s':>8}"
+        f" {'events':>8}  scanner"
+    )
+    for v in views:
         print(
-            f"  {name:<24} {s.get('state') or '?':<8} events {s.get('events', 0):>7}  last event "
-            f"{s.get('last_event_s_ago', '-')} s ago  backlog {s.get('backlog', '-')}"
+            f"{v.station:<24} {v.site or '-':<16} {v.liveness:<8} {_dash(v.seen_s_ago):>10} {_dash(v.backlog):>8}"
+            f" {_dash(v.oldest_undelivered_s):>8} {v.events:>8}  "
+            + ("-" if v.scanner_connected is None else "connected" if v.scanner_connected else "NOT CONNECTED")
         )
-    print("services:")
+    print(f"{'service':<8} states")
     for service, states in sorted(services.items()):
-        print(f"  {service:<4} " + "  ".join(f"{k} {v}" for k, v in sorted(states.items())))
+        print(f"{service:<8} " + "  ".join(f"{k} {v}" for k, v in sorted(states.items())))
     return 0
+
+
+def _dash(value: Any) -> str:
+    return "-" if value is None else f"{value:.0f}" if isinstance(value, float) else str(value)
+
+
+def _filter(args: argparse.Namespace) -> Any:
+    """The units a command is about, from --station/--site/--code/--service/--since/--until/--state;
+    a bad value is one line and exit 2."""
+    from station.central import console
+
+    try:
+        return console.Filter(
+            station=args.station,
+            site=args.site,
+            code=args.code,
+            service=args.service,
+            since=console.parse_time(args.since) if args.since else None,
+            until=console.parse_time(args.until, end=True) if args.until else None,
+            states=console.states_of(args.state.split(",")) if args.state else console.NEEDS_PERSON,
+        )
+    except console.FilterError as e:
+        print(f"station-submitter: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+#: What ``failures`` prints of each unit: (header, Job attribute, width). One list for both.
+FAILURE_COLUMNS = [
+    ("event_id", "event_id", 0),
+    ("station", "station", 16),
+    ("service", "service", 4),
+    ("state", "state", 9),
+    ("code", "code", 18),
+    ("gtin", "gtin", 14),
+    ("serial/batch", "unit", 20),
+    ("message", "message", 0),
+]
 
 
 def cmd_failures(args: argparse.Namespace) -> int:
+    from station.central import console
+
     _, ledger = _ledger(args)
-    jobs = ledger.jobs(f"state IN ('{JobState.REFUSED}', '{JobState.FAILED}', '{JobState.IN_DOUBT}')", limit=args.last)
+    jobs = console.needing_person(ledger, _filter(args), limit=args.last)
+    if args.json:
+        for j in jobs:
+            print(json.dumps({**asdict(j), "state": str(j.state)}, ensure_ascii=False))
+        return 0
+    if not jobs:
+        print("no units need a person" + (" (with these filters)" if _filter(args).narrowed else ""))
+        return 0
+    print("  ".join(f"{h:<{w}}" if w else h for h, _, w in FAILURE_COLUMNS))
     for j in jobs:
-        row = {
-            "event_id": j.event_id,
-            "station": j.station,
-            "site": j.site,
-            "service": j.service,
-            "operation": j.operation,
-            "gtin": j.gtin,
-            "serial": j.serial,
-            "batch": j.batch,
-            "state": j.state,
-            "code": j.code,
-            "message": j.message,
-            "attempts": j.attempts,
-        }
-        if args.json:
-            print(json.dumps(row, ensure_ascii=False))
-        else:
-            print(
-                f"{j.event_id}  {j.station:<16} {j.service or '-':<4} {j.state:<9} {j.code or '-':<16} "
-                f"{j.gtin} {j.serial or j.batch}  {j.message or ''}"
-            )
-    if not jobs and not args.json:
-        print("no failures")
+        values = {**asdict(j), "unit": j.serial or j.batch}
+        print("  ".join(f"{values[a] or '-'!s:<{w}}" if w else str(values[a] or "-") for _, a, w in FAILURE_COLUMNS))
     return 0
 
 
+def _chosen(args: argparse.Namespace, ledger: Any) -> list[Any]:
+    """The units ids and filters name; nothing named is exit 2 (an action on every unit needs a filter)."""
+    from station.central import console
+
+    where = _filter(args)
+    if not args.ids and not where.narrowed:
+        print(
+            "station-submitter: name the units: event ids, or a filter (--station, --site, --code, --service,"
+            " --since, --until)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    missing = [i for i in args.ids if not ledger.jobs("event_id = ?", (i,), limit=1)]
+    for i in missing:
+        print(f"{i}: no such unit", file=sys.stderr)
+    return console.select(ledger, args.ids, where if where.narrowed else None)
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
+    """Queue refused and failed units again; say what was done to each."""
+    from station.central import console
+
     _, ledger = _ledger(args)
-    bad = [i for i in args.ids if not ledger.retry(i)]
-    for i in bad:
-        print(f"{i}: not a failed, refused or in-doubt unit", file=sys.stderr)
-    return 1 if bad else 0
+    jobs = _chosen(args, ledger)
+    report = console.retry(ledger, jobs, _who())
+    for line in report.lines():
+        print(line)
+    print(f"{len(report.done)} retried, {len(report.skipped)} not", file=sys.stderr)
+    return 1 if report.skipped or len(jobs) < len(args.ids) else 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """Withdraw refused and failed units; cancel notified ones at the service (ÜTS verme/kullanım, İTS satış)."""
+    from station.central import console
     from station.central.notifier import Notifier
 
     config, ledger = _ledger(args)
+    jobs = _chosen(args, ledger)
     notifier = Notifier(config, ledger)
-    failed = 0
-    for event_id in args.ids:
-        jobs = ledger.jobs("event_id = ?", (event_id,))
-        if not jobs:
-            print(f"{event_id}: no such unit", file=sys.stderr)
-            failed += 1
-            continue
-        ok, message = notifier.cancel(jobs[0])
-        print(f"{event_id}: {'cancelled' if ok else 'not cancelled'}: {message}")
-        failed += not ok
-    notifier.pool.shutdown()
-    return 1 if failed else 0
+    try:
+        report = console.cancel(ledger, jobs, _who(), notifier.cancel)
+    finally:
+        notifier.pool.shutdown()
+    for line in report.lines():
+        print(line)
+    print(f"{len(report.done)} cancelled, {len(report.skipped)} not", file=sys.stderr)
+    return 1 if report.skipped or len(jobs) < len(args.ids) else 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the console, the API and /metrics alone (``run`` serves them too with ``[web] enabled``)."""
+    from dataclasses import replace
+
+    from station.central.web import serve
+
+    runtime.setup_logging(args.log_level, args.log_format)
+    config, ledger = _ledger(args)
+    web = replace(config.web, host=args.host or config.web.host, port=args.port or config.web.port)
+    serve(replace(config, web=web), ledger)
+    return 0
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    """``operator`` (console operators) and ``token`` (the HBYS's API tokens): add, remove, list."""
+    from station.central import accounts, console
+
+    _, ledger = _ledger(args)
+    what = args.command
+    operator = what == "operator"
+    listing = accounts.operators if operator else accounts.tokens
+    remove = accounts.remove_operator if operator else accounts.remove_token
+    if args.action == "list":
+        print(what)
+        for name in listing(ledger):
+            print(name)
+        return 0
+    if not args.name:
+        print(f"station-submitter: {what} {args.action}: a NAME is needed", file=sys.stderr)
+        return 2
+    if args.action == "remove":
+        removed = remove(ledger, args.name)
+        print(f"{args.name}: {'removed' if removed else f'no such {what}'}")
+        if removed:
+            console.audit(ledger, _who(), f"{what} remove", args.name)
+        return 0 if removed else 1
+    try:
+        if operator:
+            accounts.add_operator(ledger, args.name, _password(args))
+            print(f"{args.name}: may log in to the console")
+        else:
+            print(accounts.add_token(ledger, args.name))
+            print(f"(the token for {args.name}, shown only now: keep it in the HBYS's secret store)", file=sys.stderr)
+    except accounts.AccountError as e:
+        print(f"station-submitter: {e}", file=sys.stderr)
+        return 2
+    console.audit(ledger, _who(), f"{what} add", args.name)
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    """From --password-file, else asked twice on a terminal, else the first line of stdin."""
+    import getpass
+
+    if args.password_file:
+        with open(args.password_file, encoding="utf-8") as f:
+            return f.readline().rstrip("\n")
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            print("station-submitter: the passwords differ", file=sys.stderr)
+            raise SystemExit(2)
+        return first
+    return sys.stdin.readline().rstrip("\n")
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
@@ -375,6 +511,8 @@ def cmd_recall(args: argparse.Namespace) -> int:
     _, ledger = _ledger(args)
     if args.action == "list":
         rows = recalls.listing(ledger)
+        if rows and not args.json:
+            print(f"{'gtin':<16} {'batch':<26} {'serial':<27} {'source':<14} note")
         for r in rows:
             if args.json:
                 print(json.dumps(r, ensure_ascii=False))
@@ -422,9 +560,14 @@ EXPORT = [
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from station.central import console
+
+    try:
+        start, end = console.parse_time(args.date_from), console.parse_time(args.date_to, end=True)
+    except console.FilterError as e:
+        print(f"station-submitter: {e}", file=sys.stderr)
+        return 2
     _, ledger = _ledger(args)
-    start = datetime.fromisoformat(args.date_from).timestamp()
-    end = datetime.fromisoformat(args.date_to).timestamp() + (86400 if len(args.date_to) == 10 else 0)
     rows = ledger.query(
         f"SELECT {', '.join(sql for _, sql in EXPORT)} FROM jobs j JOIN events e ON e.id = j.event_id"
         " WHERE j.created_at >= ? AND j.created_at < ? ORDER BY j.created_at",
@@ -453,7 +596,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("run", help="run the submitter"))
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=runtime.LOG_FORMATS, default="text", help="json: one object per line")
     p.set_defaults(func=cmd_run)
+    p = with_config(sub.add_parser("web", help="serve the console, the HBYS API and /metrics"))
+    p.add_argument("--host", help="default: [web] host (127.0.0.1)")
+    p.add_argument("--port", type=int, help="default: [web] port (8090)")
+    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=runtime.LOG_FORMATS, default="text")
+    p.set_defaults(func=cmd_web)
+    for what, text in (
+        ("operator", "console operators: add (or a new password), remove, list"),
+        ("token", "API tokens for the HBYS/ERP: add (printed once), remove, list"),
+    ):
+        p = with_config(sub.add_parser(what, help=text))
+        p.add_argument("action", choices=["add", "remove", "list"])
+        p.add_argument("name", nargs="?", metavar="NAME")
+        if what == "operator":
+            p.add_argument("--password-file", help="read the password from this file (else asked, or stdin)")
+        p.set_defaults(func=cmd_accounts)
     p = sub.add_parser("sandbox", help="serve local stand-ins for ÜTS and İTS")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8088)
@@ -467,15 +627,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_config(sub.add_parser("status", help="stations and services at a glance"))
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
-    p = with_config(sub.add_parser("failures", help="units refused, failed or in doubt"))
+
+    def with_filters(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--station")
+        p.add_argument("--site")
+        p.add_argument("--code", help="the service's code (60002, UTS-H008...) or ours (TRANSPORT...)")
+        p.add_argument("--service", choices=["uts", "its"])
+        p.add_argument("--since", metavar="DATE", help="YYYY-MM-DD or ISO 8601, on the unit's arrival")
+        p.add_argument("--until", metavar="DATE", help="YYYY-MM-DD (the whole day) or ISO 8601")
+        p.add_argument("--state", help="comma-separated (default: refused,failed,in_doubt)")
+        return p
+
+    p = with_filters(with_config(sub.add_parser("failures", help="units refused, failed or in doubt")))
     p.add_argument("--last", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_failures)
-    p = with_config(sub.add_parser("retry", help="send failed or refused units again"))
-    p.add_argument("ids", nargs="+", metavar="EVENT_ID")
+    p = with_filters(with_config(sub.add_parser("retry", help="send failed or refused units again")))
+    p.add_argument("ids", nargs="*", metavar="EVENT_ID")
     p.set_defaults(func=cmd_retry)
-    p = with_config(sub.add_parser("cancel", help="cancel notified units (ÜTS verme/kullanım, İTS satış)"))
-    p.add_argument("ids", nargs="+", metavar="EVENT_ID")
+    p = with_filters(
+        with_config(sub.add_parser("cancel", help="withdraw refused units; cancel notified ones at ÜTS/İTS"))
+    )
+    p.add_argument("ids", nargs="*", metavar="EVENT_ID")
     p.set_defaults(func=cmd_cancel)
     p = with_config(sub.add_parser("deliveries", help="incoming deliveries and how far each has come"))
     which = p.add_mutually_exclusive_group()

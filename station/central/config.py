@@ -95,6 +95,38 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The console and the HBYS API (``[web]``; station.central.web)."""
+
+    enabled: bool = False
+    """Serve it inside ``station-submitter run`` (``station-submitter web`` serves it alone either way)."""
+    host: str = "127.0.0.1"
+    port: int = 8090
+    language: str = "tr"
+    """The texts' language when the browser asks for neither (``tr`` or ``en``)."""
+    refresh_seconds: float = 5.0
+    stale_after_seconds: float = 60.0
+    """A station online by its last word but silent this long is shown stale."""
+    proxy_user_header: str = ""
+    """Trust this header (``X-Remote-User``) for the operator's name, from ``trusted_proxies`` only."""
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    session_hours: float = 12.0
+    secure_cookies: bool = False
+    """Mark the session cookie Secure (set it when the console is reached over HTTPS)."""
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where announcements are POSTed (``[[webhooks]]``; station.central.announce)."""
+
+    url: str
+    secret: Secret = Secret()
+    """Signs each body (``X-Karekod-Signature: sha256=<hex>``) when set."""
+    kinds: tuple[str, ...] = ()
+    """Which announcements (empty: all)."""
+
+
+@dataclass(frozen=True)
 class SubmitterConfig:
     id: str = "submitter"
     environment: str = "test"
@@ -123,6 +155,8 @@ class SubmitterConfig:
     uts: ServiceConfig | None = None
     its: ServiceConfig | None = None
     sites: dict[str, Site] = field(default_factory=dict)
+    web: WebConfig = WebConfig()
+    webhooks: tuple[Webhook, ...] = ()
     path: str = ""
 
     def site_of(self, station: str) -> Site | None:
@@ -164,7 +198,20 @@ SCHEMA: dict[str, dict[str, Check]] = {
     },
     "uts": {"concurrency": typed(int, at_least(1))},
     "its": {"batch_size": typed(int, at_least(1)), "batch_wait_ms": typed(int, at_least(0))},
+    "web": {
+        "enabled": typed(bool),
+        "host": typed(str),
+        "port": port(),
+        "language": typed(str, one_of("tr", "en")),
+        "refresh_seconds": typed(float, at_least(1)),
+        "stale_after_seconds": typed(float, at_least(1)),
+        "proxy_user_header": typed(str),
+        "trusted_proxies": typed(list),
+        "session_hours": typed(float, at_least(0.1)),
+        "secure_cookies": typed(bool),
+    },
 }
+WEBHOOK_KINDS = ("unit.refused", "unit.failed", "delivery.closed")
 
 
 def _secret(values: dict[str, Any], prefix: str) -> Secret:
@@ -177,7 +224,7 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
     problems: list[str] = []
 
     for table in data:
-        if table not in ("submitter", "mqtt", "uts", "its", "sites"):
+        if table not in ("submitter", "mqtt", "uts", "its", "sites", "web", "webhooks"):
             problems.append(f"{where(table)}: [{table}]: unknown table")
     for table, schema in SCHEMA.items():
         values = data.get(table, {})
@@ -281,8 +328,10 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
             bool(values.get("send_pts", False)),
             tuple(Operation(o) for o in others if o != op),
         )
+    webhooks = _webhooks(data.get("webhooks", []), where, problems)
     if problems:
         raise ConfigError(path, problems)
+    web = data.get("web", {})
     return SubmitterConfig(
         id=str(sub.get("id", "submitter")),
         environment=env,
@@ -307,8 +356,47 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
         uts=services.get("uts"),
         its=services.get("its"),
         sites=sites,
+        web=WebConfig(
+            enabled=bool(web.get("enabled", False)),
+            host=str(web.get("host", WebConfig.host)),
+            port=int(web.get("port", WebConfig.port)),
+            language=str(web.get("language", WebConfig.language)),
+            refresh_seconds=float(web.get("refresh_seconds", WebConfig.refresh_seconds)),
+            stale_after_seconds=float(web.get("stale_after_seconds", WebConfig.stale_after_seconds)),
+            proxy_user_header=str(web.get("proxy_user_header", "")),
+            trusted_proxies=tuple(str(p) for p in web.get("trusted_proxies", WebConfig.trusted_proxies)),
+            session_hours=float(web.get("session_hours", WebConfig.session_hours)),
+            secure_cookies=bool(web.get("secure_cookies", False)),
+        ),
+        webhooks=webhooks,
         path=path,
     )
+
+
+def _webhooks(values: Any, where: Any, problems: list[str]) -> tuple[Webhook, ...]:
+    """``[[webhooks]]``: url (http or https), secret_file or secret_env, kinds."""
+    if not isinstance(values, list):
+        problems.append(f"{where('webhooks')}: webhooks: write [[webhooks]] tables")
+        return ()
+    out = []
+    for n, hook in enumerate(values, 1):
+        table = f"[[webhooks]] #{n}"
+        if not isinstance(hook, dict):
+            problems.append(f"{where('webhooks')}: {table}: must be a table")
+            continue
+        for key in hook:
+            if key not in ("url", "secret_file", "secret_env", "kinds"):
+                problems.append(f"{where('webhooks')}: {table} {key}: unknown key")
+        url = hook.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            problems.append(f"{where('webhooks')}: {table} url = {url!r}: an http:// or https:// address")
+            continue
+        kinds = hook.get("kinds", [])
+        if not isinstance(kinds, list) or any(k not in WEBHOOK_KINDS for k in kinds):
+            problems.append(f"{where('webhooks')}: {table} kinds = {kinds!r}: a list of {', '.join(WEBHOOK_KINDS)}")
+            continue
+        out.append(Webhook(url, _secret(hook, "secret"), tuple(kinds)))
+    return tuple(out)
 
 
 def load(path: str | Path) -> SubmitterConfig:

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from station.central.config import Site
-from station.central.ledger import JobState, Ledger
+from station.central.ledger import Announced, JobState, Ledger
 from station.central.services.http import ServiceError
 from station.central.services.its import ItsClient
 from station.central.services.pts import Package, PackageError, decode_file_stream, read_package
@@ -245,7 +245,8 @@ def listing(ledger: Ledger, state: DeliveryState | None = None) -> list[dict[str
         "SELECT d.id, d.site, d.service, d.document, d.sender, d.state, d.units, d.fetched_at, d.closed_at,"
         f" (SELECT count(*) FROM jobs j WHERE j.delivery = d.id AND j.state = '{JobState.DONE}'),"
         f" (SELECT count(*) FROM jobs j WHERE j.delivery = d.id AND j.state IN ('{JobState.REFUSED}',"
-        f" '{JobState.FAILED}')), d.summary FROM deliveries d {where} ORDER BY d.fetched_at DESC",
+        f" '{JobState.FAILED}')), d.summary, (SELECT count(*) FROM jobs j WHERE j.delivery = d.id)"
+        f" FROM deliveries d {where} ORDER BY d.fetched_at DESC",
         params,
     )
     out = []
@@ -261,6 +262,7 @@ def listing(ledger: Ledger, state: DeliveryState | None = None) -> list[dict[str
                 "state": r[5],
                 "expected": int(r[6]),
                 "received": summary.get("received"),
+                "received_so_far": int(r[12]),
                 "missing": summary.get("missing"),
                 "unexpected": summary.get("unexpected"),
                 "notified": int(r[9]),
@@ -409,12 +411,36 @@ def close(ledger: Ledger, summary: SummaryMessage) -> int:
     found = get(ledger, summary.delivery)
     if found is None:
         log.warning("summary %s names an unknown delivery %s: kept, units stay held", summary.id, summary.delivery)
+    now = time.time()
     with ledger.tx() as c:
+        before = c.execute("SELECT state FROM deliveries WHERE id = ?", (summary.delivery,)).fetchone()
         c.execute(
             "UPDATE deliveries SET state = ?, closed_at = coalesce(closed_at, ?), summary = ? WHERE id = ?",
-            (DeliveryState.CLOSED, time.time(), summary.to_json().decode(), summary.delivery),
+            (DeliveryState.CLOSED, now, summary.to_json().decode(), summary.delivery),
         )
+        if before is None or before[0] != DeliveryState.CLOSED:  # once, when it closes
+            c.execute(
+                "INSERT INTO announcements (at, kind, body) VALUES (?, ?, ?)",
+                (
+                    now,
+                    Announced.DELIVERY_CLOSED,
+                    json.dumps(_closing(summary, found[1] if found else None)),
+                ),
+            )
     return close_again(ledger, summary.delivery, summary.station)
+
+
+def _closing(summary: SummaryMessage, site: str | None) -> dict[str, Any]:
+    """What a ``delivery.closed`` announcement says: the figures, and the whole summary."""
+    return {
+        "delivery": summary.delivery,
+        "site": site,
+        "station": summary.station,
+        "received": summary.received,
+        "missing": summary.missing,
+        "unexpected": summary.unexpected,
+        "summary": summary.as_dict(),
+    }
 
 
 def close_again(ledger: Ledger, ident: str, station: str | None = None) -> int:

@@ -20,7 +20,7 @@ from paho.mqtt.properties import Properties
 from station.central import deliveries, orders, recalls
 from station.central.config import SubmitterConfig
 from station.central.ledger import Job, Ledger
-from station.mqtt import Broker, json_properties, make_client
+from station.mqtt import Broker, BrokerWatch, json_properties, make_client
 from station.wire import (
     AckMessage,
     BadMessage,
@@ -88,6 +88,8 @@ class Central:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        self.broker_watch = BrokerWatch(log, cfg.mqtt_host, cfg.mqtt_port)
+        client.on_connect_fail = self.broker_watch.failed
         return client
 
     def start(self) -> None:
@@ -108,7 +110,9 @@ class Central:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
+            self.broker_watch.failed()
             return
+        self.broker_watch.up()
         events = self.topics.every_station(Kind.EVENTS)
         if self.config.shared_subscription:
             events = f"$share/karekod-submitters/{events}"
@@ -134,6 +138,9 @@ class Central:
         )
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if self.connected.is_set():
+            log.warning("disconnected from the broker (%s); will reconnect", reason_code)
+            self.broker_watch.down()
         self.connected.clear()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:

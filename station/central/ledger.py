@@ -68,6 +68,17 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS delivery_sends (
         delivery TEXT NOT NULL, station TEXT NOT NULL, version INTEGER NOT NULL, sent_at REAL NOT NULL,
         acked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (delivery, station))""",
+    # the console (station.central.console, station.central.web): who may act, and what they did
+    """CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL,
+        target TEXT NOT NULL, detail TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS operators (
+        name TEXT PRIMARY KEY, hash TEXT NOT NULL, created_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS api_tokens (
+        name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created_at REAL NOT NULL)""",
+    # what the HBYS hears (station.central.announce): refusals, failures and closed deliveries, in order
+    """CREATE TABLE IF NOT EXISTS announcements (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL)""",
 ]
 
 #: The columns that hold Unix times (seconds, 8-byte floats on both databases).
@@ -85,6 +96,10 @@ SECONDS_COLUMNS = (
     ("delivery_sends", "sent_at"),
     ("orders", "created_at"),
     ("recalls", "added_at"),
+    ("audit", "at"),
+    ("operators", "created_at"),
+    ("api_tokens", "created_at"),
+    ("announcements", "at"),
 )
 
 JOB_COLUMNS = (
@@ -151,6 +166,51 @@ class RequestState(StrEnum):
     ANSWERED = "answered"
     IN_DOUBT = "in_doubt"
     NOT_SENT = "not_sent"
+
+
+class Announced(StrEnum):
+    """What the HBYS hears (``announcements``, its webhooks and ``GET /api/v1/announcements``)."""
+
+    UNIT_REFUSED = "unit.refused"
+    """The national service refused a unit (its code and Turkish message)."""
+    UNIT_FAILED = "unit.failed"
+    """The submitter gave up on a unit: a person must look (``station-submitter failures``)."""
+    DELIVERY_CLOSED = "delivery.closed"
+    """A station closed a delivery: its summary (received, missing, unexpected)."""
+
+
+#: What an announcement of a unit says: the job's columns a receiving system needs (not the
+#: submitter's own bookkeeping: attempts, times, publication, the patient's identity).
+ANNOUNCED_COLUMNS = tuple(
+    c
+    for c in JOB_COLUMNS
+    if c not in ("attempts", "next_at", "request_id", "ok", "created_at", "updated_at", "published", "patient", "line")
+)
+
+
+def announce_units(c: Any, where: str, params: Sequence[Any], at: float) -> int:
+    """Inside a write: announce the units matching ``where`` that are now refused or failed."""
+    rows = c.execute(
+        f"SELECT state, {', '.join(ANNOUNCED_COLUMNS)} FROM jobs WHERE ({where})"
+        f" AND state IN ('{JobState.REFUSED}', '{JobState.FAILED}')",
+        params,
+    ).fetchall()
+    c.executemany(
+        "INSERT INTO announcements (at, kind, body) VALUES (?, ?, ?)",
+        [
+            (
+                at,
+                Announced.UNIT_REFUSED if r[0] == JobState.REFUSED else Announced.UNIT_FAILED,
+                json.dumps(dict(zip(ANNOUNCED_COLUMNS, r[1:], strict=True)), ensure_ascii=False),
+            )
+            for r in rows
+        ],
+    )
+    return len(rows)
+
+
+def _in(ids: Sequence[str]) -> str:
+    return f"event_id IN ({', '.join('?' * len(ids))})"
 
 
 @dataclass(frozen=True)
@@ -247,6 +307,12 @@ class Ledger:
             self._add_column("jobs", column, "TEXT")
         with self.tx() as c:
             c.execute("CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs (delivery, state)")
+            # a call's units (answers, doubts) and one unit's history (the console's lookup)
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_request ON jobs (request_id)")
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_order ON jobs (order_id)")
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_unit ON jobs (gtin, serial)")
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_di ON jobs (di, serial)")
+            c.execute("CREATE INDEX IF NOT EXISTS events_unit ON events (gtin, serial)")
         if self.postgres:  # PostgreSQL's REAL is 4 bytes: a Unix time in it is off by a minute
             narrow = self.query(
                 "SELECT table_name, column_name FROM information_schema.columns"
@@ -308,8 +374,12 @@ class Ledger:
 
     def _ddl(self, sql: str) -> str:
         """A table definition: REAL columns are 8 bytes in SQLite, 4 in PostgreSQL, so there they
-        become DOUBLE PRECISION."""
-        return sql.replace(" REAL", " DOUBLE PRECISION") if self.postgres else sql
+        become DOUBLE PRECISION; an increasing key is BIGSERIAL there."""
+        if not self.postgres:
+            return sql
+        return sql.replace(" REAL", " DOUBLE PRECISION").replace(
+            "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"
+        )
 
     @contextmanager
     def tx(self) -> Iterator[Any]:
@@ -431,6 +501,9 @@ class Ledger:
                     " ON CONFLICT DO NOTHING",
                     job_rows,
                 )
+                failed = [r[0] for r in job_rows if r[9] == JobState.FAILED]
+                if failed:  # new jobs only: an event delivered again is not announced again
+                    announce_units(c, f"{_in(failed)} AND created_at = ?", (*failed, now), now)
         return stored
 
     def note_patient(self, station: str, patient: PatientMessage) -> None:
@@ -614,6 +687,9 @@ class Ledger:
                     for o in outcomes
                 ],
             )
+            refused = [o.event_id for o in outcomes if not o.ok]
+            if refused:
+                announce_units(c, _in(refused), refused, now)
 
     def in_doubt(self, request_id: str, why: str) -> None:
         """The call may or may not have taken effect: ask the service before anything is sent again."""
@@ -644,6 +720,7 @@ class Ledger:
                 f" WHERE request_id = ? AND state = '{JobState.IN_FLIGHT}'",
                 (max_attempts, now + backoff, why, max_attempts, now, request_id),
             )
+            announce_units(c, "request_id = ? AND updated_at = ?", (request_id, now), now)
 
     def resolved(
         self, event_id: str, took_effect: bool, note: str, backoff: float, max_attempts: int, reference: str = ""
@@ -664,6 +741,7 @@ class Ledger:
                     " message = ?, updated_at = ? WHERE event_id = ?",
                     (max_attempts, now + backoff, note, now, event_id),
                 )
+                announce_units(c, "event_id = ?", (event_id,), now)
 
     def prepare(self, service: str, site: str | None, endpoint: str, body: dict[str, Any]) -> str:
         """Record a request of its own (an operator's cancel) before it is sent."""
@@ -707,6 +785,7 @@ class Ledger:
                 " WHERE event_id = ?",
                 (code, message, now, event_id),
             )
+            announce_units(c, "event_id = ?", (event_id,), now)
 
     def recover(self, stale_after: float) -> int:
         """At start: requests this submitter prepared and never saw answered, and anyone's that went

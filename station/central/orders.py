@@ -126,12 +126,14 @@ def packaged(ledger: Ledger, ident: str, request_id: str) -> None:
 def listing(ledger: Ledger) -> list[dict[str, Any]]:
     rows = ledger.query(
         "SELECT o.id, o.site, o.station, o.buyer, o.document, o.state, o.summary, o.package_request,"
-        f" (SELECT count(*) FROM jobs j WHERE j.order_id = o.id AND j.state = '{JobState.DONE}')"
+        f" (SELECT count(*) FROM jobs j WHERE j.order_id = o.id AND j.state = '{JobState.DONE}'),"
+        " (SELECT count(*) FROM jobs j WHERE j.order_id = o.id), o.body"
         " FROM orders o ORDER BY o.created_at DESC"
     )
     out = []
-    for ident, site, station, buyer, document, state, summary, request, done in rows:
+    for ident, site, station, buyer, document, state, summary, request, done, so_far, order in rows:
         body = json.loads(summary) if summary else {}
+        wanted = sum(line.quantity for line in OrderMessage.from_json(order).lines)
         out.append(
             {
                 "id": ident,
@@ -140,7 +142,9 @@ def listing(ledger: Ledger) -> list[dict[str, Any]]:
                 "buyer": buyer,
                 "document": document,
                 "state": state,
+                "ordered": wanted or None,
                 "sent": body.get("received"),
+                "sent_so_far": int(so_far),
                 "not_in_order": body.get("unexpected"),
                 "notified": int(done),
                 "package_request": request,

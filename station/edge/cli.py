@@ -64,7 +64,7 @@ def _config(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from station.edge.daemon import run
 
-    runtime.setup_logging(args.log_level)
+    runtime.setup_logging(args.log_level, args.log_format)
     config = _config(args)
     drain = args.drain_seconds if args.drain_seconds is not None else (3.0 if args.simulate else 0.0)
     return run(config, simulate=args.simulate, drain_seconds=drain)
@@ -559,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the input ends, wait this long for the backlog to be acked (simulate: 3)",
     )
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=runtime.LOG_FORMATS, default="text", help="json: one object per line")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("config", help="configuration tools")

@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 
 from station.edge.config import MqttConfig
 from station.edge.store import StorageError, Store
-from station.mqtt import Broker, json_properties, make_client
+from station.mqtt import Broker, BrokerWatch, json_properties, make_client
 from station.tomlcheck import read_secret
 from station.wire import (
     AckMessage,
@@ -173,12 +173,16 @@ class MqttUplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        self.broker_watch = BrokerWatch(log, cfg.host, cfg.port)
+        client.on_connect_fail = self.broker_watch.failed
         return client
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
             log.warning("mqtt: broker refused the connection: %s", reason_code)
+            self.broker_watch.failed()
             return
+        self.broker_watch.up()
         log.info("mqtt: connected to %s:%s", self.config.host, self.config.port)
         subs = [(t, 1) for t in (self.t_acks, self.t_results, self.t_deliveries, self.t_orders, self.t_recalls)]
         if self.config.wait_for_central:
@@ -193,6 +197,7 @@ class MqttUplink:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if self._connected and not self._stopping:
             log.warning("mqtt: disconnected (%s); will reconnect", reason_code)
+            self.broker_watch.down()
         with self._cond:
             self._connected = False
             if self.config.wait_for_central:
