@@ -11,8 +11,9 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any, NoReturn
 
 from station.tomlcheck import ConfigError
 
@@ -82,6 +83,34 @@ def load_or_exit(load: Callable[[str], Any], path: str, prog: str) -> Any:
     except ConfigError as e:
         print(f"{prog}: bad configuration, not starting:\n{e}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one line for a bad argument (``station: --today: 2026-13-01 is not a date``),
+    then exit 2: no usage block to scroll past over ssh (``--help`` still shows it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def iso_date(text: str) -> date:
+    """An argparse ``type`` for ``YYYY-MM-DD`` that says which value is wrong and why."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD): {e}") from None
+
+
+def one_of(values: Iterable[str], what: str) -> Callable[[str], str]:
+    """An argparse ``type`` accepting only ``values``; the refusal names them."""
+    known = sorted(set(values))
+
+    def check(text: str) -> str:
+        if text not in known:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a known {what}: one of {', '.join(known)}")
+        return text
+
+    return check
 
 
 def dispatch(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:

@@ -338,8 +338,8 @@ def test_a_postgres_ledger_made_with_real_columns_is_widened_at_start() -> None:
     url = f"{PG_URL}?options=-csearch_path%3D{schema}"
     try:
         with psycopg.connect(url, autocommit=True) as conn:
-            for statement in SCHEMA:  # the old way: REAL as written
-                conn.execute(statement)
+            for statement in SCHEMA:  # the old way: REAL as written (keys as PostgreSQL spells them)
+                conn.execute(statement.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY"))
             conn.execute("ALTER TABLE jobs ADD COLUMN result_sent_at REAL")
         Ledger(url, "sub-a").close()
         with psycopg.connect(url, autocommit=True) as conn:

@@ -16,7 +16,7 @@ from harness import wait_for
 from scans import gtin
 
 from station.central.config import load
-from station.central.ledger import JobState, Ledger
+from station.central.ledger import JobState, Ledger, Outcome
 from station.central.notifier import Notifier
 from station.central.services.http import Call
 from station.wire import EventMessage
@@ -95,6 +95,27 @@ def test_business_refusals_are_not_retried(tmp_path: Path, sandbox: SandboxServe
         "UNKNOWN": ("refused", "10001"),
     }
     assert sandbox.sandbox.calls["/wholesale/app/dispatch/"] == 1  # one batch, never sent again
+
+
+def test_its_texts_name_who_holds_a_refused_unit(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """``60002 Ürün GLN1 üzerinde kayıtlı.``: the holder's GLN, from check_status, in its place."""
+    seed(sandbox.sandbox, depot_units=3)
+    elsewhere = "8680000000777"
+    sandbox.sandbox.its_units[(gtin(1), "U000001")]["owner"] = elsewhere
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("line-1", i + 1, gtin(i), f"U{i:06d}") for i in range(3)], notifier.config.site_of)
+    run_until_final(notifier, ledger, 3)
+    (refused,) = ledger.jobs("state = 'refused'")
+    assert (refused.serial, refused.code, refused.message) == (
+        "U000001",
+        "60002",
+        f"Ürün {elsewhere} üzerinde kayıtlı.",
+    )
+    assert sandbox.sandbox.calls["/reference/app/check_status/"] == 1  # asked once, for the refused unit only
+    sandbox.sandbox.error_rate = 1.0  # check_status cannot answer: the service's own text stays
+    text = "Ürün GLN1 üzerinde kayıtlı."
+    kept = notifier._fill_holders([refused], [Outcome(refused.event_id, False, "60002", text)])
+    assert kept[0].message == text
 
 
 def test_a_uts_receipt_cut_off_before_its_verme_was_chosen_is_sent_later(

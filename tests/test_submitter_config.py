@@ -108,3 +108,32 @@ def test_types_and_unknown_keys() -> None:
     assert "s.toml:5: [mqtt] colour: unknown key" in problems
     assert any(p.startswith("s.toml:7: [its] batch_size = 0") for p in problems)
     assert "s.toml:8: [bogus]: unknown table" in problems
+
+
+def test_web_and_webhooks() -> None:
+    example = (ROOT / "examples" / "submitter.toml").read_text()
+    c = parse(example)
+    assert (c.web.enabled, c.web.host, c.web.port, c.web.language) == (False, "127.0.0.1", 8090, "tr")
+    assert c.webhooks == ()
+    hooked = parse(
+        example.replace("# [[webhooks]]", "[[webhooks]]")
+        .replace('# url = "https', 'url = "https')
+        .replace("# kinds = [", "kinds = [")
+    )
+    assert [(h.url, h.kinds) for h in hooked.webhooks] == [
+        ("https://hbys.example.org/karekod/announcements", ("unit.refused", "unit.failed", "delivery.closed"))
+    ]
+    with pytest.raises(ConfigError) as e:
+        parse(
+            example.replace('language = "tr"', 'language = "de"').replace("port = 8090", "port = 0")
+            + '\n[[webhooks]]\nurl = "ftp://x"\n[[webhooks]]\nurl = "http://x"\nkinds = ["everything"]\nretries = 3\n'
+        )
+    text = str(e.value)
+    for wanted in (
+        "[web] language = 'de'",
+        "[web] port = 0",
+        "url = 'ftp://x'",
+        "kinds = ['everything']",
+        "retries: unknown key",
+    ):
+        assert wanted in text, wanted

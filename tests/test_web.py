@@ -241,7 +241,7 @@ def test_api_orders_recalls_results_and_announcements(api: Any) -> None:
     r = requests.post(f"{url}/orders", json=order, headers=auth)
     assert r.status_code == 201, r.text
     assert r.json()["ordered"] == 2 and r.json()["station"] == "line-1"
-    assert requests.post(f"{url}/orders", json={**order, "station": "nowhere"}, headers=auth).status_code == 422
+    assert requests.post(f"{url}/orders", json={**order, "station": "nowhere"}, headers=auth).status_code == 404
     assert requests.post(f"{url}/orders", json={**order, "buyer": "GLN"}, headers=auth).status_code == 422
     assert [o["document"] for o in requests.get(f"{url}/orders", headers=auth).json()] == ["SIP-1"]
     assert requests.post(f"{url}/recalls", json={"gtin": gtin(7), "batch": "L9"}, headers=auth).status_code == 201

@@ -585,7 +585,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = runtime.Parser(
         prog="station-submitter", description="Karekod Station central submitter: events to ÜTS and İTS."
     )
     sub = parser.add_subparsers(dest="command", required=True)

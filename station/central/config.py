@@ -236,6 +236,7 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
             if wrong:
                 shown = "" if check is None else f" = {value!r}"
                 problems.append(f"{where(table, key)}: [{table}] {key}{shown}: {wrong}")
+    webhooks = _webhooks(data.get("webhooks", []), where, problems)
     if problems:
         raise ConfigError(path, problems)
     sub = data.get("submitter", {})
@@ -328,7 +329,6 @@ def parse(text: str, path: str = "<submitter config>") -> SubmitterConfig:
             bool(values.get("send_pts", False)),
             tuple(Operation(o) for o in others if o != op),
         )
-    webhooks = _webhooks(data.get("webhooks", []), where, problems)
     if problems:
         raise ConfigError(path, problems)
     web = data.get("web", {})

@@ -289,10 +289,35 @@ class Notifier:
             else:
                 done = uc == its.SUCCESS
                 outcomes.append(Outcome(j.event_id, done, uc, self.its.message(uc), answer.notification_id))
+        outcomes = self._fill_holders(jobs, outcomes)
         self.ledger.answer(request_id, 200, answer.raw, outcomes)
         self._note_recalls(jobs, outcomes)
         ok = sum(o.ok for o in outcomes)
         log.info("İTS %s %s: %d unit(s), %d ok, %d refused", site.name, site.operation, len(jobs), ok, len(jobs) - ok)
+
+    def _fill_holders(self, jobs: list[Job], outcomes: list[Outcome]) -> list[Outcome]:
+        """İTS texts name the unit's holder as ``GLN1``/``GLN2`` (``60002 Ürün GLN1 üzerinde
+        kayıtlı.``); a notification's answer does not say who, check_status does. Asked once per
+        call, only for refused units whose text has a placeholder (the service is restricted); if it
+        cannot answer, the text stays as the service wrote it."""
+        holes = [o for o in outcomes if not o.ok and ("GLN1" in o.message or "GLN2" in o.message)]
+        if not holes or self.its is None:
+            return outcomes
+        by_id = {j.event_id: j for j in jobs}
+        try:
+            states = self.its.check_status([its_unit(by_id[o.event_id]) for o in holes])
+        except ServiceError as e:
+            log.info("İTS: who holds %d refused unit(s) is not known (%s); texts keep GLN1/GLN2", len(holes), e)
+            return outcomes
+        holders = {(str(x.get("gtin", "")).zfill(14), str(x.get("sn", ""))): x for x in states}
+        filled = []
+        for o in outcomes:
+            j = by_id[o.event_id]
+            x = holders.get(((j.gtin or "").zfill(14), j.serial or "")) if o in holes else None
+            if x is not None:
+                o = replace(o, message=self.its.message(o.code, str(x.get("gln1") or ""), str(x.get("gln2") or "")))
+            filled.append(o)
+        return filled
 
     def _note_recalls(self, jobs: list[Job], outcomes: list[Outcome]) -> None:
         """A service said a unit is recalled: every station learns it (station.central.recalls)."""

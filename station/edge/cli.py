@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, BinaryIO
 
 from station import __version__, runtime
+from station.gs1.reasons import Reason
 from station.runtime import dispatch, load_or_exit
 
 DEFAULT_CONFIG = "/etc/karekod-station/station.toml"
@@ -35,7 +36,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from station.gs1.reader import Profile
     from station.gs1.verdict import Policy, judge
 
-    today = date.fromisoformat(args.today) if args.today else date.today()
+    today = args.today or date.today()
     policy = Policy(Profile(args.profile), args.min_shelf_life_days)
     out = sys.stdout
     if args.hid_events:
@@ -529,13 +530,17 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from station.edge.config import Layout, Suffix
 
-    parser = argparse.ArgumentParser(prog="station", description="Karekod Station: scan, verify, record, report.")
+    parser = runtime.Parser(prog="station", description="Karekod Station: scan, verify, record, report.")
     parser.add_argument("--version", action="version", version=f"karekod-station {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("decode", help="read raw scans from stdin, one per line; print one JSON verdict each")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "decode", help="read raw scans from stdin, one per line; print one JSON verdict each"
+    )
     p.add_argument("--profile", choices=["its", "uts", "gs1"], default="its")
-    p.add_argument("--today", metavar="YYYY-MM-DD", help="the day expiry is judged against (default: today)")
+    p.add_argument(
+        "--today", type=runtime.iso_date, metavar="YYYY-MM-DD", help="the day expiry is judged against (default: today)"
+    )
     p.add_argument("--min-shelf-life-days", type=int, metavar="N", default=None)
     p.add_argument("--hid-events", metavar="FILE", help="replay a recorded HID event stream instead of stdin")
     p.add_argument("--layout", choices=list(Layout), default="us", help="the scanner's keyboard layout")
@@ -586,7 +591,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("events", help="the newest events, with the national service's answer"))
     p.add_argument("--last", type=int, default=20, metavar="N")
-    p.add_argument("--reason", metavar="R", help="only this reason (refused_later: refused by the service)")
+    p.add_argument(
+        "--reason",
+        type=runtime.one_of([*Reason, "refused_later"], "reason"),
+        metavar="R",
+        help="only this reason (refused_later: refused by the service)",
+    )
     p.add_argument(
         "--refused", action="store_true", help="only units the national service refused after they were accepted"
     )

@@ -218,13 +218,16 @@ def router(c: "Console") -> APIRouter:
         response_model=Order,
         status_code=201,
         tags=["orders"],
-        responses={422: {"model": Problem, "description": "the order cannot be taken"}},
+        responses={
+            404: {"model": Problem, "description": "the station is in no site of this submitter"},
+            422: {"model": Problem, "description": "the order cannot be taken"},
+        },
     )
     def create_order(who: Caller, body: OrderIn) -> dict[str, Any]:
         """Send an order to a conveyor station (a new version when the same buyer and document is open)."""
         site = c.config.site_of(body.station)
         if site is None:
-            raise HTTPException(422, f"station {body.station} is in no site of this submitter")
+            raise HTTPException(404, f"station {body.station} is in no site of this submitter")
         try:
             lines = [OrderLine.from_dict({"gtin": _gtin(line.gtin), "quantity": line.quantity}) for line in body.lines]
         except BadMessage as e:
@@ -261,29 +264,26 @@ def router(c: "Console") -> APIRouter:
         console.audit(ledger, who, "recall remove", gtin, f"batch {batch} serial {serial}")
         return {"removed": True, "version": recalls.version(ledger)}
 
-    @r.get("/results", response_model=list[Result], tags=["units"], responses={422: {"model": Problem}})
+    @r.get("/results", response_model=list[Result], tags=["units"])
     def list_results(
         _: Caller,
         station: str | None = None,
         site: str | None = None,
         code: str | None = None,
         state: Annotated[list[JobState] | None, Query()] = None,
-        since: Annotated[str | None, Query(description="YYYY-MM-DD or ISO 8601; on the unit's creation")] = None,
-        until: str | None = None,
+        since: Annotated[datetime | None, Query(description="on the unit's arrival here; UTC unless it says")] = None,
+        until: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     ) -> list[Result]:
         """Units' notification results, newest change first (default: every state)."""
-        try:
-            where = console.Filter(
-                station=station,
-                site=site,
-                code=code,
-                since=console.parse_time(since) if since else None,
-                until=console.parse_time(until, end=True) if until else None,
-                states=tuple(state) if state else tuple(JobState),
-            )
-        except console.FilterError as e:
-            raise HTTPException(422, str(e)) from None
+        where = console.Filter(
+            station=station,
+            site=site,
+            code=code,
+            since=_seconds(since),
+            until=_seconds(until),
+            states=tuple(state) if state else tuple(JobState),
+        )
         return [_result(j) for j in console.needing_person(ledger, where, limit=limit)]
 
     @r.get("/units", response_model=list[Result], tags=["units"])
@@ -307,6 +307,12 @@ def router(c: "Console") -> APIRouter:
         return {"announcements": [a.as_dict() for a in found], "next_after": cursor}
 
     return r
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _gtin(text: str) -> str:
