@@ -27,8 +27,8 @@ language = "en"
 """
 
 
-def console_config(tmp: Path, mqtt_port: int = 1, extra: str = "") -> SubmitterConfig:
-    return load(submitter_config(tmp, mqtt_port, "http://127.0.0.1:9", extra=WEB + extra))
+def console_config(tmp: Path, mqtt_port: int = 1, extra: str = "", ledger: str | None = None) -> SubmitterConfig:
+    return load(submitter_config(tmp, mqtt_port, "http://127.0.0.1:9", ledger, extra=WEB + extra))
 
 
 def ingest(ledger: Ledger, config: SubmitterConfig, station: str, seqs: range, **fields: Any) -> list[str]:
