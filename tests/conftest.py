@@ -1,5 +1,5 @@
 """Fixtures live in harness.py so tests can also import its helpers by name."""
 
-from harness import broker, central
+from harness import broker, central, ledger_url
 
-__all__ = ["broker", "central"]
+__all__ = ["broker", "central", "ledger_url"]

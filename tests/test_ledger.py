@@ -7,7 +7,6 @@ test), so a changed state name or a lost column cannot pass.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from central import event_body
+from harness import PG_URL
 from scans import gtin
 
 from station.central.config import Site
@@ -31,27 +31,6 @@ SITES = {"dock-1": UTS_SITE, "line-1": ITS_SITE}
 def event(station: str, seq: int, **fields: Any) -> tuple[str, EventMessage]:
     text = json.dumps(event_body(station, seq, **fields))
     return text, EventMessage.from_json(text)
-
-
-PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The same tests on both databases a ledger runs on; PostgreSQL in a schema of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    import psycopg
-
-    schema = f"t{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
@@ -96,6 +75,19 @@ def test_ingest_stores_events_and_makes_jobs(ledger: Ledger) -> None:
     }
     assert job(ledger, ok[1].id)["issuer"] is None and job(ledger, hibc[1].id)["di"] == "A99912345"
     assert job(ledger, hibc[1].id)["udi"] == "+A99912345/$$7L1X"
+
+
+def test_events_are_counted_per_station_as_they_come_and_once_for_an_older_ledger(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    ledger.ingest([event("line-1", i) for i in range(1, 4)] + [event("dock-1", 1)], lambda _: None)
+    again = [event("line-1", 4)]
+    ledger.ingest(again + again, lambda _: None)  # the same event twice: counted once
+    counted = "SELECT station, events FROM stations ORDER BY station"
+    assert rows(ledger, counted) == [("dock-1", 1), ("line-1", 4)]
+    with ledger.tx() as c:  # a ledger from before the counter
+        c.execute("ALTER TABLE stations DROP COLUMN events")
+    ledger.close()
+    assert rows(Ledger(ledger_url), counted) == [("dock-1", 1), ("line-1", 4)]
 
 
 def test_note_station_returns_the_state_before(ledger: Ledger) -> None:

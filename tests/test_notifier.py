@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 from central import DEPOT, KURUM, PHARMACY, SandboxServer, event_body, run_until_final, seed, submitter_config
-from harness import wait_for
+from harness import PG_URL, wait_for
 from scans import gtin
 
 from station.central.config import load
@@ -20,8 +19,6 @@ from station.central.ledger import JobState, Ledger, Outcome
 from station.central.notifier import Notifier
 from station.central.services.http import Call
 from station.wire import EventMessage
-
-PG_URL = os.environ.get("KAREKOD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def event(station: str, seq: int, g: str, sn: str, ok: bool = True, **kw: Any) -> tuple[str, EventMessage]:

@@ -7,7 +7,6 @@ import hmac
 import json
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,28 +27,8 @@ from station.central.web.texts import LANGUAGES, TEXTS
 from station.wire import DeliveryLine, DeliveryMessage, DeliveryState, State
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
-    """The console's tests run on both ledgers (PostgreSQL in a schema of its own)."""
-    if request.param == "sqlite":
-        yield None
-        return
-    from test_notifier import PG_URL, _postgres_ok
-
-    if not _postgres_ok():
-        pytest.skip(f"no PostgreSQL at {PG_URL}")
-    import psycopg
-
-    schema = f"w{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
 @pytest.fixture
-def setup(tmp_path: Path, ledger_url: str | None) -> Iterator[tuple[SubmitterConfig, Ledger, ConsoleServer]]:
+def setup(tmp_path: Path, ledger_url: str) -> Iterator[tuple[SubmitterConfig, Ledger, ConsoleServer]]:
     config = console_config(tmp_path, ledger=ledger_url)
     ledger = Ledger(config.ledger, config.id)
     ingest(ledger, config, "line-1", range(1, 7))

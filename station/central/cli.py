@@ -140,8 +140,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     config, ledger = _ledger(args)
     views = console.stations(ledger, config, config.web.stale_after_seconds)
     services: dict[str, dict[str, int]] = {}
-    for service, state, n in ledger.query("SELECT coalesce(service, '-'), state, count(*) FROM jobs GROUP BY 1, 2"):
-        services.setdefault(service, {})[state] = n
+    for (service, state), n in console.jobs_by_state(ledger).items():
+        services.setdefault(service or "-", {})[state] = n
     if args.json:
         body = {
             "submitter": config.id,
@@ -568,7 +568,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"station-submitter: {e}", file=sys.stderr)
         return 2
     _, ledger = _ledger(args)
-    rows = ledger.query(
+    rows = ledger.stream(
         f"SELECT {', '.join(sql for _, sql in EXPORT)} FROM jobs j JOIN events e ON e.id = j.event_id"
         " WHERE j.created_at >= ? AND j.created_at < ? ORDER BY j.created_at",
         (start, end),

@@ -303,6 +303,12 @@ class Ledger:
         self._add_column("jobs", "result_sent_at", "REAL")
         self._add_column("events", "history", "TEXT")
         self._add_column("stations", "history", "TEXT")
+        if self._add_column("stations", "events", "INTEGER"):  # counted once, then as they come
+            with self.tx() as c:
+                c.execute(
+                    "INSERT INTO stations (station, events) SELECT station, count(*) FROM events GROUP BY station"
+                    " ON CONFLICT (station) DO UPDATE SET events = excluded.events"
+                )
         for column in ("issuer", "di", "udi", "delivery", "line", "document", "counterpart", "order_id", "patient"):
             self._add_column("jobs", column, "TEXT")
         with self.tx() as c:
@@ -313,6 +319,11 @@ class Ledger:
             c.execute("CREATE INDEX IF NOT EXISTS jobs_unit ON jobs (gtin, serial)")
             c.execute("CREATE INDEX IF NOT EXISTS jobs_di ON jobs (di, serial)")
             c.execute("CREATE INDEX IF NOT EXISTS events_unit ON events (gtin, serial)")
+            # the newest changes first (the console, the API's results) and date ranges (export)
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_at)")
+            c.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)")
+            c.execute("CREATE INDEX IF NOT EXISTS requests_answered ON requests (answered_at)")
+            c.execute("CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at)")
         if self.postgres:  # PostgreSQL's REAL is 4 bytes: a Unix time in it is off by a minute
             narrow = self.query(
                 "SELECT table_name, column_name FROM information_schema.columns"
@@ -323,15 +334,27 @@ class Ledger:
                     if (table, column) in SECONDS_COLUMNS:
                         c.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE DOUBLE PRECISION")
 
-    def _add_column(self, table: str, column: str, kind: str) -> None:
-        """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike)."""
+    def _add_column(self, table: str, column: str, kind: str) -> bool:
+        """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike).
+        True when this call added it."""
         if self.postgres:
             with self.tx() as c:
-                c.execute(self._ddl(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}"))
-        elif column not in {row[1] for row in self.query(f"PRAGMA table_info({table})")}:
-            with self.tx() as c:  # asked again under the write lock: two submitters may start at once
-                if column not in {row[1] for row in c.execute(f"PRAGMA table_info({table})").fetchall()}:
-                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                c.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")  # two submitters may start at once
+                there = c.execute(
+                    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                    " AND table_name = ? AND column_name = ?",
+                    (table, column),
+                ).fetchone()
+                if not there:
+                    c.execute(self._ddl(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                return not there
+        if column in {row[1] for row in self.query(f"PRAGMA table_info({table})")}:
+            return False
+        with self.tx() as c:  # asked again under the write lock: two submitters may start at once
+            if column in {row[1] for row in c.execute(f"PRAGMA table_info({table})").fetchall()}:
+                return False
+            c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            return True
 
     # -- connections --
 
@@ -396,6 +419,19 @@ class Ledger:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.execute(self._sql(sql), tuple(params))
         return [tuple(r) for r in cur.fetchall()]
+
+    def stream(self, sql: str, params: Sequence[Any] = (), batch: int = 2000) -> Iterator[tuple[Any, ...]]:
+        """Rows a batch at a time, for results too large to hold (an export of a year): on
+        PostgreSQL through a server-side cursor, on SQLite by stepping the statement."""
+        if self.postgres:
+            with self.conn.transaction(), self.conn.cursor(name=f"stream_{uuid.uuid4().hex[:8]}") as cur:
+                cur.execute(self._sql(sql), tuple(params))
+                while rows := cur.fetchmany(batch):
+                    yield from (tuple(r) for r in rows)
+            return
+        cur = self.conn.execute(sql, tuple(params))
+        while rows := cur.fetchmany(batch):
+            yield from rows
 
     # -- ingest --
 
@@ -480,13 +516,23 @@ class Ledger:
                 )
             stored.append(e.id)
         histories = {e.station: e.history for _, e in events if e.history}  # each station's latest
+        by_station: dict[str, list[tuple[Any, ...]]] = {}
+        for row in event_rows:
+            by_station.setdefault(row[1], []).append(row)
         with self.tx() as c:
-            c.executemany(
-                "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
-                " batch, expiry, payload, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                event_rows,
-            )
+            for station, rows in by_station.items():
+                new = c.executemany(
+                    "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
+                    " batch, expiry, payload, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    rows,
+                ).rowcount
+                if new > 0:  # counted as they come: the console and /metrics never count the table
+                    c.execute(
+                        "INSERT INTO stations (station, events) VALUES (?, ?) ON CONFLICT (station)"
+                        " DO UPDATE SET events = coalesce(stations.events, 0) + excluded.events",
+                        (station, new),
+                    )
             if histories:
                 c.executemany(
                     "INSERT INTO stations (station, history) VALUES (?, ?)"
@@ -890,8 +936,8 @@ class _Cursor:
         return self.conn.execute(self.ledger._sql(sql), tuple(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
-        if self.ledger.postgres:
-            with self.conn.cursor() as cur:
-                cur.executemany(self.ledger._sql(sql), rows)
-                return cur
+        if self.ledger.postgres:  # left open: its rowcount (the sum over the rows) is still read
+            cur = self.conn.cursor()
+            cur.executemany(self.ledger._sql(sql), rows)
+            return cur
         return self.conn.executemany(sql, rows)

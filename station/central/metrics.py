@@ -97,9 +97,7 @@ class LedgerCollector(Collector):
             events.add_metric([v.station], v.events)
         yield events
         jobs = GaugeMetricFamily("karekod_jobs", "Units by notification state", labels=["service", "state"])
-        for service, state, n in self.ledger.query(
-            "SELECT coalesce(service, ''), state, count(*) FROM jobs GROUP BY 1, 2"
-        ):
+        for (service, state), n in console.jobs_by_state(self.ledger).items():
             jobs.add_metric([str(service), str(state)], int(n))
         yield jobs
         oldest = GaugeMetricFamily(
