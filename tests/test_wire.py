@@ -244,7 +244,7 @@ HOSTILE = {
 
 def scans_noted(ledger: Ledger) -> int | None:
     rows = ledger.query("SELECT status FROM stations WHERE station = 'line-1'")
-    return json.loads(rows[0][0]).get("scans") if rows else None
+    return json.loads(rows[0][0]).get("scans") if rows and rows[0][0] else None
 
 
 def test_hostile_messages_to_the_submitter_are_refused_alone(

@@ -631,7 +631,7 @@ class Ledger:
                 " DO UPDATE SET state = excluded.state, at = excluded.at, status = excluded.status",
                 (status.station, status.state, time.time(), status.to_json().decode()),
             )
-        return str(before[0]) if before else None
+        return str(before[0]) if before and before[0] else None  # a row made by its events alone: never seen
 
     # -- claiming work --
 
