@@ -34,6 +34,29 @@ def type_name(kind: typing.Any) -> str:
     return {str: "string", int: "integer", float: "number", bool: "boolean"}[kind]
 
 
+def limits(kind: typing.Any, meta: typing.Mapping[str, typing.Any], default: typing.Any) -> str:
+    """What a value may be, as ``station.wire`` checks it: length, form, range, items, default."""
+    if typing.get_origin(kind) in (types.UnionType, typing.Union):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    out = []
+    if kind is str:
+        pattern = meta.get("pattern")
+        out.append(f"≤ {meta.get('max_len', 200)} chars")
+        form = pattern.pattern if pattern is not None else "no control characters"
+        out.append(f"`{form}`".replace("|", "\\|") if pattern is not None else form)
+    elif kind in (int, float):
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if lo is not None or hi is not None:
+            out.append(f"{'' if lo is None else lo}..{'' if hi is None else hi}")
+    elif typing.get_origin(kind) is tuple:
+        out.append(f"≤ {meta.get('max_len', 200)} items")
+    elif typing.get_origin(kind) is dict:
+        out.append("≤ 64 keys")
+    if default is not MISSING and default not in (None, (), ""):
+        out.append(f"default `{default}`")
+    return ", ".join(out)
+
+
 def tables() -> str:
     out = ["| topic | direction | QoS | message |", "|---|---|---|---|"]
     for topic, (direction, kind, qos, retained) in wire.TOPICS.items():
@@ -43,10 +66,14 @@ def tables() -> str:
         hints = typing.get_type_hints(message)
         doc = " ".join((message.__doc__ or "").split()).replace("``", "`")
         out += ["", f"**{message.__name__}** (at most {message.MAX_BYTES // 1024} KiB): {doc}", ""]
-        out += ["| field | type | required | meaning |", "|---|---|---|---|"]
+        out += ["| field | type | required | limits | meaning |", "|---|---|---|---|---|"]
         for f in fields(message):
             required = "yes" if f.default is MISSING and f.default_factory is MISSING else ""
-            out.append(f"| `{f.name}` | {type_name(hints[f.name])} | {required} | {f.metadata.get('doc', '')} |")
+            kind = hints[f.name]
+            out.append(
+                f"| `{f.name}` | {type_name(kind)} | {required} | {limits(kind, f.metadata, f.default)}"
+                f" | {f.metadata.get('doc', '')} |"
+            )
     return "\n".join(out)
 
 
