@@ -45,7 +45,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
         ["station/edge/scanners/keys.py"],
         ["tests/test_keys.py", "tests/test_hid.py", "tests/test_keyboards.py"],
     ),
-    "wire": (["station/wire.py"], ["tests/test_wire_limits.py", "tests/test_wire.py"]),
+    "wire": (["station/wire.py"], ["tests/test_wire_checks.py", "tests/test_wire_limits.py", "tests/test_wire.py"]),
     "ledger": (["station/central/ledger.py"], ["tests/test_ledger.py"]),
 }
 
