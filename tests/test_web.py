@@ -153,10 +153,20 @@ def test_proxy_user_only_from_a_trusted_proxy(tmp_path: Path) -> None:
     finally:
         server.close()
     config = replace(config, web=replace(config.web, trusted_proxies=("127.0.0.1",)))
+    ingest(ledger, config, "line-1", range(1, 3))
+    (target,) = refuse(ledger, "its", "60002", "Ürün 8680000000007 üzerinde kayıtlı.", 1)
     server = ConsoleServer(config, ledger)
+    proxied = {"X-Remote-User": "mehmet"}
     try:
-        page = requests.get(f"{server.url}/problems", headers={"X-Remote-User": "mehmet"}).text
+        page = requests.get(f"{server.url}/problems", headers=proxied).text
         assert 'id="operator"' in page and "mehmet" in page
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert token is not None
+        bad = requests.post(f"{server.url}/problems/retry", data={"ids": target, "csrf": "f" * 32}, headers=proxied)
+        assert bad.status_code == 403
+        r = requests.post(f"{server.url}/problems/retry", data={"ids": target, "csrf": token.group(1)}, headers=proxied)
+        assert f"{target}: retried" in r.text
+        assert console.audit_log(ledger)[0].who == "mehmet"
     finally:
         server.close()
 

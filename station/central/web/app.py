@@ -85,11 +85,18 @@ class Console:
                 return name
         return self.sessions.who(request.cookies.get(SESSION_COOKIE))
 
-    def csrf(self, request: Request, who: str | None) -> str:
-        if who is None:
-            return ""
+    def _csrf_key(self, request: Request, who: str) -> str:
+        """What the CSRF token is bound to: the operator's session cookie, or for the proxy's user
+        (who has none) the name (an attacker cannot sign either without the ledger's key)."""
         cookie = request.cookies.get(SESSION_COOKIE)
-        return self.sessions.csrf(cookie if self.sessions.who(cookie) == who and cookie else f"proxy|{who}")
+        return cookie if cookie and self.sessions.who(cookie) == who else f"proxy|{who}"
+
+    def csrf(self, request: Request, who: str | None) -> str:
+        """The token this operator's forms carry ("" when nobody is logged in)."""
+        return self.sessions.csrf(self._csrf_key(request, who)) if who else ""
+
+    def csrf_ok(self, request: Request, who: str, token: str) -> bool:
+        return self.sessions.csrf_ok(self._csrf_key(request, who), token)
 
     def lang(self, request: Request) -> str:
         return choose(
@@ -265,12 +272,7 @@ def make_app(config: SubmitterConfig, ledger: Ledger, cancel_notified: CancelNot
         who = c.operator(request)
         if who is None:
             return c.page(request, "error.html", 403, message=text(lang, "action_needs_login"))
-        if not c.sessions.csrf_ok(
-            request.cookies.get(SESSION_COOKIE)
-            if c.sessions.who(request.cookies.get(SESSION_COOKIE))
-            else f"proxy|{who}",
-            str(form.get("csrf", "")),
-        ):
+        if not c.csrf_ok(request, who, str(form.get("csrf", ""))):
             return c.page(request, "error.html", 403, message=text(lang, "bad_csrf"))
         ids = [str(i) for i in form.get("ids", [])]
         args = {k: str(form.get(k, "")) for k in FILTER_FIELDS}
