@@ -85,6 +85,46 @@ def bench_latency(workdir: Path, n: int) -> None:
     print(f"            reader verdict alone p50 {_verdict_cost() * 1e3:6.3f} ms")
 
 
+def written() -> int:
+    """Bytes this process has had written to the block device (Linux ``/proc/self/io``)."""
+    line = next(x for x in Path("/proc/self/io").read_text().splitlines() if x.startswith("write_bytes"))
+    return int(line.split()[1])
+
+
+def bench_writes(workdir: Path, n: int) -> None:
+    """SD-card wear: bytes reaching the disk per scan (WAL frames, checkpoints, the files' growth),
+    for the station and for the bare insert, each over ``n`` in a row, with the checkpoint that
+    follows them counted in."""
+    bare = sqlite3.connect(workdir / "bare-w.db", isolation_level=None)
+    bare.execute("PRAGMA journal_mode=WAL")
+    bare.execute("PRAGMA synchronous=FULL")
+    bare.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, raw BLOB, payload BLOB)")
+    start = written()
+    for _ in range(n):
+        bare.execute("BEGIN IMMEDIATE")
+        bare.execute("INSERT INTO t (raw, payload) VALUES (?, ?)", (b"r" * 60, b"x" * 520))
+        bare.execute("COMMIT")
+    bare.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    base = (written() - start) / n
+    config = Config(station=StationConfig("bench-w"), storage=StorageConfig(str(workdir / "station-w.db")))
+    factory = MockFactory(pin_class=MockPWMPin)
+    feedback = GpioFeedback(config.feedback, factory)
+    store = Store(config.storage.path)
+    station = Station(config.station, config.reader, store, feedback)
+    today = date(2026, 1, 1)
+    start = written()
+    for i in range(n):
+        raw = f"]d2010869953609012221W{i:09d}{GS}1730123110LOT1\r".encode()
+        station.handle(Scan(raw, "bench", time.time(), time.monotonic() + i * 10), today)
+    store.open().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ours = (written() - start) / n
+    feedback.close()
+    print(
+        f"writes      bare insert {base / 1024:5.1f} KiB/scan   station {ours / 1024:5.1f} KiB/scan"
+        f"   ({ours / base:3.1f}x; {ours * 100_000 / 2**30:4.2f} GiB per 100,000 scans, checkpoints included)"
+    )
+
+
 def _verdict_cost() -> float:
     raw = f"]d2010869953609012221S000000001{GS}1730123110LOT1".encode()
     policy, today = Policy(), date(2026, 1, 1)
@@ -221,6 +261,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "var") as d:
         workdir = Path(d)
         bench_latency(workdir, args.scans)
+        bench_writes(workdir, args.scans)
         bench_drain(workdir, args.events)
         bench_daemon(workdir)
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
