@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 work=var/demo-central
 rm -rf "$work" && mkdir -p "$work"
-port=18831; api=18089
+port=18831; api=18089; web=18090
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 pids=()
 trap cleanup EXIT
@@ -33,6 +33,9 @@ service = "its"
 institution = "8680000000005"
 operation = "receipt"
 stations = ["demo"]
+[web]
+enabled = true
+port = $web
 TOML
 sed -e "s#var/demo.db#$work/station.db#" -e "s/port = 1883/port = $port/" examples/simulate.toml > "$work/station.toml"
 .venv/bin/station-submitter run -c "$work/submitter.toml" >"$work/submitter.log" 2>&1 & pids+=($!)
@@ -42,3 +45,9 @@ echo "--- station events (with the national service's answer):"
 .venv/bin/station events -c "$work/station.toml"
 echo "--- submitter:"
 .venv/bin/station-submitter status -c "$work/submitter.toml"
+echo "--- the console (http://127.0.0.1:$web while the submitter runs), its metrics:"
+.venv/bin/python -c "import requests, sys; print(''.join(l + chr(10) for l in requests.get(sys.argv[1], timeout=5).text.splitlines() if l.startswith(('karekod_jobs', 'karekod_station_up'))), end='')" "http://127.0.0.1:$web/metrics"
+if [ -n "${KEEP:-}" ]; then
+  echo "--- KEEP is set: the console stays at http://127.0.0.1:$web until Ctrl+C"
+  wait
+fi
