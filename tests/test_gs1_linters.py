@@ -45,3 +45,32 @@ def test_the_vectors_cover_every_routine_the_dictionary_names() -> None:
     counts = Counter(v[0] for v in VECTORS)
     assert named <= set(counts), named - set(counts)
     assert len(VECTORS) > 5000 and sum(1 for v in VECTORS if v[2]) > 1000
+
+
+def test_the_code_list_linters_built_once_at_import() -> None:
+    """``_one_of`` and ``_degrees`` make linters when the table is built; called here afresh, so
+    a change to them is seen (the vectors above only reach the instances made at import)."""
+    country = linters._one_of(frozenset({"792", "276"}), "a country")
+    assert country("792", 2026) is None and country("276", 2026) is None
+    assert country("793", 2026) == (Reason.INVALID_VALUE, "is not a country")
+    assert country("", 2026) == (Reason.INVALID_VALUE, "is not a country")
+    with_empty = linters._one_of(frozenset({""}), "anything")  # an empty value is never a code
+    assert with_empty("", 2026) == (Reason.INVALID_VALUE, "is not anything")
+    latitude = linters._degrees(1800000000, "latitude")
+    assert latitude("0000000000", 2026) is None and latitude("1800000000", 2026) is None
+    assert latitude("1800000001", 2026) == (Reason.INVALID_VALUE, "is not a valid latitude")
+    assert latitude("180000000", 2026) == (Reason.INVALID_LENGTH, "is not a ten-digit latitude")
+    assert latitude("18000000000", 2026) == (Reason.INVALID_LENGTH, "is not a ten-digit latitude")
+    assert latitude("18000000a0", 2026) == (Reason.INVALID_CHARACTER, "must be digits")
+    assert linters.LINTERS["longitude"]("3600000000", 2026) is None
+    assert linters.LINTERS["longitude"]("3600000001", 2026) == (Reason.INVALID_VALUE, "is not a valid longitude")
+
+
+def test_percent_encoding_is_checked_at_every_percent_sign() -> None:
+    bad = (Reason.INVALID_VALUE, "has a bad percent-encoding")
+    assert linters.pcenc("a%41b%2fc", 2026) is None and linters.pcenc("plain", 2026) is None
+    assert linters.pcenc("%41%4", 2026) == bad  # the last one cut short
+    assert linters.pcenc("%zz%41", 2026) == bad  # the first one, though a good one follows
+    assert linters.pcenc("%41%zz", 2026) == bad  # right after a good one
+    assert linters.pcenc("%41%zz%41", 2026) == bad  # between two good ones
+    assert linters.pcenc("%%41", 2026) == bad
