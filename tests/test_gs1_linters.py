@@ -74,3 +74,28 @@ def test_percent_encoding_is_checked_at_every_percent_sign() -> None:
     assert linters.pcenc("%41%zz", 2026) == bad  # right after a good one
     assert linters.pcenc("%41%zz%41", 2026) == bad  # between two good ones
     assert linters.pcenc("%%41", 2026) == bad
+
+
+def iban_of(country: str, bban: str) -> str:
+    """ISO 13616 check digits, computed the textbook way (one big integer), not as the linter does."""
+    number = int("".join(str(int(c, 36)) for c in bban + country + "00"))
+    return f"{country}{98 - number % 97:02d}{bban}"
+
+
+def test_iban_lengths_and_check_digits() -> None:
+    assert linters.iban("GB82WEST12345698765432", 2026) is None  # the standard's own example
+    assert linters.iban("TR330006100519786457841326", 2026) is None
+    assert linters.iban(iban_of("TR", "7"), 2026) is None  # 5 characters: the shortest it takes
+    assert linters.iban(iban_of("TR", "1" * 30), 2026) is None  # 34: the longest
+    assert linters.iban(iban_of("TR", "1" * 31), 2026) == (Reason.INVALID_LENGTH, "is not the length of an IBAN")
+    assert linters.iban("TR12", 2026) == (Reason.INVALID_LENGTH, "is not the length of an IBAN")
+    assert linters.iban("TR1", 2026) == (Reason.INVALID_LENGTH, "is too short for an IBAN")
+    assert linters.iban("XX12345", 2026) == (Reason.INVALID_VALUE, "does not start with an ISO 3166 country code")
+    assert linters.iban("TR12a45", 2026) == (Reason.INVALID_CHARACTER, "has a character an IBAN cannot have")
+    assert linters.iban("GB83WEST12345698765432", 2026) == (Reason.BAD_CHECK_DIGIT, "has wrong IBAN check digits")
+
+
+def test_times_name_what_is_wrong() -> None:
+    assert linters.ss("59", 2026) is None and linters.ss("60", 2026) == (Reason.INVALID_DATE, "has second 60")
+    assert linters.mi("60", 2026) == (Reason.INVALID_DATE, "has minute 60")
+    assert linters.hh("24", 2026) == (Reason.INVALID_DATE, "has hour 24") and linters.hh("23", 2026) is None
