@@ -99,3 +99,37 @@ def test_times_name_what_is_wrong() -> None:
     assert linters.ss("59", 2026) is None and linters.ss("60", 2026) == (Reason.INVALID_DATE, "has second 60")
     assert linters.mi("60", 2026) == (Reason.INVALID_DATE, "has minute 60")
     assert linters.hh("24", 2026) == (Reason.INVALID_DATE, "has hour 24") and linters.hh("23", 2026) is None
+
+
+def pair_of(data: str) -> str:
+    """GS1 GenSpecs §7.9.5 check characters, written again from the text: the n-th prime from the
+    right weighs each character's position in set 82; the sum mod 1021 split 5 + 5 bits in set 32."""
+    primes = [n for n in range(2, 600) if all(n % d for d in range(2, int(n**0.5) + 1))]
+    order = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+    total = sum(order.index(c) * primes[len(data) - 1 - i] for i, c in enumerate(data)) % 1021
+    set32 = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return set32[total // 32] + set32[total % 32]
+
+
+def test_check_character_pairs_at_their_lengths() -> None:
+    assert linters.csumalpha("1987654Ad4X4bL5ttr2310c2K", 2026) is None  # GenSpecs' example
+    assert linters.csumalpha("1987654Ad4X4bL5ttr2310c2L", 2026) == (
+        Reason.BAD_CHECK_DIGIT,
+        "should end in check characters 2K, not 2L",
+    )
+    longest = "A" * 97
+    assert linters.csumalpha(longest + pair_of(longest), 2026) is None  # 99: as long as there are weights
+    too_long = "A" * 98
+    assert linters.csumalpha(too_long + pair_of(too_long[1:]), 2026) == (
+        Reason.INVALID_LENGTH,
+        "is too long for its check character pair",
+    )
+    assert linters.csumalpha("2", 2026) == (Reason.INVALID_LENGTH, "is too short for its check character pair")
+
+
+def test_a_piece_of_a_total() -> None:
+    zero = (Reason.INVALID_VALUE, "has a piece or a total of zero")
+    assert linters.pieceoftotal("001002", 2026) is None and linters.pieceoftotal("0202", 2026) is None
+    assert linters.pieceoftotal("001000", 2026) == zero and linters.pieceoftotal("000001", 2026) == zero
+    assert linters.pieceoftotal("002001", 2026) == (Reason.INVALID_VALUE, "has a piece number above the total")
+    assert linters.pieceoftotal("00102", 2026) == (Reason.INVALID_LENGTH, "is not a piece and a total of equal length")
