@@ -47,6 +47,7 @@ def test_enums_and_booleans() -> None:
     assert check("use") is wire.Operation.USE
     assert refusal(check, "USE") == 'T.op: "USE" is not one of receipt, dispatch, use, return, deactivation'
     assert refusal(check, 1).startswith("T.op: 1 is not one of")
+    assert refusal(check, "İ").startswith('T.op: "\\u0130" is not one of')  # shown in ASCII: a log line stays one
     flag = wire._checker("T.ok", bool, {})
     assert flag(True) is True and flag(False) is False
     for bad, shown in ((1, "1"), (0, "0"), ("true", '"true"'), (None, "null")):
@@ -122,7 +123,7 @@ def test_a_field_type_the_contract_cannot_check_is_a_programming_error() -> None
 
 
 def test_a_lot_line_needs_a_quantity_of_one_or_more() -> None:
-    assert DeliveryLine(di="08699530000011", quantity=1).count == 1
+    assert DeliveryLine.from_dict({"di": "08699530000011", "quantity": 1}).count == 1
     assert DeliveryLine(di="08699530000011", serials=("A",)).count == 1
     with pytest.raises(BadMessage) as e:
         DeliveryLine.from_dict({"di": "08699530000011", "quantity": 0})
@@ -171,6 +172,7 @@ def test_topics_outside_the_prefix_are_not_the_contracts() -> None:
         "stations/line-1/events",
         "karekod/v1",
         "x/karekod/v1/stations/line-1/events",
+        "abcdefghij/stations/line-1/events",  # a prefix of the same length is still not the prefix
     ):
         with pytest.raises(BadMessage):
             topics.parse(foreign)
