@@ -32,7 +32,12 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "gs1 core": (
         ["station/gs1/elements.py", "station/gs1/linters.py"],
-        ["tests/test_gs1_reference.py", "tests/test_reader.py", "tests/test_gs1_linters.py", "tests/test_gs1_elements.py"],
+        [
+            "tests/test_gs1_reference.py",
+            "tests/test_reader.py",
+            "tests/test_gs1_linters.py",
+            "tests/test_gs1_elements.py",
+        ],
     ),
     "udi": (
         ["station/gs1/udi.py", "station/gs1/digital_link.py"],

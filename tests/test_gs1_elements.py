@@ -40,7 +40,8 @@ def test_each_value_fault_is_named_with_its_ai_and_what_it_needs() -> None:
     )
     assert fault("10", "A" * 21) == Fault(Reason.INVALID_LENGTH, "AI 10 (BATCH/LOT) has 21 characters; at most 20.")
     assert fault("8006", "123456789012310102X") == Fault(
-        Reason.INVALID_LENGTH, "AI 8006 (ITIP) has 19 characters; at most 18."  # both parts counted
+        Reason.INVALID_LENGTH,
+        "AI 8006 (ITIP) has 19 characters; at most 18.",  # both parts counted
     )
     assert fault("8003", "01234567890128") is None  # the optional serial left out
     assert fault("8003", "01234567890128A~") == Fault(
