@@ -133,3 +133,24 @@ def test_a_piece_of_a_total() -> None:
     assert linters.pieceoftotal("001000", 2026) == zero and linters.pieceoftotal("000001", 2026) == zero
     assert linters.pieceoftotal("002001", 2026) == (Reason.INVALID_VALUE, "has a piece number above the total")
     assert linters.pieceoftotal("00102", 2026) == (Reason.INVALID_LENGTH, "is not a piece and a total of equal length")
+
+
+def test_dates_company_prefixes_and_character_sets_say_exactly_what_is_wrong() -> None:
+    assert linters.yyyymmdd("20261301", 2026) == (Reason.INVALID_DATE, "has month 13")
+    assert linters.yyyymmdd("20260230", 2026) == (
+        Reason.INVALID_DATE,
+        "has day 30, which month 02 of 2026 does not have",
+    )
+    assert linters.yyyymmdd("20240229", 2026) is None and linters.yyyymmdd("20240200", 2026) == (
+        Reason.INVALID_DATE,
+        "has day 00",
+    )
+    assert linters.yyyymmdd("2026011", 2026) == (Reason.INVALID_DATE, "is not a YYYYMMDD date")
+    short = (Reason.INVALID_LENGTH, "is shorter than the shortest GS1 Company Prefix")
+    not_gcp = (Reason.INVALID_VALUE, "does not start with a GS1 Company Prefix")
+    assert linters.gcppos1("1234", 2026) is None and linters.gcppos1("123", 2026) == short
+    assert linters.gcppos1("123A5", 2026) == not_gcp
+    assert linters.gcppos2("X1234", 2026) is None and linters.gcppos2("1", 2026) == short
+    assert linters.gcppos2("1952A", 2026) == not_gcp  # the prefix starts at the second character
+    assert linters.cset("N", "12a4") == (Reason.INVALID_CHARACTER, "has 'a', which is not digits")
+    assert linters.cset("X", "ab~") == (Reason.INVALID_CHARACTER, "has '~', which is not GS1 character set 82")
