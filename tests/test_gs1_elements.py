@@ -48,3 +48,15 @@ def test_each_value_fault_is_named_with_its_ai_and_what_it_needs() -> None:
         Reason.INVALID_CHARACTER, "AI 8003 (GRAI) '01234567890128A~' has '~', which is not GS1 character set 82."
     )
     assert fault("17", "261332") == Fault(Reason.INVALID_DATE, "AI 17 (USE BY or EXPIRY) '261332' has month 13.")
+
+
+def test_optional_parts_are_checked_when_present_and_skipped_when_not() -> None:
+    assert elements.check_value("7007", "260101", 2026) is None  # a harvest date without the range's end
+    assert elements.check_value("7007", "260101260131", 2026) is None
+    assert elements.check_value("7007", "260101261331", 2026) == Fault(
+        Reason.INVALID_DATE, "AI 7007 (HARVEST DATE) '260101261331' has month 13."
+    )
+    assert elements.check_value("8008", "26010112", 2026) is None  # hours alone; minutes and seconds optional
+    assert elements.check_value("8008", "2601011260", 2026) == Fault(
+        Reason.INVALID_DATE, "AI 8008 (PROD TIME) '2601011260' has minute 60."
+    )
