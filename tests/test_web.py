@@ -79,12 +79,18 @@ def test_stations_show_liveness_and_health(setup: Any) -> None:
     assert re.search(r'id="station-line-1" data-liveness="online"', page)
     assert re.search(r'id="station-dock-1" data-liveness="offline"', page)
     assert "5.0 GiB" in page and "9.9" in page
+    status(ledger, "line-1", State.OFFLINE)  # its will: what it last said of itself stays shown
+    page = requests.get(server.url + "/stations?partial=1").text
+    assert 'id="station-line-1" data-liveness="offline"' in page and "5.0 GiB" in page and "9.9" in page
+    status(ledger, "line-1", backlog=0, scanner_connected=True)  # back: its new word replaces it all
+    page = requests.get(server.url + "/stations?partial=1").text
+    assert 'id="station-line-1" data-liveness="online"' in page and "9.9" not in page
     ledger.query("SELECT 1")
     with ledger.tx() as c:  # its last word was long ago: stale, though it said online
         c.execute("UPDATE stations SET at = at - 3600 WHERE station = 'line-1'")
     assert 'id="station-line-1" data-liveness="stale"' in requests.get(server.url + "/stations?partial=1").text
     views = {v.station: v for v in console.stations(ledger, config)}
-    assert views["line-1"].liveness is console.Liveness.STALE and views["line-1"].backlog == 2
+    assert views["line-1"].liveness is console.Liveness.STALE and views["line-1"].backlog == 0
 
 
 def test_retry_needs_an_operator_and_a_csrf_token_and_is_audited(setup: Any) -> None:

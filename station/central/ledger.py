@@ -623,13 +623,21 @@ class Ledger:
         return faults
 
     def note_station(self, status: StationStatus) -> str | None:
-        """Keep a station's latest status; returns the state it had before (None: never seen)."""
+        """Keep a station's latest status; returns the state it had before (None: never seen).
+
+        A will (``{state: offline, station}``, sent by the broker for a station that vanished)
+        keeps what the station last said of itself (backlog, scanner, version, disk): what it was
+        like when it went is what a person wants to see."""
         with self.tx() as c:
-            before = c.execute("SELECT state FROM stations WHERE station = ?", (status.station,)).fetchone()
+            before = c.execute("SELECT state, status FROM stations WHERE station = ?", (status.station,)).fetchone()
+            body = status.as_dict()
+            if status.state != "online" and before and before[1]:  # an online status says it all
+                last = json.loads(before[1])
+                body = {**last, **{k: v for k, v in body.items() if v is not None}}
             c.execute(
                 "INSERT INTO stations (station, state, at, status) VALUES (?, ?, ?, ?) ON CONFLICT (station)"
                 " DO UPDATE SET state = excluded.state, at = excluded.at, status = excluded.status",
-                (status.station, status.state, time.time(), status.to_json().decode()),
+                (status.station, status.state, time.time(), json.dumps(body, ensure_ascii=False)),
             )
         return str(before[0]) if before and before[0] else None  # a row made by its events alone: never seen
 
