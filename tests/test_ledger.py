@@ -369,3 +369,106 @@ def test_several_submitters_may_start_at_once_on_a_new_sqlite_ledger(tmp_path: P
         for p in racers:
             p.join(60)
         assert [p.exitcode for p in racers] == [0, 0, 0, 0]
+
+
+WARD = Site("ward", Service.UTS, "1000001", Operation.USE, ("ward-1",))
+
+
+def test_a_unit_used_goes_to_the_patient_the_hbys_named_for_that_moment(ledger: Ledger) -> None:
+    from station.central.ledger import _utc
+    from station.wire import PatientMessage
+
+    assert _utc("2026-11-23T12:00:00+03:00") == "2026-11-23T09:00:00.000+00:00"  # an HBYS's local time
+    assert _utc("2026-11-23T09:00:00.5Z") == "2026-11-23T09:00:00.500+00:00"
+    first = {"id": "v1", "at": "2026-11-23T12:00:00+03:00", "tur": "TC_KIMLIK_NUMARASI_VAR", "tkn": "10000000146"}
+    ledger.note_patient("ward-1", PatientMessage.from_dict(first))
+    second = {"id": "v2", "at": "2026-11-23T10:00:00Z", "until": "2026-11-23T11:00:00Z", "tur": "YENI_DOGAN"}
+    ledger.note_patient("ward-1", PatientMessage.from_dict(second))
+    ledger.note_patient("ward-2", PatientMessage.from_dict({**first, "tkn": "12345678950"}))  # another ward's
+    times = [
+        "2026-11-23T08:59:59.000Z",
+        "2026-11-23T09:00:00.000Z",
+        "2026-11-23T10:30:00.000Z",
+        "2026-11-23T11:00:00.000Z",
+    ]
+    ledger.ingest(
+        [event("ward-1", i + 1, operation="use", at=at, serial=f"U{i}") for i, at in enumerate(times)],
+        {"ward-1": WARD}.get,
+    )
+    patients = dict(rows(ledger, "SELECT serial, patient FROM jobs ORDER BY serial"))
+    assert patients["U0"] is None  # before anyone was named
+    assert json.loads(patients["U1"]) == {"TUR": "TC_KIMLIK_NUMARASI_VAR", "TKN": "10000000146"}
+    assert json.loads(patients["U2"]) == {"TUR": "YENI_DOGAN"}  # the latest named before the scan
+    assert json.loads(patients["U3"])["TKN"] == "10000000146"  # the newborn's ended at 11:00
+    ledger.note_patient("ward-1", PatientMessage.from_dict({**second, "until": None, "tur": "KIMLIGI_BELIRSIZ"}))
+    assert rows(ledger, "SELECT until_at, body FROM patients WHERE id = 'v2'") == [
+        (None, '{"TUR": "KIMLIGI_BELIRSIZ"}')
+    ]
+
+
+def test_a_scan_taken_back_at_the_station(ledger: Ledger) -> None:
+    ids = queued(ledger, 3)
+    assert ledger.cancel_requested(ids[0], "h.9") == "cancelled"
+    assert job(ledger, ids[0])["state"] == "cancelled" and job(ledger, ids[0])["code"] == "CANCELLED_AT_STATION"
+    assert job(ledger, ids[0])["message"] == "Taken back at the station (event h.9) before it was notified."
+    with ledger.tx() as c:
+        c.execute("UPDATE jobs SET state = 'held' WHERE event_id = ?", (ids[1],))
+        c.execute("UPDATE jobs SET state = 'done' WHERE event_id = ?", (ids[2],))
+    assert ledger.cancel_requested(ids[1], "h.10") == "cancelled"
+    assert ledger.cancel_requested(ids[2], "h.11") == "done" and job(ledger, ids[2])["state"] == "done"
+    assert ledger.cancel_requested("no-such", "h.12") == "unknown"
+
+
+def test_rows_streamed_a_batch_at_a_time(ledger: Ledger) -> None:
+    queued(ledger, 5)
+    streamed = ledger.stream("SELECT serial FROM jobs ORDER BY serial", batch=2)
+    assert next(streamed) == ("S0",)
+    assert [r[0] for r in streamed] == ["S1", "S2", "S3", "S4"]
+    assert list(ledger.stream("SELECT serial FROM jobs WHERE serial = ?", ("S3",))) == [("S3",)]
+
+
+def test_a_will_keeps_the_last_word_and_an_online_status_replaces_it(ledger: Ledger) -> None:
+    said = StationStatus(station="dock-1", state="online", backlog=4, version="1.2", scanner_connected=True)
+    assert ledger.note_station(said) is None
+    assert ledger.note_station(StationStatus(station="dock-1", state="offline")) == "online"
+    body = json.loads(rows(ledger, "SELECT status FROM stations")[0][0])
+    assert (body["state"], body["backlog"], body["version"], body["scanner_connected"]) == ("offline", 4, "1.2", True)
+    assert ledger.note_station(StationStatus(station="dock-1", state="online", backlog=0)) == "offline"
+    body = json.loads(rows(ledger, "SELECT status FROM stations")[0][0])
+    assert (body["state"], body["backlog"], body["version"]) == ("online", 0, None)
+
+
+def test_every_unit_given_up_is_announced_once(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 4)
+    ledger.answer(request_id, 200, "{}", [Outcome(ids[0], False, "UTS-H008", "fazla")])
+    ledger.give_up(ids[1], "GAVE_UP", "no answer")
+    with ledger.tx() as c:
+        c.execute("UPDATE jobs SET attempts = 9, state = 'in_doubt' WHERE event_id = ?", (ids[2],))
+    ledger.resolved(ids[2], False, "not taken", 0.0, 8)
+    ledger.not_sent(request_id, "refused connection", 0.0, 1)  # ids[3] was in flight in that call
+    kinds = rows(ledger, "SELECT kind, body FROM announcements ORDER BY seq")
+    assert [(k, json.loads(b)["event_id"]) for k, b in kinds] == [
+        ("unit.refused", ids[0]),
+        ("unit.failed", ids[1]),
+        ("unit.failed", ids[2]),
+        ("unit.failed", ids[3]),
+    ]
+    assert json.loads(kinds[0][1])["code"] == "UTS-H008" and "patient" not in json.loads(kinds[0][1])
+    ledger.resolved(ids[2], True, "took effect", 0.0, 8)  # done now: nothing more to announce
+    assert len(rows(ledger, "SELECT seq FROM announcements")) == 4
+
+
+def test_meta_and_a_cancel_answered(ledger: Ledger) -> None:
+    assert ledger.meta("k") is None
+    ledger.set_meta("k", "1")
+    ledger.set_meta("k", "2")
+    assert ledger.meta("k") == "2" and ledger.meta("K") is None
+    request_id, ids = claim_all(ledger, 2)
+    ledger.answer(request_id, 200, "{}", [Outcome(i, True, "00000", "ok", f"BID-{i}") for i in ids])
+    cancel = ledger.prepare("uts", "dock", "verme/iptal", {"BID": "x"})
+    ledger.cancelled(ids[0], cancel, '{"ok": 1}', True, "iptal edildi")
+    other = ledger.prepare("uts", "dock", "verme/iptal", {"BID": "y"})
+    ledger.cancelled(ids[1], other, '{"ok": 0}', False, "iptal edilemedi")
+    assert (job(ledger, ids[0])["state"], job(ledger, ids[0])["code"]) == ("cancelled", "CANCELLED")
+    assert job(ledger, ids[0])["message"] == "iptal edildi" and job(ledger, ids[1])["state"] == "done"
+    assert ledger.query("SELECT state, response FROM requests WHERE id = ?", (other,)) == [("answered", '{"ok": 0}')]
