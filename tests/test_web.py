@@ -374,6 +374,9 @@ def test_webhook_delivers_in_order_signed_and_survives_a_receiver_outage(tmp_pat
         seqs += [a["seq"] for a in json.loads(body)["announcements"]]
     assert seqs == [1, 2, 3, 4, 5]
     assert hooks.lag() == {receiver.url: 0}
+    other = announce.Webhooks(replace(config, webhooks=(replace(hook, url=receiver.url + "/new"),)), ledger)
+    assert other.lag() == {receiver.url + "/new": 0}  # read only: a scrape sets no starting point
+    assert ledger.meta(other.key(other.config.webhooks[0])) is None
     receiver.close()
 
 

@@ -151,5 +151,6 @@ class Webhooks:
 
     def lag(self) -> dict[str, int]:
         """How many announcements each address has not taken yet (for /metrics)."""
-        newest = last_seq(self.ledger)
-        return {hook.url: max(0, newest - self.position(hook)) for hook in self.config.webhooks}
+        newest = last_seq(self.ledger)  # read only: a scrape never sets an address's starting point
+        stored = {hook.url: self.ledger.meta(self.key(hook)) for hook in self.config.webhooks}
+        return {url: max(0, newest - int(at)) if at is not None else 0 for url, at in stored.items()}

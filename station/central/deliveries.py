@@ -238,9 +238,11 @@ def site_of(ledger: Ledger, ident: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def listing(ledger: Ledger, state: DeliveryState | None = None) -> list[dict[str, Any]]:
-    """Deliveries, newest first, with how far each has come."""
-    where, params = ("WHERE d.state = ?", [state]) if state else ("", [])
+def listing(ledger: Ledger, state: DeliveryState | None = None, ident: str | None = None) -> list[dict[str, Any]]:
+    """Deliveries, newest first, with how far each has come (or only the one ``ident`` names)."""
+    where, params = ("WHERE d.state = ?", [str(state)]) if state else ("", [])
+    if ident is not None:
+        where, params = ("WHERE d.id = ?", [ident])
     rows = ledger.query(
         "SELECT d.id, d.site, d.service, d.document, d.sender, d.state, d.units, d.fetched_at, d.closed_at,"
         f" (SELECT count(*) FROM jobs j WHERE j.delivery = d.id AND j.state = '{JobState.DONE}'),"

@@ -338,13 +338,12 @@ class Ledger:
         """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike).
         True when this call added it."""
         if self.postgres:
+            known = "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+            if self.query(f"{known} AND table_name = ? AND column_name = ?", (table, column)):
+                return False  # the usual start: no lock taken
             with self.tx() as c:
                 c.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")  # two submitters may start at once
-                there = c.execute(
-                    "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
-                    " AND table_name = ? AND column_name = ?",
-                    (table, column),
-                ).fetchone()
+                there = c.execute(f"{known} AND table_name = ? AND column_name = ?", (table, column)).fetchone()
                 if not there:
                     c.execute(self._ddl(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
                 return not there

@@ -199,7 +199,7 @@ def router(c: "Console") -> APIRouter:
     def get_delivery(_: Caller, ident: str) -> dict[str, Any]:
         """One delivery: its progress, the station's summary once closed, and each unit's notification."""
         found = deliveries.get(ledger, ident)
-        row = next((d for d in deliveries.listing(ledger) if d["id"] == ident), None)
+        row = next(iter(deliveries.listing(ledger, ident=ident)), None)
         if found is None or row is None:
             raise HTTPException(404, f"no delivery {ident}")
         units = [

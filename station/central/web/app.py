@@ -219,7 +219,7 @@ def make_app(config: SubmitterConfig, ledger: Ledger, cancel_notified: CancelNot
         if found is None:
             return c.page(request, "error.html", 404, message=f"{text(c.lang(request), 'not_found')}: {ident}")
         delivery, site, summary = found
-        row = next((r for r in deliveries.listing(ledger) if r["id"] == ident), {})
+        row = next(iter(deliveries.listing(ledger, ident=ident)), {})
         units = deliveries.unit_states(ledger, ident)
         return c.page(
             request,
