@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from central import KURUM, SUPPLIER, SandboxServer, event_body, run_until_final, seed, submitter_config
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from station.central.config import load
@@ -193,6 +193,9 @@ def isbt_codes(draw: st.DrawFn) -> tuple[str, tuple[object, ...]]:
 
 
 CODES = hibc_codes() | ifa_codes() | isbt_codes()
+# a PPN with its check digits from IFA's own example (not computed here)
+IFA_EXAMPLE = f"[)>{RS}06{GS}9N110375286414{GS}1TLOT1{GS}D270101{GS}SSER1{RS}{EOT}"
+IFA_FIELDS = (Issuer.IFA, "110375286414", "SER1", "LOT1", date(2027, 1, 1), None)
 
 
 @settings(max_examples=300, deadline=None)
@@ -204,6 +207,8 @@ def test_any_code_from_valid_fields_reads_back(code: tuple[str, tuple[object, ..
 
 @settings(max_examples=500, deadline=None)
 @given(CODES, st.integers(min_value=0), st.characters(codec="ascii"))
+@example((IFA_EXAMPLE, IFA_FIELDS), -1, "\r")
+@example((IFA_EXAMPLE, IFA_FIELDS), -2, "\r")
 def test_one_changed_character_never_reads_as_the_original(
     code: tuple[str, tuple[object, ...]], where: int, new: str
 ) -> None:
@@ -212,6 +217,11 @@ def test_one_changed_character_never_reads_as_the_original(
     if raw[i] == new:
         return
     changed = raw[:i] + new + raw[i + 1 :]
+    if raw.endswith(RS + EOT) and changed == raw[:-1] + new and new in "\r\n\t":
+        # the EOT made a suffix: a keyboard wedge that drops the EOT sends the same message, and
+        # the reader takes an envelope ending in RS alone (the data are the same; not a change)
+        assert fields(changed) == expected
+        return
     r = read(changed, Profile.UTS, YEAR)
     if r.ok:
         k = r.karekod
