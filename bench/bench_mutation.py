@@ -1,13 +1,14 @@
 """Mutation testing of the core modules with mutmut (issue 14): each module against its own tests.
 
-    .venv/bin/python bench/bench_mutation.py [module-name ...]
+    .venv/bin/python bench/bench_mutation.py [--keep DIR] [module-name ...]
 
 Installs mutmut into the venv when it is missing (it is not a dev dependency: this is a bench).
 Each module is mutated in a scratch copy of the repository, with only its own test files run, and
 the table printed: killed / (killed + survived). Left out, and counted apart: mutants that only
 change the text of a message (a message's wording is no behaviour) and private state flags set to
 None instead of False (see ``equivalent``). Survivors are listed; mutants no test reaches count as
-survivors.
+survivors. ``--keep DIR`` runs in DIR and leaves it there, to read a survivor with
+``mutmut show NAME`` in it (one module per run then).
 """
 
 from __future__ import annotations
@@ -101,10 +102,13 @@ class Row:
     unreached: int
 
 
-def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> Row:
+def run_module(name: str, files: list[str], tests: list[str], mutmut: Path, keep: Path | None = None) -> Row:
     tests = [t for t in tests if (ROOT / t).exists()]
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if keep is None else keep
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)
+            keep.mkdir(parents=True)
         for part in ("station", "tests", *EXTRAS):
             src = ROOT / part
             (shutil.copytree if src.is_dir() else shutil.copy)(src, work / part)
@@ -148,8 +152,13 @@ def run_module(name: str, files: list[str], tests: list[str], mutmut: Path) -> R
 
 def main() -> None:
     mutmut = ensure_mutmut()
-    wanted = sys.argv[1:] or list(MODULES)
-    rows = [run_module(name, *MODULES[name], mutmut) for name in wanted]
+    args, keep = sys.argv[1:], None
+    if args[:1] == ["--keep"]:
+        keep, args = Path(args[1]).resolve(), args[2:]
+        if len(args) != 1:
+            sys.exit("bench_mutation: --keep DIR takes one module")
+    wanted = args or list(MODULES)
+    rows = [run_module(name, *MODULES[name], mutmut, keep) for name in wanted]
     print(f"{'module':<12} {'killed':>7} {'survived':>9} {'score':>7}   (left out: message text; False->None flags)")
     for r in rows:
         killed, survived = r.killed, len(r.survived)

@@ -458,3 +458,62 @@ def test_a_hibc_unit_is_recorded_and_a_second_scan_is_a_duplicate(tmp_path: Path
     other = hibc.replace("SER1", "SER2")[:-1]
     other += table[sum(map(table.index, other)) % 43]
     assert st.handle(clock.scan(other.encode()), TODAY).verdict.ok is True
+
+
+def test_a_scan_is_one_write_transaction_and_what_is_rolled_back_leaves_no_gap(
+    tmp_path: Path, factory: MockFactory
+) -> None:
+    st, clock = make_station(tmp_path, factory), Clock()
+    statements: list[str] = []
+    st.store.open().set_trace_callback(statements.append)
+    assert st.handle(clock.scan(karekod("T1")), TODAY).verdict.ok
+    bounds = [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT", "ROLLBACK")]
+    assert bounds == ["BEGIN IMMEDIATE", "COMMIT"]  # the rules' read is inside the write: one transaction
+    rules = next(i for i, s in enumerate(statements) if s.startswith("SELECT (SELECT seq FROM accepted_units"))
+    assert statements.index("BEGIN IMMEDIATE") < rules < statements.index("COMMIT")
+    st.store.open().set_trace_callback(None)
+    v = judge(karekod("T2"), Policy(), TODAY)
+    with pytest.raises(RuntimeError), st.store.scan_transaction():
+        assert st.store.record(clock.scan(b"x"), v, "t1", "", "receipt").seq == 2
+        raise RuntimeError("after the record, before the commit")
+    assert st.store.stats().events == 1
+    assert st.store.record(clock.scan(b"y"), v, "t1", "", "receipt").seq == 2  # no gap where it was rolled back
+
+
+def test_the_delivered_watermark_follows_acks_in_any_order(tmp_path: Path) -> None:
+    store, clock = Store(tmp_path / "s.db", durable=False), Clock()
+    v = judge(karekod("W1"), Policy(), TODAY)
+    ids = [store.record(clock.scan(f"w{i}".encode()), v, "t1", "", "receipt").id for i in range(6)]
+
+    def through() -> int:
+        return int(store.meta("delivered_through") or -1)
+
+    assert through() == 0 and store.backlog()[0] == 6
+    assert store.mark_delivered([ids[1], ids[3]]) == 2  # seq 2 and 4 acked before seq 1
+    assert through() == 0 and [r[0] for r in store.pending(0, 10)] == [1, 3, 5, 6]
+    assert store.backlog()[0] == 4 and store.oldest_undelivered_seq() == 1
+    assert [r[0] for r in store.pending(3, 10)] == [5, 6] and [r[0] for r in store.pending(0, 2)] == [1, 3]
+    assert store.mark_delivered([ids[0]]) == 1
+    assert through() == 2 and [r[0] for r in store.pending(0, 10)] == [3, 5, 6] and store.oldest_undelivered_seq() == 3
+    assert store.mark_delivered(ids) == 3  # all again: only the three left count
+    assert through() == 6 and store.pending(0, 10) == [] and store.oldest_undelivered_seq() is None
+    assert store.backlog() == (0, 6, None) and store.stats().backlog == 0
+    store.record(clock.scan(b"w6"), v, "t1", "", "receipt")
+    assert through() == 6 and [r[0] for r in store.pending(0, 10)] == [7] and store.backlog()[0] == 1
+    indexes = {r[0] for r in store.open().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "events_undelivered" not in indexes  # a scan's commit writes no page for being undelivered
+
+
+def test_an_older_file_gets_its_watermark_from_what_was_delivered(tmp_path: Path) -> None:
+    store, clock = Store(tmp_path / "s.db", durable=False), Clock()
+    v = judge(karekod("W2"), Policy(), TODAY)
+    ids = [store.record(clock.scan(f"o{i}".encode()), v, "t1", "", "receipt").id for i in range(5)]
+    store.close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # as a version-4 file left it
+        conn.execute("CREATE INDEX events_undelivered ON events (seq) WHERE delivered_at IS NULL")
+        conn.execute("UPDATE events SET delivered_at = '2026-01-01T00:00:00Z' WHERE seq IN (1, 2, 4)")
+        conn.execute("DELETE FROM meta WHERE key = 'delivered_through'")
+        conn.execute("PRAGMA user_version = 4")
+    store = Store(tmp_path / "s.db", durable=False)
+    assert [r[0] for r in store.pending(0, 10)] == [3, 5] and store.meta("delivered_through") == "2"
+    assert store.mark_delivered([ids[2], ids[4]]) == 2 and store.meta("delivered_through") == "5"

@@ -129,15 +129,16 @@ class Station:
             log.info("test karekod read (GS1 demonstration GTIN %s): accepted, not recorded", k.gtin)
             return Outcome(verdict)
         try:
-            verdict = self.rules.apply(verdict, scan.at or None)
-            receipt = dispatch = None
-            if self.dock is not None:
-                verdict, receipt = self.dock.judge(verdict, self.rules.open_delivery)
-            if self.orders is not None:
-                verdict, dispatch = self.orders.judge(verdict)
-            event = self.store.record(
-                scan, verdict, self.identity.id, self.identity.site, self.identity.operation, receipt, dispatch
-            )
+            with self.store.scan_transaction():  # the rules' reads and the record: one durable commit
+                verdict = self.rules.apply(verdict, scan.at or None)
+                receipt = dispatch = None
+                if self.dock is not None:
+                    verdict, receipt = self.dock.judge(verdict, self.rules.open_delivery)
+                if self.orders is not None:
+                    verdict, dispatch = self.orders.judge(verdict)
+                event = self.store.record(
+                    scan, verdict, self.identity.id, self.identity.site, self.identity.operation, receipt, dispatch
+                )
         except StorageError as e:
             return self._not_stored(scan, verdict, e)
         self.debounce.remember(scan.raw, scan.mono, event.seq)

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -178,8 +178,25 @@ CREATE INDEX events_cancels ON events (cancels) WHERE cancels IS NOT NULL;
 a page of a random-uuid index; the ids of events written before stay indexed."""
 
 
+MIGRATION_5 = """
+INSERT OR REPLACE INTO meta (key, value) SELECT 'delivered_through', CAST(coalesce(
+    (SELECT min(seq) FROM events WHERE delivered_at IS NULL) - 1, (SELECT max(seq) FROM events), 0) AS TEXT);
+DROP INDEX events_undelivered;
+"""
+"""A delivered watermark instead of the undelivered index: every event up to ``delivered_through``
+is delivered, and those after it are found by the key from there. A scan's commit no longer
+writes an index page for being undelivered (nor an ack one for ceasing to be)."""
+
+
 #: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
-MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4]
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5]
+
+THROUGH = "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'delivered_through'), 0)"
+"""The delivered watermark, in SQL: one key lookup, evaluated once per statement."""
+
+UNDELIVERED = f"events WHERE seq > {THROUGH} AND delivered_at IS NULL"
+"""The undelivered events, read from the watermark up by the key (the few delivered out of order
+past it are skipped as they are met)."""
 
 
 @dataclass(frozen=True)
@@ -367,6 +384,32 @@ class Store:
 
     # -- the scan path --
 
+    @contextlib.contextmanager
+    def scan_transaction(self) -> Iterator[None]:
+        """One write transaction around a scan's reads (the rules, the open delivery or order) and
+        its record: the scan path takes one transaction per scan instead of a read and then a write,
+        and what the rules read cannot change before the event is written beside it (a list the
+        uplink replaces waits for the commit). Committed, durably, when the block ends; rolled back
+        when it raises. Raises :class:`StorageError`."""
+        conn = self.open()
+        seq = self._seq
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+        try:
+            yield
+        except BaseException:
+            self._seq = seq  # what was recorded in the block is gone with it
+            if self._conn is conn and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise self._fail(e) from e
+
     def record(
         self,
         scan: Scan,
@@ -441,8 +484,10 @@ class Store:
             if verdict.ok and d["di"] and d["serial"]:
                 units.append((d["di"], d["serial"], seq, scan.at or time.time()))
             events.append(Event(event_id, seq, at, payload, verdict))
+        own = not conn.in_transaction  # inside scan_transaction(), its commit is this one's
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if own:
+                conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
                 " production_date, sscc, recovered, payload, rereads, delivery, order_id) VALUES"
@@ -467,7 +512,8 @@ class Store:
                         (order.order, order.gtin),
                     )
                 conn.execute("UPDATE order_session SET last_at = ? WHERE id = 1", (time.time(),))
-            conn.execute("COMMIT")
+            if own:
+                conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as e:
             raise self._fail(e) from e
         self._seq = seq
@@ -735,7 +781,7 @@ class Store:
             (str(i), bytes(p))
             for i, p in self._query(
                 "SELECT id, payload FROM summaries WHERE delivered_at IS NULL AND last_seq <"
-                " coalesce((SELECT min(seq) FROM events WHERE delivered_at IS NULL), 9223372036854775807)"
+                f" coalesce((SELECT min(seq) FROM {UNDELIVERED}), 9223372036854775807)"
             )
         ]
 
@@ -978,12 +1024,13 @@ class Store:
     def pending(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
         """Undelivered events after ``after_seq``, oldest first: (seq, id, payload)."""
         return self._query(
-            "SELECT seq, id, payload FROM events WHERE delivered_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT seq, id, payload FROM events WHERE seq > max(?, {THROUGH}) AND delivered_at IS NULL"
+            " ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
 
     def oldest_undelivered_seq(self) -> int | None:
-        rows = self._query("SELECT min(seq) FROM events WHERE delivered_at IS NULL")
+        rows = self._query(f"SELECT min(seq) FROM {UNDELIVERED}")
         return int(rows[0][0]) if rows[0][0] is not None else None
 
     def _locate(self, ids: Sequence[str]) -> tuple[list[int], list[str]]:
@@ -1024,6 +1071,12 @@ class Store:
                 conn.execute(
                     f"UPDATE summaries SET delivered_at = ? WHERE delivered_at IS NULL AND id IN ({marks})",
                     (now, *part),
+                )
+            if n:  # the watermark moves up to the first event still undelivered
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) SELECT 'delivered_through', CAST(max("
+                    f"{THROUGH}, coalesce((SELECT min(seq) FROM {UNDELIVERED}) - 1, (SELECT max(seq) FROM events),"
+                    " 0)) AS TEXT)"
                 )
             conn.execute("COMMIT")
             return n
@@ -1145,8 +1198,8 @@ class Store:
         """(undelivered events, last seq, the oldest undelivered one's time): what the daemon's health
         reports every few seconds. Reads the undelivered index and the key, never a whole table."""
         row = self._query(
-            "SELECT (SELECT count(*) FROM events WHERE delivered_at IS NULL), (SELECT max(seq) FROM events),"
-            " (SELECT at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1)"
+            f"SELECT (SELECT count(*) FROM {UNDELIVERED}), (SELECT max(seq) FROM events),"
+            f" (SELECT at FROM {UNDELIVERED} ORDER BY seq LIMIT 1)"
         )[0]
         return int(row[0]), int(row[1] or self._seq), row[2]
 
@@ -1154,8 +1207,8 @@ class Store:
         """Everything ``station status`` and ``queue`` show (counts the events: for the CLI, not the scan path)."""
         row = self._query(
             "SELECT (SELECT count(*) FROM events), (SELECT max(seq) FROM events),"
-            " (SELECT count(*) FROM events WHERE delivered_at IS NULL),"
-            " (SELECT at FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT 1),"
+            f" (SELECT count(*) FROM {UNDELIVERED}),"
+            f" (SELECT at FROM {UNDELIVERED} ORDER BY seq LIMIT 1),"
             " (SELECT at FROM events ORDER BY seq DESC LIMIT 1),"
             " (SELECT count(*) FROM results WHERE ok = 0)"
         )[0]
