@@ -140,6 +140,8 @@ class GpioFeedback:
         else:
             self.buzzer = Buzzer(config.buzzer_pin, **kw)
         self._cond = threading.Condition()
+        self._lit: set[str] = set()
+        """What this player has switched on ("buzzer" or an LED's name): all that a new signal turns off."""
         self._next: tuple[Pattern, float] | None = None
         self._closing = False
         self._thread = threading.Thread(target=self._play, name="feedback", daemon=True)
@@ -182,6 +184,8 @@ class GpioFeedback:
             self.buzzer.play(Tone(pattern.tone)) if on else self.buzzer.stop()
         else:
             self.buzzer.value = on
+        name = pattern.led if what == "led" else what
+        self._lit.add(name) if on else self._lit.discard(name)
 
     def _play(self) -> None:
         while True:
@@ -212,13 +216,21 @@ class GpioFeedback:
             if self._next is None and not self._closing:
                 self._all_off()
 
-    def _all_off(self) -> None:
-        for led in (*self.leds.values(), *self.stack.values()):
-            led.off()
-        if self.tonal:
-            self.buzzer.stop()
-        else:
-            self.buzzer.off()
+    def _all_off(self, everything: bool = False) -> None:
+        """Off what this player switched on (a pin write per lit output, not one per output: the
+        scan path pays for it), or ``everything``."""
+        for name, led in self.leds.items():
+            if everything or name in self._lit:
+                led.off()
+                lamp = self.stack.get(name)
+                if lamp is not None:
+                    lamp.off()
+        if everything or "buzzer" in self._lit:
+            if self.tonal:
+                self.buzzer.stop()
+            else:
+                self.buzzer.off()
+        self._lit.clear()
 
     def close(self) -> None:
         """Every output off and released: the station is dark when the daemon is not running."""
@@ -228,7 +240,7 @@ class GpioFeedback:
             self._closing = True
             self._cond.notify()
         self._thread.join(5)
-        self._all_off()
+        self._all_off(everything=True)
         for device in (*self.leds.values(), *self.stack.values(), self.buzzer):
             device.close()
         if self.late is not None:
