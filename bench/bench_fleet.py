@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from central import DEPOT, PHARMACY, SandboxServer, seed, submitter_config  # noqa: E402
+from figures import emit  # noqa: E402
 from harness import PG_URL, free_port  # noqa: E402
 from scans import gtin  # noqa: E402
 
@@ -360,6 +361,27 @@ def main() -> None:
         f" {f['results_at_stations']:,}, jobs {f['jobs']}: {'all held' if ok else 'NOT HELD'}"
     )
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count(), **f}, default=str))
+    fleet = f"{f['stations']} stations at {f['rate_wanted']:,.0f} events/s, 2 submitters on PostgreSQL"
+    emit(
+        "fleet",
+        f"{fleet}: ingest",
+        f["ingest_per_s"],
+        "events/s",
+        "keeps up with the fleet",
+        f["ingest_per_s"] >= 0.95 * f["rate_wanted"],
+        f["rate_wanted"],
+        "offered",
+    )
+    emit("fleet", f"{fleet}: scan-to-ack p50", f["ack_p50_ms"], "ms", "(reported)", None)
+    emit("fleet", f"{fleet}: scan-to-ack p99", f["ack_p99_ms"], "ms", "(reported)", None)
+    emit(
+        "fleet",
+        f"{fleet}, one SIGKILLed: each event stored, acked, notified and answered once",
+        f["sent"],
+        "events",
+        "all hold",
+        ok,
+    )
     sys.exit(0 if ok else 1)
 
 

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import emit
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -81,9 +83,13 @@ def main() -> None:
         empty = du(site(venv_with(base / "empty", None)))
         for wing in ("edge", "central"):
             venv = venv_with(base / wing, wing)
-            print(f"install  .[{wing}]   {(du(site(venv)) - empty) / 2**20:6.1f} MiB beside an empty venv")
+            size = (du(site(venv)) - empty) / 2**20
+            print(f"install  .[{wing}]   {size:6.1f} MiB beside an empty venv")
+            emit("footprint", f"install size .[{wing}]", size, "MiB", "", None)
         ready, rss = daemon_rss(base / "edge", base)
         print(f"daemon   ready in {ready:.2f} s, RSS {rss:.1f} MiB after one scan (simulated pins, no MQTT)")
+        emit("footprint", "station daemon RSS (.[edge] install)", rss, "MiB", "", None)
+        emit("footprint", "station daemon time to READY (.[edge] install)", ready * 1e3, "ms", "", None)
 
 
 if __name__ == "__main__":

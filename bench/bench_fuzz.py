@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import fuzz
+from figures import emit
 
 SHARE = {"reader": 0.45, "wire": 0.3, "framing": 0.15, "hid": 0.1}
 SLOW_MS = 50.0
@@ -87,6 +88,12 @@ def main() -> None:
         )
     for f in failures[:20]:
         print("  FAIL", f)
+    count = sum(int(r["count"]) for r in results)
+    slowest = max(float(r["slowest_ms"]) for r in results)
+    growth = max(float(r["rss_growth_mib"]) for r in results)
+    emit("fuzz", f"{count:,} fuzzed inputs: failures", len(failures), "", "none", not failures)
+    emit("fuzz", "slowest input", slowest, "ms", "< 50 ms", slowest < SLOW_MS)
+    emit("fuzz", "RSS growth after warm-up", growth, "MiB", "flat (< 1 MiB)", growth < 1)
     sys.exit(1 if failures else 0)
 
 

@@ -22,6 +22,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from figures import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
@@ -167,6 +169,7 @@ def main() -> None:
             f"{r.name:<12} {killed:>7} {survived:>9} {score:>7.1%}   "
             f"text-only {r.text_only}, flags {r.equivalent}, never reached {r.unreached}"
         )
+        emit("mutation", f"{r.name}: mutants killed", score * 100, "%", ">= 90 %", score >= 0.9)
     print(json.dumps({r.name: r.survived for r in rows}, indent=1))
 
 

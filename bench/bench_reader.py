@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from datetime import date
 
+from figures import emit
+
 GS = "\x1d"
 CANONICAL = f"]d2010869953609012221ABCDEF12345{GS}1726013110LOT123"
 # Worst case for recovery: no GS, batch before serial, both numeric and full of AI-looking digit
@@ -86,17 +88,22 @@ def main() -> None:
         f"   ratio {ours / theirs:5.1f}x (goal >= 10x)"
     )
     print(f"lost-GS     station {ours_worst:>10,.0f} codes/s   biip {theirs_worst:>8,.0f} codes/s   (goal >= 2,000/s)")
+    emit("reader", "canonical karekods read", ours, "codes/s", ">= 10x biip", ours >= 10 * theirs, theirs, "biip")
+    worst_met = ours_worst >= 2000
+    emit("reader", "worst lost-separator case", ours_worst, "codes/s", ">= 2,000/s", worst_met, theirs_worst, "biip")
     devices = Policy(Profile.UTS)
     for name, code in UDIS.items():
         assert judge(code, devices, today).ok, name
         speed = rate(lambda s: judge(s, devices, today), code)
         print(f"{name:<13}station {speed:>10,.0f} codes/s   (goal >= 20,000/s)")
+        emit("reader", f"{name.strip()} read", speed, "codes/s", ">= 20,000/s", speed >= 20000)
     ms, mib = import_cost("station.gs1.verdict")
     bms, bmib = import_cost("biip")
     print(
         f"import      station {ms:6.1f} ms  +{mib:4.1f} MiB RSS   biip {bms:6.1f} ms  +{bmib:4.1f} MiB RSS"
         f"   ratio {ms / bms:4.2f}"
     )
+    emit("reader", "import time", ms, "ms", "under biip's", ms < bms, bms, "biip")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 from datetime import date
 from pathlib import Path
@@ -150,3 +151,25 @@ def test_config_reject_stack_and_several_scanners() -> None:
         parse('[station]\nid = "x"\n[scanner]\ntype = "hid"\n')
     with pytest.raises(ConfigError, match=r"red_pin = 17: also used by green_pin"):
         parse('[station]\nid = "x"\n[feedback]\nred_pin = 17\n')
+
+
+def test_simulated_pins_remember_a_bounded_history() -> None:
+    """gpiozero's mock pins keep every change; the daemon's simulated ones keep the newest few, so a
+    station run with --simulate (or on the mock factory) does not grow with every scan."""
+    from station.edge.outputs.feedback import PIN_HISTORY, simulated_pin_factory
+
+    changes: list[tuple[int, float]] = []
+    factory = simulated_pin_factory(lambda pin, value: changes.append((pin, value)))
+    fb = GpioFeedback(FeedbackConfig(), factory)
+    try:
+        green = factory.pin(FeedbackConfig().green_pin)
+        for _ in range(PIN_HISTORY * 3):
+            fb.leds["green"].on()
+            fb.leds["green"].off()
+        assert len(green.states) == PIN_HISTORY and not green.states[-1].state
+        assert len(changes) >= PIN_HISTORY * 6  # every change is still reported as it happens
+    finally:
+        fb.close()
+    mock = pins.make("mock")
+    pin = mock.pin(5)
+    assert isinstance(pin.states, collections.deque) and pin.states.maxlen == PIN_HISTORY

@@ -74,9 +74,9 @@ def make(name: str = "auto") -> Any:
     chosen = choose(name)
     log.info("pins: %s", chosen)
     if chosen == "mock":
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
+        from station.edge.outputs.feedback import simulated_pin_factory
 
-        return MockFactory(pin_class=MockPWMPin)
+        return simulated_pin_factory()
     if chosen == "lgpio":
         from gpiozero.pins.lgpio import LGPIOFactory
 
