@@ -5,7 +5,8 @@
 Installs mutmut into the venv when it is missing (it is not a dev dependency: this is a bench).
 Each module is mutated in a scratch copy of the repository, with only its own test files run, and
 the table printed: killed / (killed + survived). Left out, and counted apart: mutants that only
-change the text of a message (a message's wording is no behaviour) and private state flags set to
+change the words of a message (a message's wording is no behaviour) or the case of SQL keywords
+and names (see ``text_only``) and private state flags set to
 None instead of False (see ``equivalent``). Survivors are listed; mutants no test reaches count as
 survivors. ``--keep DIR`` runs in DIR and leaves it there, to read a survivor with
 ``mutmut show NAME`` in it (one module per run then).
@@ -63,13 +64,43 @@ EXTRAS = ("scripts", "pyproject.toml", "README.md", "broker", "examples", "syste
 STRING = re.compile(r"""(?:[rbuf]*"(?:[^"\\]|\\.)*"|[rbuf]*'(?:[^'\\]|\\.)*')""")
 
 
-def text_only(diff: str) -> bool:
-    """A mutant that changes nothing but the inside of string literals (a message's wording)."""
+SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|AND|SET|VALUES|JOIN|ORDER BY|GROUP BY|LIMIT|CREATE)\b")
+REGEX = re.compile(r"\\[dswbDSW]|\(\?|\[\^?[^\]]*\]|\{\d|[\^$]")
+
+
+def _changed_literals(diff: str) -> list[tuple[str, str]] | None:
+    """The string literals a mutant changed, (old, new) each; None when it changed anything else."""
     old = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     new = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
     if not old or len(old) != len(new):
+        return None
+    pairs = []
+    for a, b in zip(old, new, strict=True):
+        if STRING.sub('""', a) != STRING.sub('""', b):
+            return None
+        pairs += [(x, y) for x, y in zip(STRING.findall(a), STRING.findall(b), strict=False) if x != y]
+    return pairs
+
+
+def _quoted(sql: str) -> list[str]:
+    return re.findall(r"'[^']*'", sql)
+
+
+def text_only(diff: str) -> bool:
+    """A mutant that changes nothing but the wording of a message, or the case of SQL keywords and
+    names (which SQL ignores). Not excused: a changed SQL statement otherwise ("XX" added: a
+    syntax error a test must meet), a changed value inside SQL quotes ('done' -> 'DONE'), a
+    regular expression, or any other literal that is data rather than words."""
+    pairs = _changed_literals(diff)
+    if not pairs:
         return False
-    return all(STRING.sub('""', a) == STRING.sub('""', b) for a, b in zip(old, new, strict=True))
+    for old, new in pairs:
+        if SQL.search(old):
+            if not (old.lower() == new.lower() and _quoted(old) == _quoted(new)):
+                return False
+        elif REGEX.search(old) or " " not in old.strip("\"'rbuf"):
+            return False  # a pattern, a key, a name, a value: data
+    return True
 
 
 _FLAG = re.compile(r"self\._\w+ = (False|\"\")")

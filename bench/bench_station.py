@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -61,6 +62,7 @@ def bench_latency(workdir: Path, n: int) -> None:
     today = date(2026, 1, 1)
     base: list[float] = []
     ours: list[float] = []
+    cpu = 0.0
     for i in range(n):  # interleaved, scan by scan: disk noise falls on both alike
         t = time.perf_counter()
         bare.execute("BEGIN IMMEDIATE")
@@ -70,11 +72,12 @@ def bench_latency(workdir: Path, n: int) -> None:
         raw = f"]d2010869953609012221S{i:09d}{GS}1730123110LOT1\r".encode()
         scan = Scan(raw, "bench", time.time(), time.monotonic() + i * 10)
         before = len(green.states)
-        t = time.perf_counter()
+        cpu0, t = time.process_time(), time.perf_counter()
         out = station.handle(scan, today)
         while len(green.states) <= before or not green.states[-1].state:
             time.sleep(0)  # until the green pin is really on: scan to light, not scan to show()
         ours.append(time.perf_counter() - t)
+        cpu += time.process_time() - cpu0
         assert out.verdict.ok, out.verdict
     feedback.close()
     b50, b99, o50, o99 = pct(base, 50), pct(base, 99), pct(ours, 50), pct(ours, 99)
@@ -83,7 +86,10 @@ def bench_latency(workdir: Path, n: int) -> None:
         f"            scan-to-feedback    p50 {o50 * 1e3:7.3f} ms  p99 {o99 * 1e3:7.3f} ms"
         f"   ratio p50 {o50 / b50:4.2f}x  p99 {o99 / b99:4.2f}x (goal <= 1.3x)"
     )
-    print(f"            reader verdict alone p50 {_verdict_cost() * 1e3:6.3f} ms")
+    print(
+        f"            reader verdict alone p50 {_verdict_cost() * 1e3:6.3f} ms   CPU per scan {cpu / n * 1e3:6.3f} ms"
+    )
+    emit("station", "CPU per scan (every thread; the Pi estimate's base)", cpu / n * 1e3, "ms", "", None)
     bare_name = "bare fsync'd insert"
     emit("station", "scan to light, p50", o50 * 1e3, "ms", "<= 1.3x", o50 / b50 <= 1.3, b50 * 1e3, bare_name)
     emit("station", "scan to light, p99", o99 * 1e3, "ms", "(reported)", None, b99 * 1e3, bare_name)
@@ -276,10 +282,74 @@ def bench_daemon(workdir: Path) -> None:
     emit("station", "daemon time to READY (empty file)", ready * 1e3, "ms", "", None)
 
 
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+def bench_rss(workdir: Path, n: int) -> None:
+    """The daemon's RSS over ``n`` scans (simulated pins, as ``--simulate`` runs them; no MQTT):
+    after the first 10,000 (warm: caches and the file's pages) and at the end. Scans are fed as a
+    scanner would, never far ahead of the station (a pipe written flat out would fill the daemon's
+    scan queue instead, and measure that)."""
+    cfg = workdir / "rss.toml"
+    db = workdir / "rss.db"
+    cfg.write_text(f'[station]\nid = "bench"\n[storage]\npath = "{db}"\n[mqtt]\nenabled = false\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "station.edge.cli", "run", "--simulate", "-c", str(cfg)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    assert proc.stdin is not None
+
+    def done() -> int:
+        try:
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    n_warm = min(10_000, n // 2)
+    warm = 0.0
+    t = time.perf_counter()
+    for start in range(0, n, 500):
+        for i in range(start, min(n, start + 500)):
+            proc.stdin.write(f"]d2010869953609012221R{i:09d}{GS}1730123110LOT1\n".encode())
+        proc.stdin.flush()
+        while done() < start - 500:  # at most a thousand scans ahead
+            time.sleep(0.05)
+        if not warm and start >= n_warm:
+            warm = rss_mib(proc.pid)
+    while done() < n:
+        time.sleep(0.2)
+    took = time.perf_counter() - t
+    end = rss_mib(proc.pid)
+    proc.stdin.close()
+    proc.wait(60)
+    growth = end - warm
+    print(
+        f"memory      daemon RSS after {n_warm:,} scans {warm:5.1f} MiB, after {n:,} {end:5.1f} MiB"
+        f"   ({growth:+.1f} MiB; {n / took:,.0f} scans/s through stdin)"
+    )
+    emit(
+        "station",
+        f"daemon RSS growth over {n:,} scans (after {n_warm:,})",
+        growth,
+        "MiB",
+        "flat (< 2 MiB)",
+        growth < 2,
+        warm,
+        "RSS when warm",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scans", type=int, default=2000)
     parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--rss-scans", type=int, default=0, help="the daemon's RSS over this many scans (0: skip)")
     args = parser.parse_args()
     # On the project's own disk (not /tmp, which may be tmpfs): fsync must cost what it costs.
     (ROOT / "var").mkdir(exist_ok=True)
@@ -289,6 +359,8 @@ def main() -> None:
         bench_writes(workdir, args.scans)
         bench_drain(workdir, args.events)
         bench_daemon(workdir)
+        if args.rss_scans:
+            bench_rss(workdir, args.rss_scans)
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count()}))
 
 
