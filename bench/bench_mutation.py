@@ -65,7 +65,7 @@ STRING = re.compile(r"""(?:[rbuf]*"(?:[^"\\]|\\.)*"|[rbuf]*'(?:[^'\\]|\\.)*')"""
 
 
 SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|FROM|WHERE|AND|SET|VALUES|JOIN|ORDER BY|GROUP BY|LIMIT|CREATE)\b")
-REGEX = re.compile(r"\\[dswbDSW]|\(\?|\[\^?[^\]]*\]|\{\d|[\^$]")
+REGEX = re.compile(r"\\[dswbDSW.]|\(\?|\[\^|\[[^\] ]*-[^\] ]*\]|\{\d|[\^$]")
 
 
 def _changed_literals(diff: str) -> list[tuple[str, str]] | None:
@@ -107,15 +107,19 @@ _FLAG = re.compile(r"self\._\w+ = (False|\"\")")
 
 
 def equivalent(diff: str) -> bool:
-    """The one kind of mutant counted as equivalent: a private state flag set to None instead of
-    False or "" (``self._skipping = None``). Both are falsy and the code only ever tests such flags
-    for truth, never ``is False``; a public field or a value that leaves the object is never
-    excused, and a flag used otherwise (formatted, measured) kills its mutant by failing."""
+    """The mutants counted as equivalent: ``json.dumps(..., ensure_ascii=None)`` for False, and a
+    private state flag set to None instead of False or "" (``self._skipping = None``). Both are
+    falsy and the code only ever tests them for truth, never ``is False``; a public field or a
+    value that leaves the object is never excused, and a flag used otherwise (formatted,
+    measured) kills its mutant by failing."""
     old = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     new = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
-    return (
-        len(old) == len(new) == 1 and _FLAG.search(old[0]) is not None and old[0].replace("= False", "= None") == new[0]
-    )
+    if len(old) != 1 or len(new) != 1:
+        return False
+    if _FLAG.search(old[0]) is not None and old[0].replace("= False", "= None") == new[0]:
+        return True
+    # json.dumps(..., ensure_ascii=None): the flag is only tested for truth, None is False
+    return "json.dumps(" in old[0] and old[0].replace("ensure_ascii=False", "ensure_ascii=None") == new[0] != old[0]
 
 
 def ensure_mutmut() -> Path:

@@ -19,9 +19,9 @@ from harness import PG_URL
 from scans import gtin
 
 from station.central.config import Site
-from station.central.ledger import Ledger, Outcome
+from station.central.ledger import JobState, Ledger, Outcome
 from station.central.services.http import Call
-from station.wire import EventMessage, Operation, Service, StationStatus
+from station.wire import EventMessage, Operation, PatientMessage, Service, StationStatus
 
 UTS_SITE = Site("dock", Service.UTS, "1000001", Operation.RECEIPT, ("dock-1",))
 ITS_SITE = Site("line", Service.ITS, "8680000000001", Operation.DISPATCH, ("line-1",), counterpart="8680000000009")
@@ -472,3 +472,137 @@ def test_meta_and_a_cancel_answered(ledger: Ledger) -> None:
     assert (job(ledger, ids[0])["state"], job(ledger, ids[0])["code"]) == ("cancelled", "CANCELLED")
     assert job(ledger, ids[0])["message"] == "iptal edildi" and job(ledger, ids[1])["state"] == "done"
     assert ledger.query("SELECT state, response FROM requests WHERE id = ?", (other,)) == [("answered", '{"ok": 0}')]
+
+
+def test_a_ledger_opens_where_it_is_told_and_each_write_is_seen_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dirs" / "ledger.db"
+    ledger = Ledger(f"sqlite:///{path}")
+    ledger.set_meta("k", "v")  # autocommit: another connection sees it without a commit of ours
+    import sqlite3
+
+    with sqlite3.connect(path) as other:
+        assert other.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)
+    first = ledger.conn
+    ledger.close()
+    with pytest.raises(Exception, match="closed"):
+        first.execute("SELECT 1")
+    assert ledger.conn is not first and ledger.meta("k") == "v"  # opened again on use
+    ledger.close()
+    ledger.close()  # twice, and on a thread that never opened one: nothing to do
+    import threading
+
+    errors: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _close_quietly(ledger, errors))
+    worker.start()
+    worker.join()
+    assert errors == []
+
+
+def _close_quietly(ledger: Ledger, errors: list[BaseException]) -> None:
+    try:
+        ledger.close()
+    except BaseException as e:
+        errors.append(e)
+
+
+def test_a_sqlite_ledger_on_a_file_that_is_no_database_fails_at_once(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"not a database at all" * 100)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="not a database"):
+        Ledger(f"sqlite:///{bad}")
+    assert time.monotonic() - started < 3  # not waited on: only a lock is worth waiting for
+
+
+def test_a_postgres_url_by_either_scheme_and_the_default_submitter_name() -> None:
+    pg = Ledger(PG_URL.replace("postgresql://", "postgres://", 1))
+    assert pg.postgres and pg.submitter == "submitter"
+    pg.close()
+
+
+def test_the_requests_of_a_claim_and_the_jobs_it_returns(ledger: Ledger) -> None:
+    ids = queued(ledger, 2)
+    first = ledger.claim("uts", "dock", 1, lambda jobs: Call("p", {"ad": "Işık"}))
+    second = ledger.claim("uts", "dock", 1, lambda jobs: Call("p", {}))
+    assert first is not None and second is not None and first[0] != second[0]
+    assert first[1][0].request_id == first[0] and second[1][0].request_id == second[0]
+    assert {first[1][0].event_id, second[1][0].event_id} == set(ids)
+    assert ledger.jobs("event_id = ?", (ids[0],))[0].state is JobState.IN_FLIGHT  # a JobState, not text
+    body = ledger.prepare("uts", "dock", "p", {"ad": "Şule"})
+    assert rows(ledger, f"SELECT body FROM requests WHERE id = '{body}'") == [('{"ad": "Şule"}',)]
+
+
+def test_whole_lot_takes_every_queued_unit_of_the_oldest_jobs_verme(ledger: Ledger) -> None:
+    events = [event("dock-1", i + 1, gtin=gtin(1), serial=..., batch="LOT1") for i in range(3)]
+    events += [event("dock-1", 4, gtin=gtin(1), serial="S4", batch="LOT1")]
+    events += [event("dock-1", 5, gtin=gtin(2), serial=..., batch="LOT2")]
+    ledger.ingest(events, SITES.get)
+    ids = [e.id for _, e in events]
+    with ledger.tx() as c:
+        for i, line in zip(ids, ("V1", "V1", "V1", "V1", "V2"), strict=True):
+            c.execute("UPDATE jobs SET line = ?, created_at = ? WHERE event_id = ?", (line, ids.index(i), i))
+    one = ledger.claim("uts", "dock", 1, lambda jobs: Call("p", {}))
+    assert one is not None and [j.event_id for j in one[1]] == [ids[0]]  # not asked for the lot: one
+    lot = ledger.claim("uts", "dock", 1, lambda jobs: Call("p", {"ADT": len(jobs)}), whole_lot=True)
+    assert lot is not None and [j.event_id for j in lot[1]] == ids[1:3]  # the lot units of V1, not S4 nor V2
+    assert all(j.request_id == lot[0] and j.state is JobState.IN_FLIGHT for j in lot[1])
+    serial = ledger.claim("uts", "dock", 1, lambda jobs: Call("p", {}), whole_lot=True)
+    assert serial is not None and [j.event_id for j in serial[1]] == [ids[3]]  # a serial unit goes alone
+
+
+def test_ingest_holds_refuses_and_announces_by_the_site(ledger: Ledger) -> None:
+    held = event("dock-1", 1, delivery="d-1")
+    wrong = event("dock-1", 2, operation="dispatch", serial="S2")
+    hibc = event("line-1", 1, issuer="hibcc", di="A99912345", udi="+A99912345/$$7L1X", gtin=None)
+    gs1 = event("line-1", 2, serial="S9")
+    ledger.ingest([held, wrong, hibc, gs1], SITES.get)
+    assert job(ledger, held[1].id)["state"] == "held"
+    assert (job(ledger, wrong[1].id)["state"], job(ledger, wrong[1].id)["code"]) == ("failed", "OPERATION_MISMATCH")
+    assert (job(ledger, hibc[1].id)["state"], job(ledger, hibc[1].id)["code"]) == ("failed", "NOT_GS1")
+    assert job(ledger, gs1[1].id)["state"] == "queued"
+    announced = [(k, json.loads(b)["event_id"]) for k, b in rows(ledger, "SELECT kind, body FROM announcements")]
+    assert sorted(announced) == sorted([("unit.failed", wrong[1].id), ("unit.failed", hibc[1].id)])
+    ledger.note_patient(
+        "dock-1", PatientMessage.from_dict({"id": "p1", "at": "2026-01-01T00:00:00Z", "tur": "YENI_DOGAN"})
+    )
+    receipt = event("dock-1", 3, serial="S3", at="2026-01-01T10:00:00.000Z")
+    ledger.ingest([receipt], SITES.get)
+    assert rows(ledger, f"SELECT patient FROM jobs WHERE event_id = '{receipt[1].id}'") == [(None,)]  # not a use
+
+
+def test_words_are_stored_as_words(ledger: Ledger) -> None:
+    ledger.note_station(StationStatus(station="dock-1", state="online", version="1.2-ş"))
+    assert "ş" in rows(ledger, "SELECT status FROM stations")[0][0]
+    other = {"id": "v1", "at": "2026-01-01T00:00:00Z", "tur": "DIGER", "dta": "Kimliği bilinmeyen hasta"}
+    ledger.note_patient("ward-1", PatientMessage.from_dict(other))
+    assert rows(ledger, "SELECT body FROM patients") == [('{"TUR": "DIGER", "DTA": "Kimliği bilinmeyen hasta"}',)]
+    request_id, ids = claim_all(ledger, 1)
+    ledger.answer(request_id, 200, "{}", [Outcome(ids[0], False, "UTS-H008", "Ürün fazla")])
+    body = rows(ledger, "SELECT body FROM announcements")[0][0]
+    assert "Ürün fazla" in body and json.loads(body)["message"] == "Ürün fazla"
+
+
+def test_a_count_kept_as_events_come_is_not_counted_again_at_start(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
+    ledger.ingest([event("dock-1", 1)], SITES.get)
+    with ledger.tx() as c:
+        c.execute("UPDATE stations SET events = 999 WHERE station = 'dock-1'")
+    ledger.close()
+    again = Ledger(ledger_url)  # the column is there: no backfill, no lock
+    assert rows(again, "SELECT events FROM stations") == [(999,)]
+    again.close()
+
+
+def test_recover_says_why_and_results_go_in_batches(ledger: Ledger) -> None:
+    request_id, ids = claim_all(ledger, 3)
+    assert ledger.recover(stale_after=3600) == 1
+    assert rows(ledger, f"SELECT response FROM requests WHERE id = '{request_id}'") == [
+        ("submitter stopped during the call",)
+    ]
+    ledger.resolved(ids[0], True, "took effect", 0.0, 8)
+    assert job(ledger, ids[0])["reference"] in (None, "")
+    with ledger.tx() as c:
+        c.execute("UPDATE jobs SET state = 'done', ok = 1")
+    assert len(ledger.results_to_send(60, limit=2)) == 2
+    ledger.mark_published(ids)
+    assert ledger.results_acked("dock-1", ids[:2]) == 2

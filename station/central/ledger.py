@@ -279,7 +279,7 @@ class Outcome:
 
 def _utc(timestamp: str) -> str:
     """An ISO 8601 time as UTC text that sorts as time (stations send Z; an HBYS may send an offset)."""
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone(UTC).isoformat(timespec="milliseconds")
+    return datetime.fromisoformat(timestamp).astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def sqlite_path(url: str) -> str:
