@@ -38,7 +38,7 @@ from station.central.ingest import Central  # noqa: E402
 from station.central.ledger import Ledger  # noqa: E402
 from station.central.notifier import Notifier  # noqa: E402
 from station.gs1.reasons import Reason  # noqa: E402
-from station.wire import EVENT_SCHEMA, EventMessage, Kind, Operation, Service, Topics  # noqa: E402
+from station.wire import EVENT_SCHEMA, EventMessage, Kind, Operation, Service, Topics, batch_json  # noqa: E402
 
 TOPICS = Topics()
 
@@ -80,23 +80,28 @@ def event(station: str, seq: int, **verdict: object) -> EventMessage:
     )
 
 
-def publish(port: int, n: int, stations: int = 10) -> None:
+def publish(port: int, n: int, stations: int = 10, batch: int = 1) -> None:
+    """``n`` events of ``stations`` stations, one a message or ``batch`` a message (a backlog)."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     c.max_inflight_messages_set(1000)
     c.connect("127.0.0.1", port)
     c.loop_start()
     infos = []
-    for i in range(n):
-        st = f"bench-{i % stations}"
-        e = event(st, i // stations + 1)
-        infos.append(c.publish(TOPICS.station(st, Kind.EVENTS), e.to_json(), qos=1))
+    per_station = n // stations
+    for st in (f"bench-{k}" for k in range(stations)):
+        bodies = [event(st, q + 1).to_json() for q in range(per_station)]
+        for i in range(0, per_station, batch):
+            part = bodies[i : i + batch]
+            payload = part[0] if batch == 1 else batch_json(part)
+            infos.append(c.publish(TOPICS.station(st, Kind.EVENTS), payload, qos=1))
     for info in infos:
         info.wait_for_publish(30)
     c.disconnect()
     c.loop_stop()
 
 
-def bench_ingest(tmp: Path, n: int) -> None:
+def bench_ingest(tmp: Path, n: int, batch: int = 1) -> None:
+    tmp.mkdir(parents=True, exist_ok=True)
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = free_port()
     conf = tmp / "mosquitto.conf"
@@ -108,8 +113,7 @@ def bench_ingest(tmp: Path, n: int) -> None:
         time.sleep(0.5)
         topic = TOPICS.every_station(Kind.EVENTS)
         persistent("raw-sub", port, topic)
-        persistent("karekod-submitter-bench", port, topic)
-        publish(port, n)
+        publish(port, n)  # the baseline's messages: one event each
 
         got = threading.Event()
         count = [0]
@@ -131,6 +135,8 @@ def bench_ingest(tmp: Path, n: int) -> None:
         raw.disconnect()
         raw.loop_stop()
 
+        persistent("karekod-submitter-bench", port, topic)
+        publish(port, n, batch=batch)  # the submitter's: as stations send them (a backlog: batches)
         cfg = load(submitter_config(tmp, port, "http://127.0.0.1:9"))
         site = Site("bench", Service.ITS, "8680000000001", Operation.DISPATCH, tuple(f"bench-{i}" for i in range(10)))
         cfg = type(cfg)(**{**cfg.__dict__, "id": "bench", "sites": {"bench": site}})
@@ -148,8 +154,10 @@ def bench_ingest(tmp: Path, n: int) -> None:
         worker.join(5)
         central.stop()
         stored = ledger.query("SELECT count(*) FROM events")[0][0]
+        how = "one event a message" if batch == 1 else f"{batch} events a message"
         print(
-            f"ingest      raw paho subscriber {raw_rate:9,.0f} msg/s   submitter {rate:9,.0f} events/s into SQLite,"
+            f"ingest      raw paho subscriber {raw_rate:9,.0f} msg/s   submitter {rate:9,.0f} events/s into SQLite"
+            f" ({how}),"
             f" acked ({rate / raw_rate:4.0%} of raw; goal >= 15,000/s; {stored:,} stored)"
         )
         emit(
@@ -230,9 +238,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--units", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=200)
+    parser.add_argument("--batch", type=int, default=100, help="events a message for the batched ingest run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=ROOT / "var" if (ROOT / "var").exists() else None) as d:
         bench_ingest(Path(d), args.events)
+        bench_ingest(Path(d) / "batched", args.events, args.batch)
         bench_delivery(Path(d), args.units, args.latency_ms)
 
 

@@ -62,7 +62,7 @@ def tables() -> str:
     for topic, (direction, kind, qos, retained) in wire.TOPICS.items():
         name = wire.MESSAGES[kind].__name__
         out.append(f"| `{topic}` | {direction.replace('->', '→')} | {qos}{', retained' if retained else ''} | {name} |")
-    for message in dict.fromkeys([*wire.MESSAGES.values(), wire.ResultBatch]):
+    for message in dict.fromkeys([*wire.MESSAGES.values(), wire.ResultBatch, wire.EventBatch]):
         hints = typing.get_type_hints(message)
         doc = " ".join((message.__doc__ or "").split()).replace("``", "`")
         out += ["", f"**{message.__name__}** (at most {message.MAX_BYTES // 1024} KiB): {doc}", ""]

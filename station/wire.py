@@ -421,6 +421,84 @@ class ResultBatch(Message):
     results: tuple[ResultMessage, ...] = _f(max_len=1000)
 
 
+MAX_EVENTS_PER_MESSAGE = 500
+"""The most events one ``EventBatch`` carries."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch(Message):
+    """Several events of one station in one message, oldest first (``stations/{id}/events``): a
+    station with a backlog sends them so, when every online submitter's status allows it
+    (``batches``). Each event is checked, stored and acked on its own; a bad one is refused alone."""
+
+    MAX_BYTES: ClassVar[int] = 4 * 1024 * 1024
+    events: tuple[EventMessage, ...] = _f(max_len=MAX_EVENTS_PER_MESSAGE)
+
+
+def batch_json(payloads: typing.Sequence[bytes]) -> bytes:
+    """An ``EventBatch`` of events already serialised (a station's outbox rows), without parsing them."""
+    return b'{"events":[' + b",".join(payloads) + b"]}"
+
+
+def parse_events(data: bytes | bytearray | str) -> tuple[list[tuple[str, EventMessage]], list[str]]:
+    """An events message: one event, or ``{"events": [...]}``. Returns (each good event with its
+    JSON text, the reasons the bad ones were refused): a bad event is refused alone. Raises
+    BadMessage when the message as a whole is not one of the two."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    batch = raw.startswith(_BATCH_START)  # as batch_json writes it: only a batch gets the batch's size
+    elements = _batch_elements(raw) if batch else None
+    if elements is None:
+        obj = load_json(raw, EventBatch.MAX_BYTES if batch else EventMessage.MAX_BYTES)
+        if not (isinstance(obj, dict) and "events" in obj):
+            return [(raw.decode("utf-8"), EventMessage.from_dict(obj))], []
+        items = obj["events"]
+        if len(obj) != 1:
+            raise BadMessage("EventBatch: only `events` may be given")
+        if isinstance(items, list):
+            elements = [(json.dumps(item, ensure_ascii=False, separators=(",", ":")), item) for item in items]
+    if not elements or len(elements) > MAX_EVENTS_PER_MESSAGE:
+        raise BadMessage(f"EventBatch.events: must be a list of 1 to {MAX_EVENTS_PER_MESSAGE} events")
+    good, bad = [], []
+    for i, (text, item) in enumerate(elements):
+        try:
+            good.append((text, EventMessage.from_dict(item)))
+        except BadMessage as e:
+            bad.append(f"events[{i}]: {e.reason}")
+    return good, bad
+
+
+_BATCH_START = b'{"events":['
+
+
+def _batch_elements(raw: bytes) -> list[tuple[str, Any]] | None:
+    """A batch laid out as :func:`batch_json` writes it, read in one pass of the decoder: each
+    event with its exact text (the ledger keeps what the station sent). None when it is laid out
+    otherwise (spaces, other keys): then it is read the general way. Raises BadMessage as
+    :func:`load_json` does."""
+    if len(raw) > EventBatch.MAX_BYTES:
+        raise BadMessage(f"{len(raw)} bytes, more than the {EventBatch.MAX_BYTES} this message may have")
+    try:
+        text = raw.decode("utf-8")
+        out: list[tuple[str, Any]] = []
+        pos = len(_BATCH_START)
+        while pos < len(text) and text[pos] == "{":
+            obj, end = _DECODER.raw_decode(text, pos)
+            out.append((text[pos:end], obj))
+            if text.startswith(",{", end):
+                pos = end + 1
+            elif text[end:] == "]}":
+                return out
+            else:
+                return None
+        return None
+    except UnicodeDecodeError:
+        raise BadMessage("not UTF-8") from None
+    except RecursionError:
+        raise BadMessage("nested too deeply") from None
+    except ValueError as e:
+        raise BadMessage(f"not JSON: {str(e)[:60]}") from None
+
+
 def parse_results(data: bytes | bytearray | str) -> tuple[ResultMessage, ...]:
     """A results message: one result, or ``{"results": [...]}``."""
     obj = load_json(data, ResultBatch.MAX_BYTES)
@@ -459,6 +537,12 @@ class CentralStatus(Message):
 
     state: State = _f()
     submitter: str = _f(pattern=STATION_ID)
+    batches: int = _f(
+        lo=0,
+        hi=MAX_EVENTS_PER_MESSAGE,
+        default=0,
+        doc="events a station may send in one message (`EventBatch`); 0: one event a message",
+    )
 
 
 @dataclass(frozen=True, slots=True)

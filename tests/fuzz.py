@@ -24,7 +24,7 @@ from station.edge.scanners.keys import KeyDecoder
 from station.gs1.reader import Profile, read
 from station.gs1.udi import Issuer
 from station.gs1.verdict import Policy, judge
-from station.wire import MESSAGES, BadMessage
+from station.wire import MESSAGES, BadMessage, EventMessage, parse_events
 
 YEAR = 2026
 CSET82 = re.compile(r'[!"%&\'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}')
@@ -128,12 +128,20 @@ def check_wire(raw: bytes) -> None:
     payloads = [raw]
     with contextlib.suppress(ValueError, UnicodeDecodeError):
         payloads.append(json.dumps(json.loads(raw)).encode())
+    payloads.append(b'{"events":[' + raw + b"]}")  # inside an event batch, as stations send a backlog
     for kind in MESSAGES.values():
         for payload in payloads:
             try:
                 kind.from_json(payload)
             except BadMessage as e:
                 assert e.reason
+    for payload in payloads:
+        try:
+            taken, refused = parse_events(payload)
+        except BadMessage as e:
+            assert e.reason
+        else:
+            assert all(isinstance(e, EventMessage) for _, e in taken) and all(refused)
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

@@ -47,6 +47,8 @@ from station.wire import (
     State,
     StationStatus,
     Topics,
+    batch_json,
+    parse_events,
     parse_results,
 )
 
@@ -430,3 +432,142 @@ def test_no_message_of_any_shape_raises_anything_but_bad_message(body: Any, raw:
                 assert kind.from_json(message.to_json()) == message  # what is taken round-trips
     with contextlib.suppress(BadMessage):
         parse_results(json.dumps(body))
+
+
+# -- several events in one message ----------------------------------------------------------------
+
+
+def test_an_event_batch_is_read_event_by_event() -> None:
+    one, two = event_json(seq=1), event_json(seq=2)
+    single, refused = parse_events(one)
+    assert refused == [] and [e.seq for _, e in single] == [1] and single[0][0] == one.decode()
+    bad = event_json(seq=0)
+    taken, refused = parse_events(batch_json([one, bad, b"5", two]))
+    assert [e.seq for _, e in taken] == [1, 2]
+    assert refused == [
+        "events[1]: EventMessage.seq: 0 is out of range",
+        "events[2]: EventMessage: must be a JSON object, not 5",
+    ]
+    assert json.loads(taken[1][0]) == json.loads(two)  # each event's own JSON, as the ledger keeps it
+    for payload, reason in (
+        (b'{"events": []}', "EventBatch.events: must be a list of 1 to 500 events"),
+        (b'{"events": 5}', "EventBatch.events: must be a list of 1 to 500 events"),
+        (batch_json([one] * 501), "EventBatch.events: must be a list of 1 to 500 events"),
+        (b'{"events": [' + one + b'], "pad": 1}', "EventBatch: only `events` may be given"),
+        (
+            b" " * (129 * 1024),
+            "132096 bytes, more than the 131072 this message may have",
+        ),  # not a batch: an event's limit
+    ):
+        with pytest.raises(BadMessage) as e:
+            parse_events(payload)
+        assert e.value.reason == reason
+    spaced = b'{ "events": [' + one + b", " + two + b"] }"  # laid out otherwise: read the general way
+    assert [(json.loads(t), e.seq) for t, e in parse_events(spaced)[0]] == [(json.loads(one), 1), (json.loads(two), 2)]
+    with pytest.raises(BadMessage, match="not JSON"):
+        parse_events(b'{"events":[' + one[:-1] + b', "x": NaN}]}')
+    big = batch_json([event_json(seq=i + 1, raw="x" * 2000) for i in range(400)])
+    assert len(big) > 128 * 1024 and len(parse_events(big)[0]) == 400  # a batch has room for a backlog
+    assert CentralStatus.from_json(b'{"state": "online", "submitter": "s"}').batches == 0  # an older submitter
+    with pytest.raises(BadMessage):
+        CentralStatus.from_json(b'{"state": "online", "submitter": "s", "batches": 501}')
+
+
+def test_a_batch_to_the_submitter_is_stored_and_acked_event_by_event(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = load_submitter(submitter_config(tmp_path, broker.port, "http://127.0.0.1:1"))
+    central, ledger, close = start_ingest(config)
+    pub = Publisher(broker.port)
+    acks: list[str] = []
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    listener.on_message = lambda c, u, m: acks.extend(AckMessage.from_json(m.payload).ids)
+    listener.connect("127.0.0.1", broker.port)
+    listener.subscribe(Topics().station("line-1", Kind.ACKS), qos=1)
+    listener.loop_start()
+    caplog.set_level(logging.WARNING, logger="submitter.mqtt")
+    try:
+        wait_for(central.connected.is_set, 10, what="the submitter to connect")
+        status = CentralStatus.from_json(pub_retained(broker.port, Topics().central(config.id)))
+        assert status.batches == wire.MAX_EVENTS_PER_MESSAGE  # it says it reads batches
+        good = [event_json(seq=i) for i in (1, 2, 3)]
+        forged = event_json(station="dock-1", seq=4)
+        pub.send(Topics().station("line-1", Kind.EVENTS), batch_json([good[0], event_json(seq=-1), forged, *good[1:]]))
+        ids = [json.loads(g)["id"] for g in good]
+        wait_for(lambda: sorted(acks) == sorted(ids), 10, what="the good events acked")
+        assert ledger.query("SELECT seq FROM events ORDER BY seq") == [(1,), (2,), (3,)]
+        assert central.refused == 2
+        lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(lines) == 2 and "events[1]: EventMessage.seq: -1 is out of range" in lines[0]
+        assert "station 'dock-1' does not match the topic" in lines[1]
+    finally:
+        listener.disconnect()
+        listener.loop_stop()
+        pub.close()
+        close()
+
+
+def pub_retained(port: int, topic: str) -> bytes:
+    got: list[bytes] = []
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.on_message = lambda client, userdata, m: got.append(m.payload)
+    c.connect("127.0.0.1", port)
+    c.subscribe(topic, qos=1)
+    c.loop_start()
+    try:
+        wait_for(lambda: bool(got), 5, what=f"the retained message on {topic}")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return got[0]
+
+
+def test_a_station_sends_its_backlog_in_batches_when_every_submitter_takes_them(tmp_path: Path, broker: Broker) -> None:
+    db = tmp_path / "station.db"
+    store = Store(db)
+    for i in range(120):
+        s = f"]d201{gtin(1)}21B{i}{GS}1730123110B"
+        store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-1", "", "receipt")
+    messages: list[bytes] = []
+    topics = Topics()
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: messages.append(m.payload)
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe(topics.station("st-1", Kind.EVENTS), qos=1)
+    watcher.loop_start()
+    pub = Publisher(broker.port)
+    pub.send(topics.central("new"), CentralStatus(state=State.ONLINE, submitter="new", batches=50).to_json(), True)
+    uplink = MqttUplink(
+        MqttConfig(host="127.0.0.1", port=broker.port, ack_timeout_seconds=60),
+        "st-1",
+        str(db),
+        lambda store, connected: {"station": "st-1"},
+    )
+    uplink.start()
+    try:
+        wait_for(lambda: sum(len(parse_events(m)[0]) for m in messages) >= 120, 10, what="the backlog")
+        assert [len(parse_events(m)[0]) for m in messages] == [50, 50, 20]  # up to what the submitter takes
+        seqs = [e.seq for m in messages for _, e in parse_events(m)[0]]
+        assert seqs == list(range(1, 121))  # oldest first, each once
+        pub.send(
+            topics.station("st-1", Kind.ACKS), AckMessage(ids=tuple(f"{store.history}.{q}" for q in seqs)).to_json()
+        )
+        wait_for(lambda: store.stats().backlog == 0, 10, what="every event delivered")
+        # an older submitter comes online beside it: one event a message again
+        pub.send(topics.central("old"), CentralStatus(state=State.ONLINE, submitter="old").to_json(), True)
+        time.sleep(0.3)
+        messages.clear()
+        for i in range(3):
+            s = f"]d201{gtin(2)}21C{i}{GS}1730123110B"
+            store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-1", "", "receipt")
+        uplink.wake()
+        wait_for(lambda: len(messages) >= 3, 10, what="the new events")
+        assert [len(parse_events(m)[0]) for m in messages] == [1, 1, 1] and not messages[0].startswith(b'{"events"')
+    finally:
+        for name in ("new", "old"):
+            pub.send(topics.central(name), b"", retain=True)
+        pub.close()
+        uplink.stop()
+        watcher.disconnect()
+        watcher.loop_stop()
+        store.close()

@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -22,6 +23,7 @@ from station.central.config import SubmitterConfig
 from station.central.ledger import Job, Ledger
 from station.mqtt import Broker, BrokerWatch, json_properties, make_client
 from station.wire import (
+    MAX_EVENTS_PER_MESSAGE,
     AckMessage,
     BadMessage,
     CentralStatus,
@@ -39,9 +41,20 @@ from station.wire import (
     SummaryKind,
     SummaryMessage,
     Topics,
+    parse_events,
 )
 
-FromStation = EventMessage | StationStatus | AckMessage | SummaryMessage | PatientMessage
+
+@dataclass(frozen=True)
+class EventsIn:
+    """The events of one message (one, or an ``EventBatch``): those taken, each with its JSON text,
+    and why each of the others was refused."""
+
+    taken: tuple[tuple[str, EventMessage], ...]
+    refused: tuple[str, ...] = ()
+
+
+FromStation = EventsIn | StationStatus | AckMessage | SummaryMessage | PatientMessage
 
 log = logging.getLogger("submitter.mqtt")
 
@@ -127,7 +140,7 @@ class Central:
             ]
         )
         # Subscribed first, online second: stations start sending once they see this.
-        online = CentralStatus(state=State.ONLINE, submitter=self.config.id).to_json()
+        online = CentralStatus(state=State.ONLINE, submitter=self.config.id, batches=MAX_EVENTS_PER_MESSAGE).to_json()
         client.publish(self.status_topic, online, qos=1, retain=True, properties=json_properties())
         self.connected.set()
         log.info(
@@ -199,10 +212,21 @@ class Central:
         """A message from a station, typed, with the station its topic names; or BadMessage:
         malformed, or its payload names another station than its topic."""
         station, kind = self.topics.parse(msg.topic)
-        message: EventMessage | StationStatus | SummaryMessage
+        message: StationStatus | SummaryMessage
         if kind is Kind.EVENTS:
-            message = EventMessage.from_json(msg.payload)
-        elif kind is Kind.STATUS:
+            taken, refused = parse_events(msg.payload)
+            mine = [(text, e) for text, e in taken if e.station == station]
+            if len(taken) == 1 and not mine and not refused:
+                raise BadMessage(f"station {taken[0][1].station!r} does not match the topic")
+            refused += [
+                f"event {e.id}: station {e.station!r} does not match the topic"
+                for _, e in taken
+                if e.station != station
+            ]
+            if station not in self.stations:
+                raise BadMessage(f"station {station!r} is in no [sites.*] stations list")
+            return station, kind, EventsIn(tuple(mine), tuple(refused))
+        if kind is Kind.STATUS:
             message = StationStatus.from_json(msg.payload)
         elif kind is Kind.SUMMARIES:
             message = SummaryMessage.from_json(msg.payload)
@@ -258,7 +282,9 @@ class Central:
                     continue
                 summaries.append(message)
             else:
-                events.append((bytes(msg.payload).decode("utf-8"), message))
+                for why in message.refused:
+                    self._refuse(msg, why)
+                events.extend(message.taken)
         broken = self.ledger.history_faults([event for _, event in events]) if events else {}
         for _, event in events:
             if event.id in broken:

@@ -43,6 +43,7 @@ from station.wire import (
     State,
     StationStatus,
     Topics,
+    batch_json,
     parse_results,
 )
 
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 Result = tuple[int, ResultMessage]
 """A result for one of this station's events: (its seq, the central side's message)."""
 
+
+BATCH_BYTES = 256 * 1024
+"""The most event JSON one ``EventBatch`` carries (a backlog goes in messages of up to 500 events)."""
 
 HEARTBEAT_LIMIT = 30.0
 """Seconds the sender thread may go without a round before the uplink counts as hung."""
@@ -127,6 +131,7 @@ class MqttUplink:
         self._connected = False
         self._central_online = not config.wait_for_central
         self._submitters: dict[str, bool] = {}  # submitter id -> online, from central/status/{id}
+        self._batches: dict[str, int] = {}  # submitter id -> events it takes in one message
         self._resend = True
         self._stopping = False
         self._acks: list[str] = []
@@ -244,11 +249,12 @@ class MqttUplink:
                 status = CentralStatus.from_json(payload)
                 if status.submitter != submitter:
                     raise BadMessage(f"submitter {status.submitter!r} does not match the topic")
-                online = status.state is State.ONLINE
+                online, batches = status.state is State.ONLINE, status.batches
             else:
-                online = False  # a cleared retained status: that submitter is gone
+                online, batches = False, 0  # a cleared retained status: that submitter is gone
             with self._cond:
                 self._submitters[submitter] = online
+                self._batches[submitter] = batches
                 now_online = any(self._submitters.values())
                 if now_online and not self._central_online:
                     log.info("mqtt: central side online; sending the backlog from the oldest event")
@@ -399,12 +405,33 @@ class MqttUplink:
             rows = self.store.pending(self._cursor, min(self.batch, self.config.window - len(self._inflight)))
             if not rows:
                 break
-            for seq, event_id, payload in rows:
+            for message in self._messages(rows):
+                payload = message[0][2] if len(message) == 1 else batch_json([p for _, _, p in message])
                 info = self.client.publish(self.t_events, payload, qos=1, properties=props)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     return  # not connected any more: the next connect re-sends from the oldest
-                self._inflight[event_id] = (seq, time.monotonic())
-                self._cursor = seq
+                sent = time.monotonic()
+                for seq, event_id, _ in message:
+                    self._inflight[event_id] = (seq, sent)
+                    self._cursor = seq
+
+    def _messages(self, rows: list[tuple[int, str, bytes]]) -> list[list[tuple[int, str, bytes]]]:
+        """Rows as messages: one event each, or several in an ``EventBatch`` (a backlog) when every
+        submitter online takes batches; at most ``BATCH_BYTES`` of events in one."""
+        with self._cond:
+            online = [self._batches.get(s, 0) for s, up in self._submitters.items() if up]
+        most = min(online, default=0) if self.config.wait_for_central else 0
+        if most <= 1 or len(rows) == 1:
+            return [[row] for row in rows]
+        messages: list[list[tuple[int, str, bytes]]] = [[]]
+        size = 0
+        for row in rows:
+            if messages[-1] and (len(messages[-1]) >= most or size + len(row[2]) > BATCH_BYTES):
+                messages.append([])
+                size = 0
+            messages[-1].append(row)
+            size += len(row[2]) + 1
+        return messages
 
     def _status(self, state: State) -> bytes:
         try:
