@@ -252,17 +252,22 @@ def bench_drain(workdir: Path, n: int) -> None:
         broker.wait(10)
 
 
-def bench_daemon(workdir: Path) -> None:
-    cfg = workdir / "daemon.toml"
-    cfg.write_text(f'[station]\nid = "bench"\n[storage]\npath = "{workdir / "daemon.db"}"\n[mqtt]\nenabled = false\n')
-    t = time.perf_counter()
-    proc = subprocess.Popen(
+def simulated_daemon(db: Path, output: int) -> subprocess.Popen[bytes]:
+    """``station run --simulate`` on ``db`` without MQTT, scans on its stdin."""
+    cfg = db.with_suffix(".toml")
+    cfg.write_text(f'[station]\nid = "bench"\n[storage]\npath = "{db}"\n[mqtt]\nenabled = false\n')
+    return subprocess.Popen(
         [sys.executable, "-m", "station.edge.cli", "run", "--simulate", "-c", str(cfg)],
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
+
+
+def bench_daemon(workdir: Path) -> None:
+    t = time.perf_counter()
+    proc = simulated_daemon(workdir / "daemon.db", subprocess.PIPE)
     assert proc.stdout is not None and proc.stdin is not None
     for line in proc.stdout:
         if b"ready" in line:
@@ -292,16 +297,8 @@ def bench_rss(workdir: Path, n: int) -> None:
     after the first 10,000 (warm: caches and the file's pages) and at the end. Scans are fed as a
     scanner would, never far ahead of the station (a pipe written flat out would fill the daemon's
     scan queue instead, and measure that)."""
-    cfg = workdir / "rss.toml"
     db = workdir / "rss.db"
-    cfg.write_text(f'[station]\nid = "bench"\n[storage]\npath = "{db}"\n[mqtt]\nenabled = false\n')
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "station.edge.cli", "run", "--simulate", "-c", str(cfg)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
+    proc = simulated_daemon(db, subprocess.DEVNULL)
     assert proc.stdin is not None
 
     def done() -> int:

@@ -6,7 +6,7 @@ table: figure, this project, the reference measured in the same run, the ratio, 
 not. The table is printed and written to ``bench/last-run.md`` with the machine it ran on, and a
 Pi estimate from the CPU a scan takes here.
 
-    bench/run [--quick] [--only NAME ...] [--mutation] [--gs1-engine LIB]
+    bench/run [--quick [--full NAME ...]] [--only NAME ...] [--mutation] [--gs1-engine LIB]
 
 ``--quick`` runs smaller sizes (minutes); the default sizes are the issue's (about an hour).
 Mutation testing takes hours and runs only with ``--mutation``; the GS1 Syntax Engine comparison
@@ -127,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes: minutes, not an hour")
     parser.add_argument("--only", nargs="*", default=(), help="these benches only (names as in the table)")
+    parser.add_argument("--full", nargs="*", default=(), help="with --quick: these benches at full size all the same")
     parser.add_argument("--mutation", action="store_true", help="mutation testing too (hours)")
     parser.add_argument("--gs1-engine", metavar="LIB", help="the GS1 Syntax Engine's libgs1encoders.so")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "last-run.md")
@@ -138,7 +139,7 @@ def main() -> None:
     for b in BENCHES:
         if args.only and b.name not in args.only:
             continue
-        extra: tuple[str, ...] = b.quick if args.quick else b.full
+        extra: tuple[str, ...] = b.quick if args.quick and b.name not in args.full else b.full
         if b.name == "mutation" and not args.mutation:
             continue
         if b.name == "gs1 engine":
@@ -170,7 +171,8 @@ def main() -> None:
     text = "\n\n".join(
         x
         for x in (
-            f"Run `bench/run{' --quick' if args.quick else ''}` on {machine()}.",
+            f"`bench/run{' --quick' if args.quick else ''}{' --full ' + ' '.join(args.full) if args.full else ''}`"
+            f" on {machine()}.",
             table(figures, failed),
             pi_estimate(figures),
         )

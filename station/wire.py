@@ -28,6 +28,7 @@ The README's MQTT tables are checked against :data:`MESSAGES` and :data:`TOPICS`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -255,9 +256,16 @@ def load_json(data: bytes | bytearray | str, max_bytes: int) -> Any:
     """JSON from the wire, or BadMessage: too large, not UTF-8, not JSON, NaN/Infinity, too deep."""
     if len(data) > max_bytes:
         raise BadMessage(f"{len(data)} bytes, more than the {max_bytes} this message may have")
-    try:
+    with _json_faults():
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
         return _DECODER.decode(text)
+
+
+@contextlib.contextmanager
+def _json_faults() -> typing.Iterator[None]:
+    """What decoding JSON from the wire can raise, as one BadMessage with its reason."""
+    try:
+        yield
     except UnicodeDecodeError:
         raise BadMessage("not UTF-8") from None
     except RecursionError:
@@ -477,7 +485,7 @@ def _batch_elements(raw: bytes) -> list[tuple[str, Any]] | None:
     :func:`load_json` does."""
     if len(raw) > EventBatch.MAX_BYTES:
         raise BadMessage(f"{len(raw)} bytes, more than the {EventBatch.MAX_BYTES} this message may have")
-    try:
+    with _json_faults():
         text = raw.decode("utf-8")
         out: list[tuple[str, Any]] = []
         pos = len(_BATCH_START)
@@ -491,12 +499,6 @@ def _batch_elements(raw: bytes) -> list[tuple[str, Any]] | None:
             else:
                 return None
         return None
-    except UnicodeDecodeError:
-        raise BadMessage("not UTF-8") from None
-    except RecursionError:
-        raise BadMessage("nested too deeply") from None
-    except ValueError as e:
-        raise BadMessage(f"not JSON: {str(e)[:60]}") from None
 
 
 def parse_results(data: bytes | bytearray | str) -> tuple[ResultMessage, ...]:
