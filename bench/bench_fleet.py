@@ -44,7 +44,16 @@ from figures import emit  # noqa: E402
 from harness import PG_URL, free_port  # noqa: E402
 from scans import gtin  # noqa: E402
 
-from station.wire import EVENT_SCHEMA, AckMessage, EventMessage, Kind, Operation, Topics, parse_results  # noqa: E402
+from station.wire import (  # noqa: E402
+    EVENT_SCHEMA,
+    AckMessage,
+    EventMessage,
+    Kind,
+    Operation,
+    Topics,
+    batch_json,
+    parse_results,
+)
 
 TOPICS = Topics()
 
@@ -123,14 +132,20 @@ class SimStation:
         self.client.publish(TOPICS.station(self.sid, Kind.EVENTS), body, qos=1)
 
     def resend(self, after: float) -> None:
+        """As the station's uplink does: when the oldest unacked event has waited ``after``
+        seconds, everything unacked goes again, oldest first, in batches of up to 100 (the
+        submitters say they take them), and waits again."""
         now = time.monotonic()
         with self.lock:
-            late = [(i, e) for i, e in self.outbox.items() if now - e[2] > after]
+            if not self.outbox or now - min(e[2] for e in self.outbox.values()) <= after:
+                return
+            late = list(self.outbox.items())
             for i, (body, first, _) in late:
                 self.outbox[i] = (body, first, now)
-        for _, (body, _, _) in late:
-            self.resends += 1
-            self.client.publish(TOPICS.station(self.sid, Kind.EVENTS), body, qos=1)
+        bodies = [body for _, (body, _, _) in late]
+        for k in range(0, len(bodies), 100):
+            self.resends += len(bodies[k : k + 100])
+            self.client.publish(TOPICS.station(self.sid, Kind.EVENTS), batch_json(bodies[k : k + 100]), qos=1)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -62,7 +62,7 @@ def persistent(client_id: str, port: int, topic: str) -> None:
     c.loop_stop()
 
 
-def event(station: str, seq: int, **verdict: object) -> EventMessage:
+def event(station: str, seq: int, operation: Operation = Operation.RECEIPT, **verdict: object) -> EventMessage:
     """An event as a station writes it (``station.wire``): refused unless the verdict says otherwise."""
     fields: dict[str, object] = {"ok": False, "reason": Reason.NOT_GS1, "message": "Not a GS1 element string."}
     return EventMessage(
@@ -71,7 +71,7 @@ def event(station: str, seq: int, **verdict: object) -> EventMessage:
         seq=seq,
         station=station,
         site="",
-        operation=Operation.RECEIPT,
+        operation=operation,
         at="2026-01-01T10:00:00.000Z",
         source="bench",
         raw="x" * 60,
@@ -195,6 +195,7 @@ def bench_delivery(tmp: Path, units: int, latency_ms: float) -> None:
             e = event(
                 station,
                 i + 1,
+                Operation.RECEIPT if service == "uts" else Operation.DISPATCH,  # as each site says
                 ok=True,
                 reason=None,
                 message="",

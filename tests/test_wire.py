@@ -466,6 +466,14 @@ def test_an_event_batch_is_read_event_by_event() -> None:
     assert [(json.loads(t), e.seq) for t, e in parse_events(spaced)[0]] == [(json.loads(one), 1), (json.loads(two), 2)]
     with pytest.raises(BadMessage, match="not JSON"):
         parse_events(b'{"events":[' + one[:-1] + b', "x": NaN}]}')
+    escaped = event_json(seq=3).replace(b'"site": "depot"', b'"site": "\\u015fube"')
+    (_, second), _ = parse_events(batch_json([one, escaped]))
+    assert '"\\u015fube"' in second[0] and second[1].site == "şube"  # each event's own bytes, not re-written
+    assert parse_events(spaced)[0][0][0] == json.dumps(json.loads(one), ensure_ascii=False, separators=(",", ":"))
+    assert len(parse_events(batch_json([one] * 500))[0]) == 500  # the most a batch may carry
+    with pytest.raises(BadMessage) as huge:
+        parse_events(b'{"events":[' + b" " * (4 * 1024 * 1024) + b"]}")
+    assert huge.value.reason == "4194317 bytes, more than the 4194304 this message may have"
     big = batch_json([event_json(seq=i + 1, raw="x" * 2000) for i in range(400)])
     assert len(big) > 128 * 1024 and len(parse_events(big)[0]) == 400  # a batch has room for a backlog
     assert CentralStatus.from_json(b'{"state": "online", "submitter": "s"}').batches == 0  # an older submitter
