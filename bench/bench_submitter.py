@@ -162,7 +162,7 @@ def bench_ingest(tmp: Path, n: int, batch: int = 1) -> None:
         )
         emit(
             "submitter",
-            f"ingest of {n:,} queued events into SQLite, acked",
+            f"ingest of {n:,} queued events into SQLite, acked ({how})",
             rate,
             "events/s",
             ">= 15,000/s",
