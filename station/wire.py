@@ -445,7 +445,7 @@ class EventBatch(Message):
 
 def batch_json(payloads: typing.Sequence[bytes]) -> bytes:
     """An ``EventBatch`` of events already serialised (a station's outbox rows), without parsing them."""
-    return b'{"events":[' + b",".join(payloads) + b"]}"
+    return _BATCH_START + b",".join(payloads) + b"]}"
 
 
 def parse_events(data: bytes | bytearray | str) -> tuple[list[tuple[str, EventMessage]], list[str]]:
