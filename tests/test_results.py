@@ -46,7 +46,8 @@ def test_a_result_published_while_the_station_is_away_reaches_it_once(tmp_path: 
     raw = f"]d201{gtin(2)}21R1{GS}1730123110B".encode()
     verdict = judge(raw, Policy(Profile.ITS), date(2026, 1, 1))
     event = store.record(Scan(raw, at=time.time()), verdict, "line-1", "", "dispatch")
-    ledger.ingest([(event.payload.decode(), EventMessage.from_json(event.payload))], config.site_of)
+    payload = store.payload(event.seq)
+    ledger.ingest([(payload.decode(), EventMessage.from_json(payload))], config.site_of)
     claimed = ledger.claim("its", "depot-line", 10, lambda jobs: Call("/wholesale/app/dispatch/", {}))
     assert claimed is not None
     ledger.answer(claimed[0], 200, "{}", [Outcome(event.id, False, "60007", "Ürün geri çekilmiş.")])

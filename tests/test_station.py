@@ -15,7 +15,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
 from station.edge.config import Config, FeedbackConfig, ReaderConfig, StationConfig, StorageConfig, parse
-from station.edge.events import Scan
+from station.edge.events import Scan, event_fields, event_message
 from station.edge.outputs.feedback import GpioFeedback, Signal
 from station.edge.pipeline import Station
 from station.edge.rules import Debounce
@@ -23,7 +23,7 @@ from station.edge.store import MIGRATIONS, StorageError, Store
 from station.gs1.reader import Profile
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Policy, judge
-from station.wire import ResultMessage, Service
+from station.wire import EventMessage, Operation, ResultMessage, Service
 
 GS = "\x1d"
 TODAY = date(2026, 1, 1)
@@ -375,7 +375,7 @@ def test_a_vanished_station_file_is_an_alarm_not_a_new_history(tmp_path: Path) -
     fresh = Store(db)
     again = fresh.record(clock.scan(b"c"), v, "t", "", "receipt")
     assert again.seq == 1 and fresh.history != history and fresh.reset_of == history
-    payload = json.loads(again.payload)
+    payload = json.loads(fresh.payload(again.seq))
     assert (payload["history"], payload["reset_of"]) == (fresh.history, history)
     fresh.close()
     assert Store(db).open() and not (tmp_path / "station.db.reset").exists()
@@ -504,16 +504,134 @@ def test_the_delivered_watermark_follows_acks_in_any_order(tmp_path: Path) -> No
     assert "events_undelivered" not in indexes  # a scan's commit writes no page for being undelivered
 
 
-def test_an_older_file_gets_its_watermark_from_what_was_delivered(tmp_path: Path) -> None:
-    store, clock = Store(tmp_path / "s.db", durable=False), Clock()
-    v = judge(karekod("W2"), Policy(), TODAY)
-    ids = [store.record(clock.scan(f"o{i}".encode()), v, "t1", "", "receipt").id for i in range(5)]
-    store.close()
-    with sqlite3.connect(tmp_path / "s.db") as conn:  # as a version-4 file left it
-        conn.execute("CREATE INDEX events_undelivered ON events (seq) WHERE delivered_at IS NULL")
-        conn.execute("UPDATE events SET delivered_at = '2026-01-01T00:00:00Z' WHERE seq IN (1, 2, 4)")
-        conn.execute("DELETE FROM meta WHERE key = 'delivered_through'")
-        conn.execute("PRAGMA user_version = 4")
+def older_file(path: Path, version: int, raws: list[bytes]) -> list[bytes]:
+    """A station file as version ``version`` of the schema left it (its migrations only), with an
+    event per raw scan whose payload is kept in the row, as files before version 6 kept it.
+    Returns the payloads."""
+    history, payloads = "0123456789abcdef", []
+    with sqlite3.connect(path) as conn:
+        for migration in MIGRATIONS[:version]:
+            for statement in migration.split(";"):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('history', ?)", (history,))
+        for seq, raw in enumerate(raws, 1):
+            v = judge(raw, Policy(), TODAY)
+            fields = event_fields(
+                f"{history}.{seq}", seq, "2026-01-01T10:00:00.000Z", "t1", "", Operation.RECEIPT, Scan(raw), v.as_dict()
+            )
+            payloads.append(event_message(fields, history).to_json())
+            conn.execute(
+                "INSERT INTO events (seq, id, at, source, raw, ok, payload) VALUES (?, ?, ?, 'stdin', ?, ?, ?)",
+                (seq, fields["id"], fields["at"], raw, int(v.ok), payloads[-1]),
+            )
+    return payloads
+
+
+def test_an_event_is_stored_as_columns_and_its_payload_built_when_sent(tmp_path: Path) -> None:
+    """The scan path writes columns, no JSON; the payload the uplink sends is built from them,
+    the same bytes every time, and says what the scan was."""
+    from station.edge.events import Dispatch
+    from station.edge.store import Receipt
+
     store = Store(tmp_path / "s.db", durable=False)
+    hibc = b"+A99912345/$$52001510X3/16D20111212/S77DE1G45-"
+    gs1 = b"]d2010869953609012221S\xc3\xbc1\x1d1730013110LOT1\r"  # a serial typed as UTF-8 ü: refused
+    store.record(
+        Scan(hibc, "serial:/dev/ttyACM0", 1767261600.25, 0, "idle"),
+        judge(hibc, Policy(Profile.UTS), date(2019, 1, 1)),
+        "dock-1",
+        "Şube",
+        "receipt",
+        Receipt("its-1", ()),
+    )
+    store.record(
+        Scan(gs1, "hid:event3", 1767261601.0, 0, "suffix"),
+        judge(gs1, Policy(), TODAY),
+        "dock-1",
+        "Şube",
+        "dispatch",
+        order=Dispatch("o-7", "8680001000003", "İRS-1"),
+    )
+    assert store._query("SELECT length(payload) FROM events") == [(0,), (0,)]
+    sent = [p for _, _, p in store.pending(0, 10)]
+    assert sent == [store.payload(1), store.payload(2)] == [p for _, _, p in store.pending(0, 10)]
+    one, two = (json.loads(p) for p in sent)
+    assert one == {
+        "schema": "karekod.event/1",
+        "id": f"{store.history}.1",
+        "seq": 1,
+        "station": "dock-1",
+        "site": "Şube",
+        "operation": "receipt",
+        "at": "2026-01-01T10:00:00.250Z",
+        "source": "serial:/dev/ttyACM0",
+        "raw": hibc.decode(),
+        "raw_hex": hibc.hex(),
+        "ok": True,
+        "terminated_by": "idle",
+        "reason": None,
+        "message": one["message"],
+        "gtin": None,
+        "serial": "77DE1G45",
+        "batch": "10X3",
+        "expiry": "2020-01-15",
+        "production_date": "2011-12-12",
+        "sscc": None,
+        "recovered": False,
+        "issuer": "hibcc",
+        "di": "A99912345",
+        "udi": hibc.decode(),
+        "history": store.history,
+        "reset_of": None,
+        "delivery": "its-1",
+        "carrier": None,
+        "order": None,
+        "buyer": None,
+        "document": None,
+        "cancels": None,
+    }
+    assert (two["ok"], two["reason"], two["raw"], two["raw_hex"]) == (
+        False,
+        "invalid_character",
+        gs1.decode(),
+        gs1.hex(),
+    )
+    assert (two["operation"], two["order"], two["buyer"], two["document"]) == (
+        "dispatch",
+        "o-7",
+        "8680001000003",
+        "İRS-1",
+    )
+    assert sent[0] == EventMessage.from_json(sent[0]).to_json()  # what the central side reads back is what was sent
+    with pytest.raises(KeyError):
+        store.payload(3)
+
+
+def test_an_older_files_events_are_sent_with_the_payload_they_kept(tmp_path: Path) -> None:
+    """Rows written before version 6 keep their JSON: sent as kept, taken back from it; new rows
+    beside them are built from columns."""
+    kept = older_file(tmp_path / "s.db", 5, [karekod("K1"), karekod("K2")])
+    store = Store(tmp_path / "s.db", durable=False)
+    new = store.record(Clock().scan(b"junk"), judge(b"junk", Policy(), TODAY), "t1", "", "receipt")
+    assert [p for _, _, p in store.pending(0, 10)][:2] == kept and new.seq == 3
+    assert json.loads(store.payload(3))["raw"] == "junk"
+    taken = store.cancel_last(10**9, time.time())
+    assert taken is not None and taken[1] == 2
+    body = json.loads(store.payload(taken[0].seq))
+    assert (body["reason"], body["cancels"], body["serial"], body["raw"]) == (
+        "cancelled",
+        json.loads(kept[1])["id"],
+        "K2",
+        karekod("K2").decode(),
+    )
+
+
+def test_an_older_file_gets_its_watermark_from_what_was_delivered(tmp_path: Path) -> None:
+    older_file(tmp_path / "s.db", 4, [f"o{i}".encode() for i in range(5)])
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # as a version-4 file left it
+        conn.execute("UPDATE events SET delivered_at = '2026-01-01T00:00:00Z' WHERE seq IN (1, 2, 4)")
+    store = Store(tmp_path / "s.db", durable=False)
+    ids = [str(i) for (i,) in store._query("SELECT id FROM events ORDER BY seq")]
     assert [r[0] for r in store.pending(0, 10)] == [3, 5] and store.meta("delivered_through") == "2"
     assert store.mark_delivered([ids[2], ids[4]]) == 2 and store.meta("delivered_through") == "5"

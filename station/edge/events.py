@@ -1,11 +1,14 @@
 """Events: what a station records and publishes for every scan, accepted or not.
 
-The payload is built once, when the event is recorded, and stored as JSON next to the row: the
-outbox then publishes bytes from disk without rebuilding them, and a re-send is byte-identical.
+An event is stored as columns (:data:`STORED`), and its payload is built from them when the
+outbox sends it, not on the scan path: the light waits for a row, not for JSON, and the row is less
+than half the size. The same columns always build the same bytes, so a re-send is byte-identical.
+(Files written before kept the payload as JSON in the row; it is sent as it is.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -67,20 +70,31 @@ class Dispatch:
 @dataclass(frozen=True, slots=True)
 class Event:
     """One recorded scan. ``seq`` is per station and gap-free; ``id`` (``{history}.{seq}``) is unique
-    everywhere."""
+    everywhere. Its payload is built when it is sent (``Store.payload``)."""
 
     id: str
     seq: int
     at: str
-    payload: bytes
     verdict: Verdict
+
+
+# fmt: off
+STORED: tuple[str, ...] = (
+    "id", "seq", "at", "station", "site", "operation", "source", "terminated_by", "raw", "ok", "reason", "message",
+    "gtin", "serial", "batch", "expiry", "production_date", "sscc", "recovered", "issuer", "di", "udi", "delivery",
+    "carrier", "order", "buyer", "document", "cancels",
+)
+# fmt: on
+"""An event's fields as its row keeps them, in the row's order: ``raw`` as the scan's bytes (the
+message's ``raw`` and ``raw_hex`` are both made from them); the file's history and the message's
+schema are not per row."""
 
 
 def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_message(
+def event_fields(
     event_id: str,
     seq: int,
     at: str,
@@ -89,33 +103,49 @@ def event_message(
     operation: Operation,
     scan: Scan,
     verdict: dict[str, Any],
-    history: str | None = None,
-    reset_of: str | None = None,
     delivery: str | None = None,
     carrier: str | None = None,
     order: Dispatch | None = None,
-) -> EventMessage:
-    """The message published on ``stations/{id}/events`` (``station.wire.EventMessage``). ``verdict``
-    is :meth:`Verdict.as_dict`, which the caller also stores as columns. ``order``: the open order
-    (:class:`Dispatch`: its id, buyer and document)."""
+) -> dict[str, Any]:
+    """One scan's event as the :data:`STORED` fields. ``verdict`` is :meth:`Verdict.as_dict`, whose
+    keys are all stored; ``order``: the open order (:class:`Dispatch`: its id, buyer and document)."""
+    return {
+        "id": event_id,
+        "seq": seq,
+        "at": at,
+        "station": station,
+        "site": site,
+        "operation": operation,
+        "source": scan.source,
+        "terminated_by": scan.terminated_by or None,
+        "raw": scan.raw,
+        **verdict,
+        "delivery": delivery,
+        "carrier": carrier,
+        "order": order.order if order else None,
+        "buyer": order.buyer if order else None,
+        "document": order.document if order else None,
+        "cancels": None,
+    }
+
+
+def fields_of(message: EventMessage) -> dict[str, Any]:
+    """An event message's :data:`STORED` fields (a message built from them gives them back)."""
+    return {name: bytes.fromhex(message.raw_hex) if name == "raw" else getattr(message, name) for name in STORED}
+
+
+def event_message(fields: Mapping[str, Any], history: str | None = None, reset_of: str | None = None) -> EventMessage:
+    """The message published on ``stations/{id}/events`` (``station.wire.EventMessage``), built
+    from an event's :data:`STORED` fields (a row gives ``ok`` and ``recovered`` as 0 or 1) and the
+    station file's history."""
+    values = {name: fields[name] for name in STORED}
+    raw: bytes = values.pop("raw")
+    values["ok"], values["recovered"] = bool(values["ok"]), bool(values["recovered"])
     return EventMessage(
         schema=EVENT_SCHEMA,
-        id=event_id,
-        seq=seq,
-        station=station,
-        site=site,
-        operation=operation,
-        at=at,
-        source=scan.source,
-        terminated_by=scan.terminated_by or None,
-        raw=scan.raw.decode("utf-8", "backslashreplace"),
-        raw_hex=scan.raw.hex(),
+        raw=raw.decode("utf-8", "backslashreplace"),
+        raw_hex=raw.hex(),
         history=history or None,
         reset_of=reset_of or None,
-        delivery=delivery,
-        carrier=carrier,
-        order=order.order if order else None,
-        buyer=order.buyer if order else None,
-        document=order.document if order else None,
-        **verdict,
+        **values,
     )

@@ -10,19 +10,18 @@ Schema changes are numbered migrations in plain SQL, kept in ``PRAGMA user_versi
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from station.edge.events import Dispatch, Event, Scan, event_message, utc_iso
+from station.edge.events import STORED, Dispatch, Event, Scan, event_fields, event_message, fields_of, utc_iso
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
 from station.wire import (
@@ -188,8 +187,35 @@ is delivered, and those after it are found by the key from there. A scan's commi
 writes an index page for being undelivered (nor an ack one for ceasing to be)."""
 
 
+MIGRATION_6 = """
+ALTER TABLE events ADD COLUMN station TEXT;
+ALTER TABLE events ADD COLUMN site TEXT;
+ALTER TABLE events ADD COLUMN operation TEXT;
+ALTER TABLE events ADD COLUMN terminated_by TEXT;
+ALTER TABLE events ADD COLUMN issuer TEXT;
+ALTER TABLE events ADD COLUMN di TEXT;
+ALTER TABLE events ADD COLUMN udi TEXT;
+ALTER TABLE events ADD COLUMN carrier TEXT;
+ALTER TABLE events ADD COLUMN buyer TEXT;
+ALTER TABLE events ADD COLUMN document TEXT;
+"""
+"""Every field of an event in its own column (``station.edge.events.STORED``): its payload is
+built when it is sent, not on the scan path, and stored rows are less than half the size. Rows
+written before keep their payload (an empty one means: build it from the columns)."""
+
+
 #: Migration n+1 takes the schema from version n to n+1. Append; never edit a released one.
-MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5]
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4, MIGRATION_5, MIGRATION_6]
+
+EVENT_COLUMNS = tuple("order_id" if name == "order" else name for name in STORED)
+"""The columns of ``station.edge.events.STORED``, in its order: one list writes and reads an event."""
+
+INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}, payload) VALUES ({', '.join('?' * len(EVENT_COLUMNS))}, x'')"
+)
+SELECT_EVENT = f"SELECT payload, {', '.join(EVENT_COLUMNS)} FROM events"
+"""An event's row as :meth:`Store._payload` reads it."""
+_ID, _SEQ = (1 + STORED.index(name) for name in ("id", "seq"))
 
 THROUGH = "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'delivered_through'), 0)"
 """The delivered watermark, in SQL: one key lookup, evaluated once per statement."""
@@ -444,7 +470,7 @@ class Store:
             event_id = f"{self.history}.{seq}"
             at = utc_iso(scan.at or time.time())
             d = verdict.as_dict()
-            payload = event_message(
+            fields = event_fields(
                 event_id,
                 seq,
                 at,
@@ -453,47 +479,19 @@ class Store:
                 Operation(operation),
                 scan,
                 d,
-                self.history,
-                self.reset_of,
                 delivery.delivery if delivery else None,
                 carrier,
                 order,
-            ).to_json()
-            rows.append(
-                (
-                    seq,
-                    event_id,
-                    at,
-                    scan.source,
-                    scan.raw,
-                    int(verdict.ok),
-                    d["reason"],
-                    d["message"],
-                    d["gtin"],
-                    d["serial"],
-                    d["batch"],
-                    d["expiry"],
-                    d["production_date"],
-                    d["sscc"],
-                    int(d["recovered"]),
-                    payload,
-                    delivery.delivery if delivery else None,
-                    order.order if order else None,
-                )
             )
+            rows.append(tuple(fields[name] for name in STORED))
             if verdict.ok and d["di"] and d["serial"]:
                 units.append((d["di"], d["serial"], seq, scan.at or time.time()))
-            events.append(Event(event_id, seq, at, payload, verdict))
+            events.append(Event(event_id, seq, at, verdict))
         own = not conn.in_transaction  # inside scan_transaction(), its commit is this one's
         try:
             if own:
                 conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
-                " production_date, sscc, recovered, payload, rereads, delivery, order_id) VALUES"
-                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                rows,
-            )
+            conn.executemany(INSERT_EVENT, rows)
             if units:
                 conn.executemany(
                     "INSERT OR REPLACE INTO accepted_units (gtin, serial, seq, at) VALUES (?, ?, ?, ?)", units
@@ -721,8 +719,8 @@ class Store:
         return [
             SummaryUnit(di=str(di), serial=serial, batch=batch, seq=int(seq))
             for seq, di, serial, batch in conn.execute(
-                "SELECT seq, coalesce(json_extract(payload, '$.di'), gtin), serial, batch FROM events"
-                f" WHERE {column} = ? AND reason = ? ORDER BY seq",
+                "SELECT seq, coalesce(di, CASE WHEN length(payload) THEN json_extract(payload, '$.di') END, gtin),"
+                f" serial, batch FROM events WHERE {column} = ? AND reason = ? ORDER BY seq",
                 (ident, reason),
             )
             if di
@@ -828,66 +826,68 @@ class Store:
         its delivery or order count given back. Returns (the new event, the seq taken back)."""
         conn = self.open()
         row = conn.execute(
-            "SELECT seq, id, payload, delivery, order_id FROM events e WHERE ok = 1"
-            " AND NOT EXISTS (SELECT 1 FROM events c WHERE c.cancels = e.id) ORDER BY seq DESC LIMIT 1"
+            f"{SELECT_EVENT} e WHERE ok = 1 AND NOT EXISTS (SELECT 1 FROM events c WHERE c.cancels = e.id)"
+            " ORDER BY seq DESC LIMIT 1"
         ).fetchone()
         if row is None:
             return None
-        seq, event_id, payload, delivery, order = int(row[0]), str(row[1]), json.loads(row[2]), row[3], row[4]
-        if now - datetime.fromisoformat(payload["at"].replace("Z", "+00:00")).timestamp() > within:
+        taken = self._message(row)
+        if now - datetime.fromisoformat(taken.at).timestamp() > within:
             return None
-        message = EventMessage.from_dict(
-            {
-                **payload,
-                "id": f"{self.history}.{self._seq + 1}",
-                "seq": self._seq + 1,
-                "at": utc_iso(now),
-                "ok": False,
-                "reason": Reason.CANCELLED,
-                "message": f"Event {seq} taken back by the operator.",
-                "cancels": event_id,
-            }
+        message = replace(
+            taken,
+            id=f"{self.history}.{self._seq + 1}",
+            seq=self._seq + 1,
+            at=utc_iso(now),
+            ok=False,
+            reason=Reason.CANCELLED,
+            message=f"Event {taken.seq} taken back by the operator.",
+            cancels=taken.id,
+            history=self.history or None,
+            reset_of=self.reset_of or None,
         )
-        di, serial, batch = payload.get("di") or payload.get("gtin"), payload.get("serial"), payload.get("batch")
+        fields = fields_of(message)
+        di, serial, batch = taken.di or taken.gtin, taken.serial, taken.batch
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT INTO events (seq, id, at, source, raw, ok, reason, message, gtin, serial, batch, expiry,"
-                " payload, rereads, delivery, order_id, cancels) VALUES (?, ?, ?, 'command', ?, 0, ?, ?, ?, ?, ?, ?,"
-                " ?, 0, ?, ?, ?)",
-                (
-                    message.seq,
-                    message.id,
-                    message.at,
-                    b"",
-                    message.reason,
-                    message.message,
-                    message.gtin,
-                    serial,
-                    batch,
-                    message.expiry,
-                    message.to_json(),
-                    delivery,
-                    order,
-                    event_id,
-                ),
-            )
-            conn.execute("DELETE FROM accepted_units WHERE seq = ?", (seq,))
-            if delivery:
+            conn.execute(INSERT_EVENT, tuple(fields[name] for name in STORED))
+            conn.execute("DELETE FROM accepted_units WHERE seq = ?", (taken.seq,))
+            if taken.delivery:
                 conn.execute(
                     "UPDATE delivery_units SET received = received - 1 WHERE delivery = ? AND di = ? AND key = ?"
                     " AND received > 0",
-                    (delivery, di, serial or LOT + (batch or "")),
+                    (taken.delivery, di, serial or LOT + (batch or "")),
                 )
-            if order:
+            if taken.order:
                 conn.execute(
-                    "UPDATE order_lines SET sent = sent - 1 WHERE order_id = ? AND gtin = ? AND sent > 0", (order, di)
+                    "UPDATE order_lines SET sent = sent - 1 WHERE order_id = ? AND gtin = ? AND sent > 0",
+                    (taken.order, di),
                 )
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             raise self._fail(e) from e
         self._seq = message.seq
-        return Event(message.id, message.seq, message.at, message.to_json(), _cancelled(message)), seq
+        return Event(message.id, message.seq, message.at, _cancelled(message)), taken.seq
+
+    def _message(self, row: Sequence[Any]) -> EventMessage:
+        """An event's message from its row as :data:`SELECT_EVENT` reads it: the payload kept by
+        files written before, or built from the columns."""
+        if row[0]:
+            return EventMessage.from_json(row[0])
+        return event_message(dict(zip(STORED, row[1:], strict=True)), self.history, self.reset_of)
+
+    def _payload(self, row: Sequence[Any]) -> bytes:
+        """An event's payload from its row as :data:`SELECT_EVENT` reads it (kept bytes sent as kept)."""
+        if row[0]:
+            return bytes(row[0])
+        return event_message(dict(zip(STORED, row[1:], strict=True)), self.history, self.reset_of).to_json()
+
+    def payload(self, seq: int) -> bytes:
+        """The payload event ``seq`` is published with. Raises KeyError when there is none."""
+        rows = self._query(f"{SELECT_EVENT} WHERE seq = ?", (seq,))
+        if not rows:
+            raise KeyError(seq)
+        return self._payload(rows[0])
 
     # -- orders (station.edge.orders) --
 
@@ -1022,12 +1022,13 @@ class Store:
     # -- the outbox (uplink thread) --
 
     def pending(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
-        """Undelivered events after ``after_seq``, oldest first: (seq, id, payload)."""
-        return self._query(
-            f"SELECT seq, id, payload FROM events WHERE seq > max(?, {THROUGH}) AND delivered_at IS NULL"
-            " ORDER BY seq LIMIT ?",
+        """Undelivered events after ``after_seq``, oldest first: (seq, id, payload). Payloads are
+        built here, on the uplink's thread, from the columns."""
+        rows = self._query(
+            f"{SELECT_EVENT} WHERE seq > max(?, {THROUGH}) AND delivered_at IS NULL ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
+        return [(int(row[_SEQ]), str(row[_ID]), self._payload(row)) for row in rows]
 
     def oldest_undelivered_seq(self) -> int | None:
         rows = self._query(f"SELECT min(seq) FROM {UNDELIVERED}")
