@@ -3,7 +3,8 @@ sharing a PostgreSQL ledger, one of them SIGKILLed midway and started again.
 
 Each simulated station is a light publisher speaking the wire contract with a station's outbox
 manners: its own client id, events ``{history}.{seq}`` gap-free, each kept until the central side
-acks it and sent again when no ack came within ``--resend-after`` seconds; results taken and acked
+acks it and sent again when no ack came within ``--resend-after`` seconds (doubling while re-sends
+bring no ack, as a station's uplink does); results taken and acked
 on ``result_acks``. The stations run in ``--workers`` processes (one paho client and network thread
 each). Printed: the ingest rate, scan-to-ack latency p50/p99/max, re-sends, and the checks: every
 event in the ledger once (by station and seq), every event acked at its station, every unit
@@ -21,6 +22,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -44,6 +46,7 @@ from figures import emit  # noqa: E402
 from harness import PG_URL, free_port  # noqa: E402
 from scans import gtin  # noqa: E402
 
+from station.edge.uplink import resend_after  # noqa: E402
 from station.wire import (  # noqa: E402
     EVENT_SCHEMA,
     AckMessage,
@@ -72,8 +75,10 @@ def unit(index: int) -> dict[str, Any]:
 class SimStation:
     """One station's outbox and its MQTT client."""
 
-    def __init__(self, sid: str, number: int, count: int, port: int) -> None:
-        self.sid, self.number, self.count = sid, number, count
+    def __init__(self, sid: str, number: int, count: int, port: int, timeout: float) -> None:
+        self.sid, self.number, self.count, self.timeout = sid, number, count, timeout
+        self.unanswered = 0
+        self.wait = resend_after(timeout, 0, random.random())
         self.history = uuid.uuid4().hex
         self.seq = 0
         self.lock = threading.Lock()
@@ -102,6 +107,8 @@ class SimStation:
                     entry = self.outbox.pop(i, None)
                     if entry is not None:
                         self.latencies.append(now - entry[1])
+                if self.unanswered:
+                    self.unanswered, self.wait = 0, resend_after(self.timeout, 0, random.random())
             return
         results = parse_results(msg.payload)
         with self.lock:
@@ -131,14 +138,17 @@ class SimStation:
             self.outbox[event_id] = (body, now, now)
         self.client.publish(TOPICS.station(self.sid, Kind.EVENTS), body, qos=1)
 
-    def resend(self, after: float) -> None:
-        """As the station's uplink does: when the oldest unacked event has waited ``after``
-        seconds, everything unacked goes again, oldest first, in batches of up to 100 (the
-        submitters say they take them), and waits again."""
+    def resend(self) -> None:
+        """As the station's uplink does: when the oldest unacked event has waited its time
+        (``--resend-after`` seconds, doubled while re-sends bring no ack: ``resend_after``),
+        everything unacked goes again, oldest first, in batches of up to 100 (the submitters say
+        they take them), and waits again."""
         now = time.monotonic()
         with self.lock:
-            if not self.outbox or now - min(e[2] for e in self.outbox.values()) <= after:
+            if not self.outbox or now - min(e[2] for e in self.outbox.values()) <= self.wait:
                 return
+            self.unanswered += 1
+            self.wait = resend_after(self.timeout, self.unanswered, random.random())
             late = list(self.outbox.items())
             for i, (body, first, _) in late:
                 self.outbox[i] = (body, first, now)
@@ -155,7 +165,7 @@ class SimStation:
 def fleet_worker(
     numbers: list[int], count: int, port: int, rate_each: float, start: float, seconds: float, args: Any, out: Any
 ) -> None:
-    stations = [SimStation(f"fleet-{n:04d}", n, count, port) for n in numbers]
+    stations = [SimStation(f"fleet-{n:04d}", n, count, port, args.resend_after) for n in numbers]
     for s in stations:
         s.subscribed.wait(30)
     out.put(("ready", len(stations)))
@@ -176,12 +186,12 @@ def fleet_worker(
         if time.monotonic() - last_resend > 1.0:
             last_resend = time.monotonic()
             for s in stations:
-                s.resend(args.resend_after)
+                s.resend()
     deadline = time.monotonic() + args.settle
     while time.monotonic() < deadline and any(s.outbox for s in stations):
         time.sleep(1.0)
         for s in stations:
-            s.resend(args.resend_after)
+            s.resend()
     sent_all = sum(s.seq for s in stations)
     out.put(
         (

@@ -8,12 +8,14 @@ payload and a forged identity; after each, a good message must be taken at once.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -174,25 +176,29 @@ def test_topics_are_built_and_parsed_in_one_place() -> None:
 def test_every_event_a_station_can_write_passes_the_central_check(raw: bytes) -> None:
     """Whatever bytes a scanner sends, the event the station records is one the ledger accepts:
     an event the central side refused would stay undelivered at the station for ever."""
-    from station.edge.events import event_message
+    from station.edge.events import event_fields, event_message
 
     for profile in Profile:
         verdict = judge(raw, Policy(profile), TODAY)
         scan = Scan(raw, "serial:/dev/ttyACM0", terminated_by="suffix")
         message = event_message(
-            "id-1", 7, "2026-01-01T10:00:00.000Z", "s1", "site", wire.Operation.USE, scan, verdict.as_dict()
+            event_fields(
+                "id-1", 7, "2026-01-01T10:00:00.000Z", "s1", "site", wire.Operation.USE, scan, verdict.as_dict()
+            )
         )
         assert EventMessage.from_json(message.to_json()).ok == verdict.ok
 
 
 def test_a_real_karekod_event_reads_back_whole() -> None:
-    from station.edge.events import event_message
+    from station.edge.events import event_fields, event_message
 
     raw = f"]d201{gtin(3)}21SER1{GS}1726013110LOT9\r".encode()
     verdict = judge(raw, Policy(Profile.ITS), TODAY)
     assert verdict.ok
     message = event_message(
-        "id-9", 9, "2026-01-01T10:00:00.000Z", "s1", "", wire.Operation.RECEIPT, Scan(raw), verdict.as_dict()
+        event_fields(
+            "id-9", 9, "2026-01-01T10:00:00.000Z", "s1", "", wire.Operation.RECEIPT, Scan(raw), verdict.as_dict()
+        )
     )
     back = EventMessage.from_json(message.to_json())
     assert (back.gtin, back.serial, back.batch, back.expiry, back.raw_hex) == (
@@ -530,52 +536,109 @@ def pub_retained(port: int, topic: str) -> bytes:
     return got[0]
 
 
-def test_a_station_sends_its_backlog_in_batches_when_every_submitter_takes_them(tmp_path: Path, broker: Broker) -> None:
-    db = tmp_path / "station.db"
-    store = Store(db)
-    for i in range(120):
-        s = f"]d201{gtin(1)}21B{i}{GS}1730123110B"
-        store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-1", "", "receipt")
-    messages: list[bytes] = []
-    topics = Topics()
+def test_a_re_send_waits_twice_as_long_each_time_it_brings_no_ack() -> None:
+    from station.edge.uplink import RESEND_CAP, resend_after
+
+    assert [resend_after(30, n, 0.5) for n in range(5)] == [30, 60, 120, 240, RESEND_CAP]
+    assert resend_after(30, 0, 0.0) == 27 and resend_after(30, 0, 0.999999) < 33 and resend_after(30, 60, 0.5) == 300
+    assert resend_after(600, 3, 0.5) == 600  # a timeout longer than the cap is kept
+
+
+@contextlib.contextmanager
+def uplink_beside(
+    db: Path, port: int, station: str, central: CentralStatus, ack_timeout: float, on_event: Any
+) -> Iterator[tuple[Store, Publisher, MqttUplink]]:
+    """A station's file and its uplink (not started yet), a submitter's retained status saying
+    ``central``, and a client handing each message on the station's events topic to ``on_event``;
+    all closed after."""
+    store, topics = Store(db), Topics()
     watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    watcher.on_message = lambda c, u, m: messages.append(m.payload)
-    watcher.connect("127.0.0.1", broker.port)
-    watcher.subscribe(topics.station("st-1", Kind.EVENTS), qos=1)
+    watcher.on_message = lambda c, u, m: on_event(m.payload)
+    watcher.connect("127.0.0.1", port)
+    watcher.subscribe(topics.station(station, Kind.EVENTS), qos=1)
     watcher.loop_start()
-    pub = Publisher(broker.port)
-    pub.send(topics.central("new"), CentralStatus(state=State.ONLINE, submitter="new", batches=50).to_json(), True)
+    pub = Publisher(port)
+    pub.send(topics.central(central.submitter), central.to_json(), True)
     uplink = MqttUplink(
-        MqttConfig(host="127.0.0.1", port=broker.port, ack_timeout_seconds=60),
-        "st-1",
+        MqttConfig(host="127.0.0.1", port=port, ack_timeout_seconds=ack_timeout),
+        station,
         str(db),
-        lambda store, connected: {"station": "st-1"},
+        lambda store, connected: {"station": station},
     )
-    uplink.start()
     try:
-        wait_for(lambda: sum(len(parse_events(m)[0]) for m in messages) >= 120, 10, what="the backlog")
-        assert [len(parse_events(m)[0]) for m in messages] == [50, 50, 20]  # up to what the submitter takes
-        seqs = [e.seq for m in messages for _, e in parse_events(m)[0]]
-        assert seqs == list(range(1, 121))  # oldest first, each once
-        pub.send(
-            topics.station("st-1", Kind.ACKS), AckMessage(ids=tuple(f"{store.history}.{q}" for q in seqs)).to_json()
-        )
-        wait_for(lambda: store.stats().backlog == 0, 10, what="every event delivered")
-        # an older submitter comes online beside it: one event a message again
-        pub.send(topics.central("old"), CentralStatus(state=State.ONLINE, submitter="old").to_json(), True)
-        time.sleep(0.3)
-        messages.clear()
-        for i in range(3):
-            s = f"]d201{gtin(2)}21C{i}{GS}1730123110B"
-            store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-1", "", "receipt")
-        uplink.wake()
-        wait_for(lambda: len(messages) >= 3, 10, what="the new events")
-        assert [len(parse_events(m)[0]) for m in messages] == [1, 1, 1] and not messages[0].startswith(b'{"events"')
+        yield store, pub, uplink
     finally:
-        for name in ("new", "old"):
-            pub.send(topics.central(name), b"", retain=True)
+        pub.send(topics.central(central.submitter), b"", retain=True)
         pub.close()
         uplink.stop()
         watcher.disconnect()
         watcher.loop_stop()
         store.close()
+
+
+def test_a_station_backs_off_while_its_re_sends_bring_no_ack(tmp_path: Path, broker: Broker) -> None:
+    """A central side that reads events but acks none (stalled, overloaded) gets a station's
+    re-sends after 1, 2, 4... times ack_timeout_seconds, not every ack_timeout_seconds; an ack sets
+    the wait back."""
+    sent: list[tuple[float, int]] = []
+    quiet = CentralStatus(state=State.ONLINE, submitter="quiet")
+    with uplink_beside(
+        tmp_path / "station.db",
+        broker.port,
+        "st-9",
+        quiet,
+        1,
+        lambda payload: sent.append((time.monotonic(), EventMessage.from_json(payload).seq)),
+    ) as (store, pub, uplink):
+
+        def scan(serial: str) -> None:
+            s = f"]d201{gtin(1)}21{serial}{GS}1730123110B"
+            store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-9", "", "receipt")
+
+        scan("Q1")
+        uplink.start()
+        wait_for(lambda: len(sent) >= 4, 15, what="three re-sends")
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(sent[:4])]
+        assert {q for _, q in sent} == {1}
+        # 1, 2, 4 s (±10 %, and the uplink's 0.25 s round)
+        assert 0.8 < gaps[0] < 1.8 and 1.7 < gaps[1] < 2.9 and 3.5 < gaps[2] < 5.2, gaps
+        pub.send(Topics().station("st-9", Kind.ACKS), AckMessage(ids=(f"{store.history}.1",)).to_json())
+        wait_for(lambda: store.stats().backlog == 0, 5, what="the event delivered")
+        sent.clear()
+        scan("Q2")
+        uplink.wake()
+        wait_for(lambda: len(sent) >= 2, 5, what="the new event and a re-send")
+        assert [q for _, q in sent[:2]] == [2, 2] and sent[1][0] - sent[0][0] < 1.6  # the wait is 1 s again
+
+
+def test_a_station_sends_its_backlog_in_batches_when_every_submitter_takes_them(tmp_path: Path, broker: Broker) -> None:
+    messages: list[bytes] = []
+    topics = Topics()
+    new = CentralStatus(state=State.ONLINE, submitter="new", batches=50)
+    with uplink_beside(tmp_path / "station.db", broker.port, "st-1", new, 60, messages.append) as (store, pub, uplink):
+        for i in range(120):
+            s = f"]d201{gtin(1)}21B{i}{GS}1730123110B"
+            store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-1", "", "receipt")
+        uplink.start()
+        try:
+            wait_for(lambda: sum(len(parse_events(m)[0]) for m in messages) >= 120, 10, what="the backlog")
+            assert [len(parse_events(m)[0]) for m in messages] == [50, 50, 20]  # up to what the submitter takes
+            seqs = [e.seq for m in messages for _, e in parse_events(m)[0]]
+            assert seqs == list(range(1, 121))  # oldest first, each once
+            ids = tuple(f"{store.history}.{q}" for q in seqs)
+            pub.send(topics.station("st-1", Kind.ACKS), AckMessage(ids=ids).to_json())
+            wait_for(lambda: store.stats().backlog == 0, 10, what="every event delivered")
+            # an older submitter comes online beside it: one event a message again
+            pub.send(topics.central("old"), CentralStatus(state=State.ONLINE, submitter="old").to_json(), True)
+            time.sleep(0.3)
+            messages.clear()
+            for i in range(3):
+                s = f"]d201{gtin(2)}21C{i}{GS}1730123110B"
+                verdict = judge(s, Policy(Profile.ITS), TODAY)
+                store.record(Scan(s.encode(), at=time.time()), verdict, "st-1", "", "receipt")
+            uplink.wake()
+            wait_for(lambda: len(messages) >= 3, 10, what="the new events")
+            assert [len(parse_events(m)[0]) for m in messages] == [1, 1, 1]
+            assert not messages[0].startswith(b'{"events"')
+        finally:
+            pub.send(topics.central("old"), b"", retain=True)

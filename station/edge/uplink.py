@@ -3,8 +3,9 @@
 A broker PUBACK is not delivery: neither paho nor Mosquitto persists a session by default, so an
 event counts as delivered only when the central ledger says it stored it, on
 ``stations/{id}/acks``. Until then it is re-sent, oldest first, after every reconnect and after
-``ack_timeout_seconds`` without an ack. The scan path never waits for any of this: it writes the
-event and calls :meth:`MqttUplink.wake`.
+``ack_timeout_seconds`` without an ack, the wait doubling while re-sends bring no ack
+(:func:`resend_after`: a busy central side is not buried under a fleet's re-sends). The scan
+path never waits for any of this: it writes the event and calls :meth:`MqttUplink.wake`.
 
 Topics and messages are the wire contract's (``station.wire``).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -57,8 +59,20 @@ Result = tuple[int, ResultMessage]
 BATCH_BYTES = 256 * 1024
 """The most event JSON one ``EventBatch`` carries (a backlog goes in messages of up to 500 events)."""
 
+RESEND_CAP = 300.0
+"""The longest wait for an ack before a re-send, however many brought none (unless
+``ack_timeout_seconds`` is longer)."""
+
 HEARTBEAT_LIMIT = 30.0
 """Seconds the sender thread may go without a round before the uplink counts as hung."""
+
+
+def resend_after(timeout: float, unanswered: int, draw: float) -> float:
+    """How long to wait for an ack before re-sending: ``timeout`` (``ack_timeout_seconds``) at
+    first, doubled for each re-send in a row that brought no ack, at most :data:`RESEND_CAP`.
+    ``draw`` (uniform in [0, 1)) spreads it by ±10 %: stations that timed out together (a submitter
+    stalled for a minute) do not all re-send in the same second again."""
+    return min(timeout * 2.0 ** min(unanswered, 16), max(timeout, RESEND_CAP)) * (0.9 + 0.2 * draw)
 
 
 class Uplink(Protocol):
@@ -139,6 +153,9 @@ class MqttUplink:
         self.refused = 0
         """Messages refused as malformed (logged once each)."""
         self._inflight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # id -> (seq, sent at)
+        self._unanswered = 0
+        """Re-sends in a row after a timeout that brought no ack (an ack sets it back to 0)."""
+        self._wait = resend_after(config.ack_timeout_seconds, 0, random.random())
         self._cursor = 0
         self._thread: threading.Thread | None = None
         self._last_status = 0.0
@@ -321,6 +338,9 @@ class MqttUplink:
 
     def _apply(self, acks: list[str], results: list[ResultMessage]) -> None:
         if acks:
+            if self._unanswered:
+                self._unanswered = 0
+                self._wait = resend_after(self.config.ack_timeout_seconds, 0, random.random())
             self.store.mark_delivered(acks)
             for event_id in acks:
                 self._inflight.pop(event_id, None)
@@ -392,9 +412,15 @@ class MqttUplink:
             return
         if not resend and self._inflight:
             _, (_, sent) = next(iter(self._inflight.items()))
-            resend = now - sent > self.config.ack_timeout_seconds
+            resend = now - sent > self._wait
             if resend:
-                log.warning("uplink: no ack for %.0f s; re-sending from the oldest undelivered event", now - sent)
+                self._unanswered += 1
+                self._wait = resend_after(self.config.ack_timeout_seconds, self._unanswered, random.random())
+                log.warning(
+                    "uplink: no ack for %.0f s; re-sending from the oldest undelivered event (next in %.0f s)",
+                    now - sent,
+                    self._wait,
+                )
         if resend:
             oldest = self.store.oldest_undelivered_seq()
             self._cursor = (oldest - 1) if oldest else self._cursor
