@@ -75,6 +75,28 @@ def resend_after(timeout: float, unanswered: int, draw: float) -> float:
     return min(timeout * 2.0 ** min(unanswered, 16), max(timeout, RESEND_CAP)) * (0.9 + 0.2 * draw)
 
 
+Row = tuple[int, str, bytes]
+"""An undelivered event: (seq, id, payload)."""
+
+
+def pack(rows: list[Row], most: int, limit: int = BATCH_BYTES) -> list[list[Row]]:
+    """Rows as messages, oldest first: one event each, or (a backlog, when ``most`` > 1: every
+    submitter online takes an ``EventBatch`` of that many) up to ``most`` events and ``limit``
+    bytes of their JSON in one. ``most`` is 0 without ``wait_for_central``: submitters unheard of
+    may be older ones that read one event a message."""
+    if most <= 1 or len(rows) == 1:
+        return [[row] for row in rows]
+    messages: list[list[Row]] = [[]]
+    size = 0
+    for row in rows:
+        if messages[-1] and (len(messages[-1]) >= most or size + len(row[2]) > limit):
+            messages.append([])
+            size = 0
+        messages[-1].append(row)
+        size += len(row[2]) + 1
+    return messages
+
+
 class Uplink(Protocol):
     def start(self) -> None: ...
 
@@ -441,23 +463,11 @@ class MqttUplink:
                     self._inflight[event_id] = (seq, sent)
                     self._cursor = seq
 
-    def _messages(self, rows: list[tuple[int, str, bytes]]) -> list[list[tuple[int, str, bytes]]]:
-        """Rows as messages: one event each, or several in an ``EventBatch`` (a backlog) when every
-        submitter online takes batches; at most ``BATCH_BYTES`` of events in one."""
+    def _messages(self, rows: list[Row]) -> list[list[Row]]:
+        """Rows as messages, as many events in one as every submitter online takes."""
         with self._cond:
             online = [self._batches.get(s, 0) for s, up in self._submitters.items() if up]
-        most = min(online, default=0) if self.config.wait_for_central else 0
-        if most <= 1 or len(rows) == 1:
-            return [[row] for row in rows]
-        messages: list[list[tuple[int, str, bytes]]] = [[]]
-        size = 0
-        for row in rows:
-            if messages[-1] and (len(messages[-1]) >= most or size + len(row[2]) > BATCH_BYTES):
-                messages.append([])
-                size = 0
-            messages[-1].append(row)
-            size += len(row[2]) + 1
-        return messages
+        return pack(rows, min(online, default=0) if self.config.wait_for_central else 0)
 
     def _status(self, state: State) -> bytes:
         try:
