@@ -627,6 +627,15 @@ def test_an_older_files_events_are_sent_with_the_payload_they_kept(tmp_path: Pat
     )
 
 
+def test_a_new_file_has_small_pages_and_an_older_one_keeps_its_own(tmp_path: Path) -> None:
+    """1 KiB pages: a scan's commit writes a WAL frame per page it changes (see PAGE_SIZE)."""
+    new = Store(tmp_path / "new.db", durable=False)
+    assert new._query("PRAGMA page_size") == [(1024,)]
+    older_file(tmp_path / "old.db", 5, [karekod("P1")])
+    old = Store(tmp_path / "old.db", durable=False)
+    assert old._query("PRAGMA page_size") == [(4096,)] and [r[0] for r in old.pending(0, 5)] == [1]
+
+
 def test_an_older_file_gets_its_watermark_from_what_was_delivered(tmp_path: Path) -> None:
     older_file(tmp_path / "s.db", 4, [f"o{i}".encode() for i in range(5)])
     with sqlite3.connect(tmp_path / "s.db") as conn:  # as a version-4 file left it
