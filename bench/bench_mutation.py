@@ -32,7 +32,13 @@ PYTHON = ROOT / ".venv" / "bin" / "python"
 MODULES: dict[str, tuple[list[str], list[str]]] = {
     "reader": (
         ["station/gs1/reader.py"],
-        ["tests/test_reader.py", "tests/test_reader_properties.py", "tests/test_gs1_reference.py", "tests/test_udi.py"],
+        [
+            "tests/test_reader.py",
+            "tests/test_reader_properties.py",
+            "tests/test_reader_pinned.py",
+            "tests/test_gs1_reference.py",
+            "tests/test_udi.py",
+        ],
     ),
     "gs1 core": (
         ["station/gs1/elements.py", "station/gs1/linters.py"],
