@@ -1,9 +1,9 @@
 # ruff: noqa: E501  (the pinned messages are kept whole, as the reader writes them)
 """Known answers for the reader where no other test looked: each input below is one that a
-mutant of ``station/gs1/reader.py`` read differently from the reader (``bench/bench_mutation.py``;
-the inputs were found by running every surviving mutant over a corpus of karekods with lost,
-doubled and stray separators, symbology prefixes, suffixes, UDIs of the other agencies and
-Digital Links). Each reading was checked by hand against the rules it shows: which split of a
+mutant of ``station/gs1/reader.py`` read differently from the reader (found by
+``bench/mutant_inputs.py``, which runs every survivor of ``bench/bench_mutation.py`` over a corpus
+of karekods with lost, doubled and stray separators, symbology prefixes, suffixes, UDIs of the
+other agencies and Digital Links). Each reading was checked by hand against the rules it shows: which split of a
 scan without separators wins or makes it ambiguous, where the SSCC or the missing-field message
 applies, the GS1 century rule (the same code read in 2020 and in 2026), the strict ``gs1``
 profile's separators, and what ``plain`` gives for bytes that are not UTF-8.
