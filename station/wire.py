@@ -252,6 +252,11 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+def dump_json(obj: Any) -> str:
+    """The contract's JSON text, as every message is sent: UTF-8 kept as it is, no spaces."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 def load_json(data: bytes | bytearray | str, max_bytes: int) -> Any:
     """JSON from the wire, or BadMessage: too large, not UTF-8, not JSON, NaN/Infinity, too deep."""
     if len(data) > max_bytes:
@@ -329,7 +334,7 @@ class Message:
         return out
 
     def to_json(self) -> bytes:
-        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        return dump_json(self.as_dict()).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,7 +468,7 @@ def parse_events(data: bytes | bytearray | str) -> tuple[list[tuple[str, EventMe
         if len(obj) != 1:
             raise BadMessage("EventBatch: only `events` may be given")
         if isinstance(items, list):
-            elements = [(json.dumps(item, ensure_ascii=False, separators=(",", ":")), item) for item in items]
+            elements = [(dump_json(item), item) for item in items]
     if not elements or len(elements) > MAX_EVENTS_PER_MESSAGE:
         raise BadMessage(f"EventBatch.events: must be a list of 1 to {MAX_EVENTS_PER_MESSAGE} events")
     good, bad = [], []

@@ -176,17 +176,17 @@ def test_topics_are_built_and_parsed_in_one_place() -> None:
 def test_every_event_a_station_can_write_passes_the_central_check(raw: bytes) -> None:
     """Whatever bytes a scanner sends, the event the station records is one the ledger accepts:
     an event the central side refused would stay undelivered at the station for ever."""
-    from station.edge.events import event_fields, event_message
+    from station.edge.events import event_fields, event_json, event_message
 
     for profile in Profile:
         verdict = judge(raw, Policy(profile), TODAY)
         scan = Scan(raw, "serial:/dev/ttyACM0", terminated_by="suffix")
-        message = event_message(
-            event_fields(
-                "id-1", 7, "2026-01-01T10:00:00.000Z", "s1", "site", wire.Operation.USE, scan, verdict.as_dict()
-            )
+        fields = event_fields(
+            "id-1", 7, "2026-01-01T10:00:00.000Z", "s1", "site", wire.Operation.USE, scan, verdict.as_dict()
         )
-        assert EventMessage.from_json(message.to_json()).ok == verdict.ok
+        sent = event_json(fields, "0123abcd")  # what the uplink sends: the message's own JSON, made faster
+        assert sent == event_message(fields, "0123abcd").to_json()
+        assert EventMessage.from_json(sent).ok == verdict.ok
 
 
 def test_a_real_karekod_event_reads_back_whole() -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, date, datetime
 from typing import Any
 
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Policy, Verdict, judge
-from station.wire import EVENT_SCHEMA, EventMessage, Operation
+from station.wire import EVENT_SCHEMA, EventMessage, Operation, dump_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +135,32 @@ def fields_of(message: EventMessage) -> dict[str, Any]:
     return {name: bytes.fromhex(message.raw_hex) if name == "raw" else getattr(message, name) for name in STORED}
 
 
+_MESSAGE_FIELDS = tuple(f.name for f in dataclass_fields(EventMessage))
+
+
+def _message_values(fields: Mapping[str, Any], history: str | None, reset_of: str | None) -> dict[str, Any]:
+    """An event message's values, in its fields' order, from the :data:`STORED` fields."""
+    raw: bytes = fields["raw"]
+    made = {
+        "schema": EVENT_SCHEMA,
+        "raw": raw.decode("utf-8", "backslashreplace"),
+        "raw_hex": raw.hex(),
+        "history": history or None,
+        "reset_of": reset_of or None,
+        "ok": bool(fields["ok"]),
+        "recovered": bool(fields["recovered"]),
+    }
+    return {name: made[name] if name in made else fields[name] for name in _MESSAGE_FIELDS}
+
+
 def event_message(fields: Mapping[str, Any], history: str | None = None, reset_of: str | None = None) -> EventMessage:
     """The message published on ``stations/{id}/events`` (``station.wire.EventMessage``), built
     from an event's :data:`STORED` fields (a row gives ``ok`` and ``recovered`` as 0 or 1) and the
     station file's history."""
-    values = {name: fields[name] for name in STORED}
-    raw: bytes = values.pop("raw")
-    values["ok"], values["recovered"] = bool(values["ok"]), bool(values["recovered"])
-    return EventMessage(
-        schema=EVENT_SCHEMA,
-        raw=raw.decode("utf-8", "backslashreplace"),
-        raw_hex=raw.hex(),
-        history=history or None,
-        reset_of=reset_of or None,
-        **values,
-    )
+    return EventMessage(**_message_values(fields, history, reset_of))
+
+
+def event_json(fields: Mapping[str, Any], history: str | None = None, reset_of: str | None = None) -> bytes:
+    """``event_message(fields, history, reset_of).to_json()``, without making the message: what
+    the uplink sends for each stored event."""
+    return dump_json(_message_values(fields, history, reset_of)).encode()

@@ -21,7 +21,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from station.edge.events import STORED, Dispatch, Event, Scan, event_fields, event_message, fields_of, utc_iso
+from station.edge.events import (
+    STORED,
+    Dispatch,
+    Event,
+    Scan,
+    event_fields,
+    event_json,
+    event_message,
+    fields_of,
+    utc_iso,
+)
 from station.gs1.reasons import Reason
 from station.gs1.verdict import Verdict
 from station.wire import (
@@ -886,7 +896,7 @@ class Store:
         """An event's payload from its row as :data:`SELECT_EVENT` reads it (kept bytes sent as kept)."""
         if row[0]:
             return bytes(row[0])
-        return event_message(dict(zip(STORED, row[1:], strict=True)), self.history, self.reset_of).to_json()
+        return event_json(dict(zip(STORED, row[1:], strict=True)), self.history, self.reset_of)
 
     def payload(self, seq: int) -> bytes:
         """The payload event ``seq`` is published with. Raises KeyError when there is none."""
