@@ -3,8 +3,8 @@ sharing a PostgreSQL ledger, one of them SIGKILLed midway and started again.
 
 Each simulated station is a light publisher speaking the wire contract with a station's outbox
 manners: its own client id, events ``{history}.{seq}`` gap-free, each kept until the central side
-acks it and sent again when no ack came within ``--resend-after`` seconds (doubling while re-sends
-bring no ack, as a station's uplink does); results taken and acked
+acks it and sent again when no ack came within ``--resend-after`` seconds or the round trip acks
+take, doubling while re-sends bring no ack (the station's ``AckTimer``); results taken and acked
 on ``result_acks``. The stations run in ``--workers`` processes (one paho client and network thread
 each). Printed: the ingest rate, scan-to-ack latency p50/p99/max, re-sends, and the checks: every
 event in the ledger once (by station and seq), every event acked at its station, every unit
@@ -46,7 +46,7 @@ from figures import emit  # noqa: E402
 from harness import PG_URL, free_port  # noqa: E402
 from scans import gtin  # noqa: E402
 
-from station.edge.uplink import resend_after  # noqa: E402
+from station.edge.uplink import AckTimer  # noqa: E402
 from station.wire import (  # noqa: E402
     EVENT_SCHEMA,
     AckMessage,
@@ -76,9 +76,8 @@ class SimStation:
     """One station's outbox and its MQTT client."""
 
     def __init__(self, sid: str, number: int, count: int, port: int, timeout: float) -> None:
-        self.sid, self.number, self.count, self.timeout = sid, number, count, timeout
-        self.unanswered = 0
-        self.wait = resend_after(timeout, 0, random.random())
+        self.sid, self.number, self.count = sid, number, count
+        self.timer = AckTimer(timeout, random.random)
         self.history = uuid.uuid4().hex
         self.seq = 0
         self.lock = threading.Lock()
@@ -103,12 +102,14 @@ class SimStation:
         if msg.topic.endswith("/acks"):
             ids = AckMessage.from_json(msg.payload).ids
             with self.lock:
+                rtt = None
                 for i in ids:
                     entry = self.outbox.pop(i, None)
                     if entry is not None:
                         self.latencies.append(now - entry[1])
-                if self.unanswered:
-                    self.unanswered, self.wait = 0, resend_after(self.timeout, 0, random.random())
+                        if entry[1] == entry[2]:  # sent once: a round trip (Karn)
+                            rtt = max(rtt or 0.0, now - entry[1])
+                self.timer.acked(rtt)
             return
         results = parse_results(msg.payload)
         with self.lock:
@@ -140,15 +141,15 @@ class SimStation:
 
     def resend(self) -> None:
         """As the station's uplink does: when the oldest unacked event has waited its time
-        (``--resend-after`` seconds, doubled while re-sends bring no ack: ``resend_after``),
+        (``--resend-after`` seconds or what acks take, doubled while re-sends bring no ack:
+        the station's ``AckTimer``),
         everything unacked goes again, oldest first, in batches of up to 100 (the submitters say
         they take them), and waits again."""
         now = time.monotonic()
         with self.lock:
-            if not self.outbox or now - min(e[2] for e in self.outbox.values()) <= self.wait:
+            if not self.outbox or now - min(e[2] for e in self.outbox.values()) <= self.timer.wait:
                 return
-            self.unanswered += 1
-            self.wait = resend_after(self.timeout, self.unanswered, random.random())
+            self.timer.timed_out()
             late = list(self.outbox.items())
             for i, (body, first, _) in late:
                 self.outbox[i] = (body, first, now)

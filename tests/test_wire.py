@@ -536,45 +536,33 @@ def pub_retained(port: int, topic: str) -> bytes:
     return got[0]
 
 
-def test_a_re_send_waits_twice_as_long_each_time_it_brings_no_ack() -> None:
-    from station.edge.uplink import RESEND_CAP, resend_after
+def test_the_wait_for_an_ack_follows_the_acks_round_trip_and_doubles_while_none_comes() -> None:
+    from station.edge.uplink import RESEND_CAP, AckTimer
 
-    assert [resend_after(30, n, 0.5) for n in range(5)] == [30, 60, 120, 240, RESEND_CAP]
-    assert resend_after(30, 0, 0.0) == 27 and resend_after(30, 0, 0.999999) < 33 and resend_after(30, 60, 0.5) == 300
-    assert resend_after(600, 3, 0.5) == 600  # a timeout longer than the cap is kept
-
-
-def test_a_backlog_is_packed_by_count_and_by_bytes_oldest_first() -> None:
-    from station.edge.uplink import pack
-
-    rows = [(q, f"h.{q}", b"x" * 100) for q in range(1, 8)]
-    assert pack(rows, 0) == pack(rows, 1) == [[r] for r in rows]  # submitters that take one event a message
-    assert pack(rows[:1], 500) == [rows[:1]]  # one event goes as itself, not as a batch of one
-    assert [[q for q, _, _ in m] for m in pack(rows, 3)] == [[1, 2, 3], [4, 5, 6], [7]]
-    assert [[q for q, _, _ in m] for m in pack(rows, 500, limit=250)] == [[1, 2], [3, 4], [5, 6], [7]]  # 101+100 <= 250
-    assert [len(m) for m in pack(rows, 500, limit=201)] == [2, 2, 2, 1] and [len(m) for m in pack(rows, 500, 200)] == [
-        1
-    ] * 7
-    big = [(1, "h.1", b"x" * 300), *rows[1:3]]
-    assert [len(m) for m in pack(big, 500, limit=250)] == [1, 2]  # an event larger than the limit goes alone
-
-
-def test_without_wait_for_central_a_backlog_goes_one_event_a_message(tmp_path: Path, broker: Broker) -> None:
-    """Without ``wait_for_central`` the station does not go by who is online: a submitter it has
-    not heard of may read one event a message, so it never batches."""
-    messages: list[bytes] = []
-    takes = CentralStatus(state=State.ONLINE, submitter="takes", batches=50)
-    with uplink_beside(tmp_path / "s.db", broker.port, "st-2", takes, 60, messages.append, wait_for_central=False) as (
-        store,
-        _,
-        uplink,
-    ):
-        for i in range(5):
-            s = f"]d201{gtin(3)}21N{i}{GS}1730123110B"
-            store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-2", "", "receipt")
-        uplink.start()
-        wait_for(lambda: len(messages) >= 5, 10, what="the backlog")
-        assert [EventMessage.from_json(m).seq for m in messages] == [1, 2, 3, 4, 5]
+    timer = AckTimer(30, lambda: 0.5)  # draw 0.5: no spread
+    assert timer.wait == 30  # no round trip measured yet: ack_timeout_seconds
+    waits = []
+    for _ in range(6):
+        timer.timed_out()
+        waits.append(timer.wait)
+    assert waits == [60, 120, 240, RESEND_CAP, RESEND_CAP, RESEND_CAP] == [60, 120, 240, 300, 300, 300]
+    timer.acked(None)  # an ack of re-sent events only: no round trip (Karn), the doubling ends
+    assert (timer.wait, timer.unanswered, timer.srtt) == (30, 0, None)
+    timer.acked(40.0)  # a central side 40 s behind: RFC 6298's first sample, 40 + 4 x 20
+    assert (timer.srtt, timer.rttvar, timer.wait) == (40.0, 20.0, 120.0)
+    timer.acked(40.0)  # steady: the variation shrinks by a quarter
+    assert (timer.srtt, timer.rttvar, timer.wait) == (40.0, 15.0, 100.0)
+    timer.acked(48.0)
+    assert (timer.srtt, timer.rttvar, timer.wait) == (41.0, 13.25, 94.0)
+    timer.timed_out()
+    assert timer.wait == 188.0  # doubled from what the round trip says
+    for _ in range(200):
+        timer.acked(0.05)  # the backlog drained: back to ack_timeout_seconds, never below
+    assert timer.wait == 30 and timer.srtt is not None and timer.srtt < 0.06
+    assert AckTimer(30, lambda: 0.0).wait == 27 and AckTimer(30, lambda: 0.999999).wait < 33  # ±10 %
+    slow = AckTimer(600, lambda: 0.5)
+    slow.timed_out()
+    assert slow.wait == 600  # a timeout longer than the cap is kept
 
 
 @contextlib.contextmanager

@@ -3,8 +3,8 @@
 A broker PUBACK is not delivery: neither paho nor Mosquitto persists a session by default, so an
 event counts as delivered only when the central ledger says it stored it, on
 ``stations/{id}/acks``. Until then it is re-sent, oldest first, after every reconnect and after
-``ack_timeout_seconds`` without an ack, the wait doubling while re-sends bring no ack
-(:func:`resend_after`: a busy central side is not buried under a fleet's re-sends). The scan
+a wait that follows how long acks take (:class:`AckTimer`, as TCP's retransmission timer: a
+busy central side is not buried under a fleet's re-sends of what it is still working through). The scan
 path never waits for any of this: it writes the event and calls :meth:`MqttUplink.wake`.
 
 Topics and messages are the wire contract's (``station.wire``).
@@ -67,12 +67,44 @@ HEARTBEAT_LIMIT = 30.0
 """Seconds the sender thread may go without a round before the uplink counts as hung."""
 
 
-def resend_after(timeout: float, unanswered: int, draw: float) -> float:
-    """How long to wait for an ack before re-sending: ``timeout`` (``ack_timeout_seconds``) at
-    first, doubled for each re-send in a row that brought no ack, at most :data:`RESEND_CAP`.
-    ``draw`` (uniform in [0, 1)) spreads it by ±10 %: stations that timed out together (a submitter
-    stalled for a minute) do not all re-send in the same second again."""
-    return min(timeout * 2.0 ** min(unanswered, 16), max(timeout, RESEND_CAP)) * (0.9 + 0.2 * draw)
+class AckTimer:
+    """How long to wait for an ack before re-sending, as TCP's retransmission timer (RFC 6298):
+    the smoothed round trip of acks plus four times its variation, never less than ``timeout``
+    (``ack_timeout_seconds``); doubled for each re-send in a row that brought no ack; at most
+    :data:`RESEND_CAP` (unless ``timeout`` is longer). A central side working through a backlog
+    acks late but steadily, and its stations wait that long instead of re-sending what it is still
+    reading. Only events sent once give a round trip (Karn): an ack of a re-sent one is ambiguous.
+    ``draw`` (uniform in [0, 1)) spreads each wait by ±10 %, so that stations that timed out
+    together do not re-send together again. A pure state machine: fed round trips and timeouts."""
+
+    def __init__(self, timeout: float, draw: Callable[[], float]) -> None:
+        self.timeout = timeout
+        self.draw = draw
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.unanswered = 0
+        """Re-sends in a row after a timeout that brought no ack."""
+        self.wait = self._next()
+
+    def _next(self) -> float:
+        base = self.timeout if self.srtt is None else max(self.timeout, self.srtt + 4 * self.rttvar)
+        return min(base * 2.0 ** min(self.unanswered, 16), max(self.timeout, RESEND_CAP)) * (0.9 + 0.2 * self.draw())
+
+    def acked(self, rtt: float | None) -> None:
+        """An ack came; ``rtt``: how long an event sent once waited for it (None: only re-sent ones)."""
+        if rtt is not None:
+            if self.srtt is None:
+                self.srtt, self.rttvar = rtt, rtt / 2
+            else:
+                self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+                self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.unanswered = 0
+        self.wait = self._next()
+
+    def timed_out(self) -> None:
+        """The oldest event waited :attr:`wait` without an ack: everything unacked goes again."""
+        self.unanswered += 1
+        self.wait = self._next()
 
 
 Row = tuple[int, str, bytes]
@@ -174,10 +206,10 @@ class MqttUplink:
         self._results: list[ResultMessage] = []
         self.refused = 0
         """Messages refused as malformed (logged once each)."""
-        self._inflight: OrderedDict[str, tuple[int, float]] = OrderedDict()  # id -> (seq, sent at)
-        self._unanswered = 0
-        """Re-sends in a row after a timeout that brought no ack (an ack sets it back to 0)."""
-        self._wait = resend_after(config.ack_timeout_seconds, 0, random.random())
+        self._inflight: OrderedDict[str, tuple[int, float, bool]] = OrderedDict()  # id -> (seq, sent at, again)
+        self._sent_through = 0
+        """The highest seq sent so far: an event at or below it that goes out again is a re-send."""
+        self._timer = AckTimer(config.ack_timeout_seconds, random.random)
         self._cursor = 0
         self._thread: threading.Thread | None = None
         self._last_status = 0.0
@@ -360,12 +392,13 @@ class MqttUplink:
 
     def _apply(self, acks: list[str], results: list[ResultMessage]) -> None:
         if acks:
-            if self._unanswered:
-                self._unanswered = 0
-                self._wait = resend_after(self.config.ack_timeout_seconds, 0, random.random())
             self.store.mark_delivered(acks)
+            now, rtt = time.monotonic(), None
             for event_id in acks:
-                self._inflight.pop(event_id, None)
+                entry = self._inflight.pop(event_id, None)
+                if entry is not None and not entry[2]:
+                    rtt = max(rtt or 0.0, now - entry[1])  # the longest an event sent once waited
+            self._timer.acked(rtt)
         stored: list[str] = []
         for r in results:
             found = self.store.record_result(r.event_id, r.service or "", r.ok, r.code, r.message)
@@ -433,15 +466,14 @@ class MqttUplink:
         if not central_online:
             return
         if not resend and self._inflight:
-            _, (_, sent) = next(iter(self._inflight.items()))
-            resend = now - sent > self._wait
+            _, (_, sent, _) = next(iter(self._inflight.items()))
+            resend = now - sent > self._timer.wait
             if resend:
-                self._unanswered += 1
-                self._wait = resend_after(self.config.ack_timeout_seconds, self._unanswered, random.random())
+                self._timer.timed_out()
                 log.warning(
                     "uplink: no ack for %.0f s; re-sending from the oldest undelivered event (next in %.0f s)",
                     now - sent,
-                    self._wait,
+                    self._timer.wait,
                 )
         if resend:
             oldest = self.store.oldest_undelivered_seq()
@@ -460,8 +492,9 @@ class MqttUplink:
                     return  # not connected any more: the next connect re-sends from the oldest
                 sent = time.monotonic()
                 for seq, event_id, _ in message:
-                    self._inflight[event_id] = (seq, sent)
+                    self._inflight[event_id] = (seq, sent, seq <= self._sent_through)
                     self._cursor = seq
+                    self._sent_through = max(self._sent_through, seq)
 
     def _messages(self, rows: list[Row]) -> list[list[Row]]:
         """Rows as messages, as many events in one as every submitter online takes."""
