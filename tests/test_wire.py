@@ -565,6 +565,39 @@ def test_the_wait_for_an_ack_follows_the_acks_round_trip_and_doubles_while_none_
     assert slow.wait == 600  # a timeout longer than the cap is kept
 
 
+def test_a_backlog_is_packed_by_count_and_by_bytes_oldest_first() -> None:
+    from station.edge.uplink import pack
+
+    rows = [(q, f"h.{q}", b"x" * 100) for q in range(1, 8)]
+    assert pack(rows, 0) == pack(rows, 1) == [[r] for r in rows]  # submitters that take one event a message
+    assert pack(rows[:1], 500) == [rows[:1]]  # one event goes as itself, not as a batch of one
+    assert [[q for q, _, _ in m] for m in pack(rows, 3)] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert [[q for q, _, _ in m] for m in pack(rows, 500, limit=250)] == [[1, 2], [3, 4], [5, 6], [7]]  # 101+100 <= 250
+    assert [len(m) for m in pack(rows, 500, limit=201)] == [2, 2, 2, 1] and [len(m) for m in pack(rows, 500, 200)] == [
+        1
+    ] * 7
+    big = [(1, "h.1", b"x" * 300), *rows[1:3]]
+    assert [len(m) for m in pack(big, 500, limit=250)] == [1, 2]  # an event larger than the limit goes alone
+
+
+def test_without_wait_for_central_a_backlog_goes_one_event_a_message(tmp_path: Path, broker: Broker) -> None:
+    """Without ``wait_for_central`` the station does not go by who is online: a submitter it has
+    not heard of may read one event a message, so it never batches."""
+    messages: list[bytes] = []
+    takes = CentralStatus(state=State.ONLINE, submitter="takes", batches=50)
+    with uplink_beside(tmp_path / "s.db", broker.port, "st-2", takes, 60, messages.append, wait_for_central=False) as (
+        store,
+        _,
+        uplink,
+    ):
+        for i in range(5):
+            s = f"]d201{gtin(3)}21N{i}{GS}1730123110B"
+            store.record(Scan(s.encode(), at=time.time()), judge(s, Policy(Profile.ITS), TODAY), "st-2", "", "receipt")
+        uplink.start()
+        wait_for(lambda: len(messages) >= 5, 10, what="the backlog")
+        assert [EventMessage.from_json(m).seq for m in messages] == [1, 2, 3, 4, 5]
+
+
 @contextlib.contextmanager
 def uplink_beside(
     db: Path, port: int, station: str, central: CentralStatus, ack_timeout: float, on_event: Any, **mqtt_config: Any
