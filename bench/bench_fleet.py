@@ -46,7 +46,7 @@ from figures import emit  # noqa: E402
 from harness import PG_URL, free_port  # noqa: E402
 from scans import gtin  # noqa: E402
 
-from station.edge.uplink import AckTimer  # noqa: E402
+from station.edge.uplink import AckTimer, pack  # noqa: E402
 from station.wire import (  # noqa: E402
     EVENT_SCHEMA,
     AckMessage,
@@ -141,10 +141,9 @@ class SimStation:
 
     def resend(self) -> None:
         """As the station's uplink does: when the oldest unacked event has waited its time
-        (``--resend-after`` seconds or what acks take, doubled while re-sends bring no ack:
-        the station's ``AckTimer``),
-        everything unacked goes again, oldest first, in batches of up to 100 (the submitters say
-        they take them), and waits again."""
+        (``--resend-after`` seconds or what acks take, doubled while re-sends bring no ack: the
+        station's ``AckTimer``), everything unacked goes again, oldest first, packed as the
+        station packs it (``pack``, batches of up to 100: the submitters say they take them)."""
         now = time.monotonic()
         with self.lock:
             if not self.outbox or now - min(e[2] for e in self.outbox.values()) <= self.timer.wait:
@@ -153,10 +152,10 @@ class SimStation:
             late = list(self.outbox.items())
             for i, (body, first, _) in late:
                 self.outbox[i] = (body, first, now)
-        bodies = [body for _, (body, _, _) in late]
-        for k in range(0, len(bodies), 100):
-            self.resends += len(bodies[k : k + 100])
-            self.client.publish(TOPICS.station(self.sid, Kind.EVENTS), batch_json(bodies[k : k + 100]), qos=1)
+        for message in pack([(0, i, body) for i, (body, _, _) in late], 100):
+            self.resends += len(message)
+            payload = message[0][2] if len(message) == 1 else batch_json([body for _, _, body in message])
+            self.client.publish(TOPICS.station(self.sid, Kind.EVENTS), payload, qos=1)
 
     def close(self) -> None:
         self.client.disconnect()

@@ -232,6 +232,12 @@ SELECT_EVENT = f"SELECT payload, {', '.join(EVENT_COLUMNS)} FROM events"
 """An event's row as :meth:`Store._payload` reads it."""
 _ID, _SEQ = (1 + STORED.index(name) for name in ("id", "seq"))
 
+
+def _stored(row: Sequence[Any]) -> dict[str, Any]:
+    """The :data:`~station.edge.events.STORED` fields of a row as :data:`SELECT_EVENT` reads it."""
+    return dict(zip(STORED, row[1:], strict=True))
+
+
 THROUGH = "coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'delivered_through'), 0)"
 """The delivered watermark, in SQL: one key lookup, evaluated once per statement."""
 
@@ -890,13 +896,13 @@ class Store:
         files written before, or built from the columns."""
         if row[0]:
             return EventMessage.from_json(row[0])
-        return event_message(dict(zip(STORED, row[1:], strict=True)), self.history, self.reset_of)
+        return event_message(_stored(row), self.history, self.reset_of)
 
     def _payload(self, row: Sequence[Any]) -> bytes:
         """An event's payload from its row as :data:`SELECT_EVENT` reads it (kept bytes sent as kept)."""
         if row[0]:
             return bytes(row[0])
-        return event_json(dict(zip(STORED, row[1:], strict=True)), self.history, self.reset_of)
+        return event_json(_stored(row), self.history, self.reset_of)
 
     def payload(self, seq: int) -> bytes:
         """The payload event ``seq`` is published with. Raises KeyError when there is none."""
