@@ -518,7 +518,7 @@ def older_file(path: Path, version: int, raws: list[bytes]) -> list[bytes]:
         for seq, raw in enumerate(raws, 1):
             v = judge(raw, Policy(), TODAY)
             fields = event_fields(
-                f"{history}.{seq}", seq, "2026-01-01T10:00:00.000Z", "t1", "", Operation.RECEIPT, Scan(raw), v.as_dict()
+                f"{history}.{seq}", seq, "2026-01-01T10:00:00.000Z", "t1", "", Operation.RECEIPT, Scan(raw), v
             )
             payloads.append(event_message(fields, history).to_json())
             conn.execute(

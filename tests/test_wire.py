@@ -181,9 +181,7 @@ def test_every_event_a_station_can_write_passes_the_central_check(raw: bytes) ->
     for profile in Profile:
         verdict = judge(raw, Policy(profile), TODAY)
         scan = Scan(raw, "serial:/dev/ttyACM0", terminated_by="suffix")
-        fields = event_fields(
-            "id-1", 7, "2026-01-01T10:00:00.000Z", "s1", "site", wire.Operation.USE, scan, verdict.as_dict()
-        )
+        fields = event_fields("id-1", 7, "2026-01-01T10:00:00.000Z", "s1", "site", wire.Operation.USE, scan, verdict)
         sent = event_json(fields, "0123abcd")  # what the uplink sends: the message's own JSON, made faster
         assert sent == event_message(fields, "0123abcd").to_json()
         assert EventMessage.from_json(sent).ok == verdict.ok
@@ -196,9 +194,7 @@ def test_a_real_karekod_event_reads_back_whole() -> None:
     verdict = judge(raw, Policy(Profile.ITS), TODAY)
     assert verdict.ok
     message = event_message(
-        event_fields(
-            "id-9", 9, "2026-01-01T10:00:00.000Z", "s1", "", wire.Operation.RECEIPT, Scan(raw), verdict.as_dict()
-        )
+        event_fields("id-9", 9, "2026-01-01T10:00:00.000Z", "s1", "", wire.Operation.RECEIPT, Scan(raw), verdict)
     )
     back = EventMessage.from_json(message.to_json())
     assert (back.gtin, back.serial, back.batch, back.expiry, back.raw_hex) == (

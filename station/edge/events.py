@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from station.gs1.reasons import Reason
-from station.gs1.verdict import Policy, Verdict, judge
+from station.gs1.verdict import VERDICT_FIELDS, Policy, Verdict, judge
 from station.wire import EVENT_SCHEMA, EventMessage, Operation, dump_json
 
 
@@ -79,23 +79,22 @@ class Event:
     verdict: Verdict
 
 
-# fmt: off
 STORED: tuple[str, ...] = (
-    "id", "seq", "at", "station", "site", "operation", "source", "terminated_by", "raw", "ok", "reason", "message",
-    "gtin", "serial", "batch", "expiry", "production_date", "sscc", "recovered", "issuer", "di", "udi", "delivery",
-    "carrier", "order", "buyer", "document", "cancels",
+    *("id", "seq", "at", "station", "site", "operation", "source", "terminated_by", "raw"),
+    *VERDICT_FIELDS,
+    *("delivery", "carrier", "order", "buyer", "document", "cancels"),
 )
-# fmt: on
-"""An event's fields as its row keeps them, in the row's order: ``raw`` as the scan's bytes (the
-message's ``raw`` and ``raw_hex`` are both made from them); the file's history and the message's
-schema are not per row."""
+"""An event's fields as its row keeps them, in the row's order (:func:`event_row`): ``raw`` as the
+scan's bytes (the message's ``raw`` and ``raw_hex`` are both made from them), then the verdict's
+(:data:`~station.gs1.verdict.VERDICT_FIELDS`); the file's history and the message's schema are
+not per row."""
 
 
 def utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_fields(
+def event_row(
     event_id: str,
     seq: int,
     at: str,
@@ -103,31 +102,23 @@ def event_fields(
     site: str,
     operation: Operation,
     scan: Scan,
-    verdict: dict[str, Any],
+    verdict: Verdict,
     delivery: str | None = None,
     carrier: str | None = None,
     order: Dispatch | None = None,
-) -> dict[str, Any]:
-    """One scan's event as the :data:`STORED` fields. ``verdict`` is :meth:`Verdict.as_dict`, whose
-    keys are all stored; ``order``: the open order (:class:`Dispatch`: its id, buyer and document)."""
-    return {
-        "id": event_id,
-        "seq": seq,
-        "at": at,
-        "station": station,
-        "site": site,
-        "operation": operation,
-        "source": scan.source,
-        "terminated_by": scan.terminated_by or None,
-        "raw": scan.raw,
-        **verdict,
-        "delivery": delivery,
-        "carrier": carrier,
-        "order": order.order if order else None,
-        "buyer": order.buyer if order else None,
-        "document": order.document if order else None,
-        "cancels": None,
-    }
+) -> tuple[Any, ...]:
+    """One scan's event as its row: the :data:`STORED` fields' values, in their order, as the scan
+    path writes them (no dict on the way); ``order``: the open order (:class:`Dispatch`: its id,
+    buyer and document)."""
+    head = (event_id, seq, at, station, site, operation, scan.source, scan.terminated_by or None, scan.raw)
+    if order is None:
+        return (*head, *verdict.values(), delivery, carrier, None, None, None, None)
+    return (*head, *verdict.values(), delivery, carrier, order.order, order.buyer, order.document, None)
+
+
+def event_fields(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """:func:`event_row`'s values by their :data:`STORED` names."""
+    return dict(zip(STORED, event_row(*args, **kwargs), strict=True))
 
 
 def fields_of(message: EventMessage) -> dict[str, Any]:

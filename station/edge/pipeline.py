@@ -141,8 +141,8 @@ class Station:
                 )
         except StorageError as e:
             return self._not_stored(scan, verdict, e)
-        self.debounce.remember(scan.raw, scan.mono, event.seq)
         self.feedback.show(signal_for(verdict))
+        self.debounce.remember(scan.raw, scan.mono, event.seq)
         if not verdict.ok and self.reject_arm is not None:
             self.reject_arm.reject(scan.mono)
         self.uplink.wake()

@@ -26,9 +26,9 @@ from station.edge.events import (
     Dispatch,
     Event,
     Scan,
-    event_fields,
     event_json,
     event_message,
+    event_row,
     fields_of,
     utc_iso,
 )
@@ -491,23 +491,24 @@ class Store:
             seq += 1
             event_id = f"{self.history}.{seq}"
             at = utc_iso(scan.at or time.time())
-            d = verdict.as_dict()
-            fields = event_fields(
-                event_id,
-                seq,
-                at,
-                station,
-                site,
-                Operation(operation),
-                scan,
-                d,
-                delivery.delivery if delivery else None,
-                carrier,
-                order,
+            rows.append(
+                event_row(
+                    event_id,
+                    seq,
+                    at,
+                    station,
+                    site,
+                    Operation(operation),
+                    scan,
+                    verdict,
+                    delivery.delivery if delivery else None,
+                    carrier,
+                    order,
+                )
             )
-            rows.append(tuple(fields[name] for name in STORED))
-            if verdict.ok and d["di"] and d["serial"]:
-                units.append((d["di"], d["serial"], seq, scan.at or time.time()))
+            k = verdict.karekod
+            if verdict.ok and k is not None and k.di and k.serial:
+                units.append((k.di, k.serial, seq, scan.at or time.time()))
             events.append(Event(event_id, seq, at, verdict))
         own = not conn.in_transaction  # inside scan_transaction(), its commit is this one's
         try:

@@ -23,6 +23,15 @@ class Policy:
     """Refuse as ``short_dated`` a box with fewer days left than this (None: no minimum)."""
 
 
+# fmt: off
+VERDICT_FIELDS = (
+    "ok", "reason", "gtin", "serial", "batch", "expiry", "production_date", "sscc", "recovered", "issuer", "di", "udi",
+    "message",
+)
+# fmt: on
+"""A verdict's fields as events and ``station decode`` give them (:meth:`Verdict.as_dict`)."""
+
+
 class Verdict(NamedTuple):
     """Accept or refuse, why, and what was read."""
 
@@ -32,23 +41,30 @@ class Verdict(NamedTuple):
     karekod: Karekod | None
 
     def as_dict(self) -> dict[str, Any]:
-        """The stable JSON shape used by ``station decode``, events and MQTT."""
+        """The stable JSON shape used by ``station decode``, events and MQTT (:data:`VERDICT_FIELDS`)."""
+        return dict(zip(VERDICT_FIELDS, self.values(), strict=True))
+
+    def values(self) -> tuple[Any, ...]:
+        """:meth:`as_dict`'s values, in :data:`VERDICT_FIELDS` order (an event's row takes them as they are)."""
         k = self.karekod
-        return {
-            "ok": self.ok,
-            "reason": self.reason.value if self.reason else None,
-            "gtin": k.gtin if k else None,
-            "serial": k.serial if k else None,
-            "batch": k.batch if k else None,
-            "expiry": k.expiry.isoformat() if k and k.expiry else None,
-            "production_date": k.production_date.isoformat() if k and k.production_date else None,
-            "sscc": k.sscc if k else None,
-            "recovered": bool(k and k.recovered),
-            "issuer": k.issuer.value if k else None,
-            "di": k.di if k else None,
-            "udi": k.udi if k else None,
-            "message": self.message,
-        }
+        reason = self.reason.value if self.reason else None
+        if k is None:
+            return (self.ok, reason, None, None, None, None, None, None, False, None, None, None, self.message)
+        return (
+            self.ok,
+            reason,
+            k.gtin,
+            k.serial,
+            k.batch,
+            k.expiry.isoformat() if k.expiry else None,
+            k.production_date.isoformat() if k.production_date else None,
+            k.sscc,
+            bool(k.recovered),
+            k.issuer.value,
+            k.di,
+            k.udi,
+            self.message,
+        )
 
     def refuse(self, reason: Reason, message: str) -> Verdict:
         """The same reading, refused for a reason found after reading (station rules, storage)."""
