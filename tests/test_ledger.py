@@ -79,15 +79,20 @@ def test_ingest_stores_events_and_makes_jobs(ledger: Ledger) -> None:
 
 def test_events_are_counted_per_station_as_they_come_and_once_for_an_older_ledger(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
-    ledger.ingest([event("line-1", i) for i in range(1, 4)] + [event("dock-1", 1)], lambda _: None)
+    dock = event("dock-1", 1)
+    ledger.ingest([event("line-1", i) for i in range(1, 4)] + [dock], lambda _: None)
     again = [event("line-1", 4)]
     ledger.ingest(again + again, lambda _: None)  # the same event twice: counted once
     counted = "SELECT station, events FROM stations ORDER BY station"
     assert rows(ledger, counted) == [("dock-1", 1), ("line-1", 4)]
+    ledger.ingest([event("line-1", 5), dock, event("dock-1", 2)], lambda _: None)  # one sent again, among new ones
+    assert rows(ledger, counted) == [("dock-1", 2), ("line-1", 5)]
+    ledger.ingest([event("line-1", 6), event("dock-1", 3)], lambda _: None)  # every one new: counted by the batch
+    assert rows(ledger, counted) == [("dock-1", 3), ("line-1", 6)]
     with ledger.tx() as c:  # a ledger from before the counter
         c.execute("ALTER TABLE stations DROP COLUMN events")
     ledger.close()
-    assert rows(Ledger(ledger_url), counted) == [("dock-1", 1), ("line-1", 4)]
+    assert rows(Ledger(ledger_url), counted) == [("dock-1", 3), ("line-1", 6)]
 
 
 def test_note_station_returns_the_state_before(ledger: Ledger) -> None:
@@ -369,6 +374,33 @@ def test_several_submitters_may_start_at_once_on_a_new_sqlite_ledger(tmp_path: P
         for p in racers:
             p.join(60)
         assert [p.exitcode for p in racers] == [0, 0, 0, 0]
+
+
+def test_several_submitters_may_start_at_once_on_a_new_postgres_ledger() -> None:
+    """Two submitters started together on an empty PostgreSQL schema (the fleet benchmark's start):
+    concurrent ``CREATE TABLE IF NOT EXISTS`` collide in PostgreSQL's catalog (a UniqueViolation on
+    ``pg_type``), and one submitter died with a traceback, leaving the fleet to the other."""
+    import multiprocessing
+
+    import psycopg
+
+    context = multiprocessing.get_context("fork")
+    for _ in range(6):
+        schema = f"t{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            start = context.Barrier(4)
+            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            racers = [context.Process(target=_open_ledger, args=(url, start)) for _ in range(4)]
+            for p in racers:
+                p.start()
+            for p in racers:
+                p.join(60)
+            assert [p.exitcode for p in racers] == [0, 0, 0, 0]
+        finally:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 WARD = Site("ward", Service.UTS, "1000001", Operation.USE, ("ward-1",))

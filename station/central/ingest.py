@@ -250,6 +250,7 @@ class Central:
         events: list[tuple[str, EventMessage]] = []
         summaries: list[SummaryMessage] = []
         summaries_acked: list[SummaryMessage] = []
+        results_acked: dict[str, list[str]] = {}  # by station: one commit for the batch's result acks
         for msg in msgs:
             try:
                 station, kind, message = self.parse(msg)
@@ -267,7 +268,7 @@ class Central:
                 if kind is Kind.DELIVERY_ACKS:
                     deliveries.acked(self.ledger, station, message.ids)
                 else:
-                    self.ledger.results_acked(station, message.ids)
+                    results_acked.setdefault(station, []).extend(message.ids)
             elif isinstance(message, PatientMessage):
                 self.ledger.note_patient(station, message)
                 log.info("patient for station %s from %s (%s)", station, message.at, message.tur)
@@ -285,6 +286,7 @@ class Central:
                 for why in message.refused:
                     self._refuse(msg, why)
                 events.extend(message.taken)
+        self.ledger.results_acked_many(results_acked)
         broken = self.ledger.history_faults([event for _, event in events]) if events else {}
         for _, event in events:
             if event.id in broken:

@@ -16,7 +16,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -297,6 +298,27 @@ class Ledger:
         self.submitter = submitter
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self._local = threading.local()
+        with self._starting():
+            self._migrate()
+
+    @contextmanager
+    def _starting(self) -> Iterator[None]:
+        """One submitter at a time makes or updates the tables. On PostgreSQL, concurrent ``CREATE
+        TABLE IF NOT EXISTS`` collide in the catalog (a unique violation on ``pg_type``): a session
+        advisory lock, one per schema, orders submitters starting together on one ledger. (SQLite's
+        write lock orders them already.)"""
+        if not self.postgres:
+            yield
+            return
+        key = "SELECT hashtext('karekod-ledger:' || current_schema())"
+        self.conn.execute(f"SELECT pg_advisory_lock(({key}))")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"SELECT pg_advisory_unlock(({key}))")
+
+    def _migrate(self) -> None:
+        """The tables, columns and indexes of this version, on a new ledger or an older one."""
         with self.tx() as c:
             for statement in SCHEMA:
                 c.execute(self._ddl(statement))
@@ -515,29 +537,29 @@ class Ledger:
                 )
             stored.append(e.id)
         histories = {e.station: e.history for _, e in events if e.history}  # each station's latest
-        by_station: dict[str, list[tuple[Any, ...]]] = {}
-        for row in event_rows:
-            by_station.setdefault(row[1], []).append(row)
+        insert = (
+            "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
+            " batch, expiry, payload, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING"
+        )
         with self.tx() as c:
-            for station, rows in by_station.items():
-                new = c.executemany(
-                    "INSERT INTO events (id, station, seq, at, received_at, ok, reason, operation, gtin, serial,"
-                    " batch, expiry, payload, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT DO NOTHING",
-                    rows,
-                ).rowcount
-                if new > 0:  # counted as they come: the console and /metrics never count the table
-                    c.execute(
-                        "INSERT INTO stations (station, events) VALUES (?, ?) ON CONFLICT (station)"
-                        " DO UPDATE SET events = coalesce(stations.events, 0) + excluded.events",
-                        (station, new),
-                    )
-            if histories:
-                c.executemany(
-                    "INSERT INTO stations (station, history) VALUES (?, ?)"
-                    " ON CONFLICT (station) DO UPDATE SET history = excluded.history",
-                    list(histories.items()),
-                )
+            c.execute("SAVEPOINT events_in")
+            if c.executemany(insert, event_rows).rowcount == len(event_rows):
+                new = Counter(row[1] for row in event_rows)  # the usual batch: every event new
+            else:  # some came before (sent again): counted station by station
+                c.execute("ROLLBACK TO SAVEPOINT events_in")
+                by_station: dict[str, list[tuple[Any, ...]]] = {}
+                for row in event_rows:
+                    by_station.setdefault(row[1], []).append(row)
+                new = Counter({station: c.executemany(insert, rows).rowcount for station, rows in by_station.items()})
+            # counted as they come (the console and /metrics never count the table); one statement
+            # for the batch, in station order (two submitters never wait on each other in a cycle)
+            c.executemany(
+                "INSERT INTO stations (station, events, history) VALUES (?, ?, ?) ON CONFLICT (station)"
+                " DO UPDATE SET events = coalesce(stations.events, 0) + excluded.events,"
+                " history = coalesce(excluded.history, stations.history)",
+                [(station, new[station], histories.get(station)) for station in sorted(new.keys() | histories.keys())],
+            )
             if job_rows:
                 c.executemany(
                     "INSERT INTO jobs (event_id, station, site, service, operation, gtin, serial, batch, expiry,"
@@ -888,17 +910,20 @@ class Ledger:
 
     def results_acked(self, station: str, event_ids: Iterable[str]) -> int:
         """The station stored these results: done. Only that station's own units are touched."""
-        ids = list(event_ids)
-        if not ids:
+        return self.results_acked_many({station: event_ids})
+
+    def results_acked_many(self, acks: Mapping[str, Iterable[str]]) -> int:
+        """:meth:`results_acked` for several stations in one commit (an ingest batch's acks: a
+        commit each would cost the ledger an fsync per result)."""
+        pairs = [(i, station) for station, ids in acks.items() for i in ids]
+        if not pairs:
             return 0
         with self.tx() as c:
-            n = 0
-            for i in ids:
-                n += c.execute(
-                    f"UPDATE jobs SET published = {Published.ACKED} WHERE event_id = ? AND station = ?"
-                    f" AND published = {Published.SENT}",
-                    (i, station),
-                ).rowcount
+            n: int = c.executemany(
+                f"UPDATE jobs SET published = {Published.ACKED} WHERE event_id = ? AND station = ?"
+                f" AND published = {Published.SENT}",
+                pairs,
+            ).rowcount
         return n
 
     def resend_results(self, station: str) -> int:
