@@ -359,45 +359,39 @@ def _open_ledger(url: str, start: Any) -> None:
     Ledger(url, "racer")
 
 
-def test_several_submitters_may_start_at_once_on_a_new_sqlite_ledger(tmp_path: Path) -> None:
-    """Submitters started together on one file: none may fail on the WAL switch or on a column
-    another just added (one did, in a fresh-clone run, and left all the work to the other)."""
+def _race(url: str, racers: int = 4) -> list[int | None]:
+    """Open the ledger at ``url`` from ``racers`` processes at once; their exit codes."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
+    start = context.Barrier(racers)
+    procs = [context.Process(target=_open_ledger, args=(url, start)) for _ in range(racers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    return [p.exitcode for p in procs]
+
+
+def test_several_submitters_may_start_at_once_on_a_new_sqlite_ledger(tmp_path: Path) -> None:
+    """Submitters started together on one file: none may fail on the WAL switch or on a column
+    another just added (one did, in a fresh-clone run, and left all the work to the other)."""
     for n in range(8):
-        url = f"sqlite:///{tmp_path / f'ledger-{n}.db'}"
-        start = context.Barrier(4)
-        racers = [context.Process(target=_open_ledger, args=(url, start)) for _ in range(4)]
-        for p in racers:
-            p.start()
-        for p in racers:
-            p.join(60)
-        assert [p.exitcode for p in racers] == [0, 0, 0, 0]
+        assert _race(f"sqlite:///{tmp_path / f'ledger-{n}.db'}") == [0, 0, 0, 0]
 
 
 def test_several_submitters_may_start_at_once_on_a_new_postgres_ledger() -> None:
     """Two submitters started together on an empty PostgreSQL schema (the fleet benchmark's start):
     concurrent ``CREATE TABLE IF NOT EXISTS`` collide in PostgreSQL's catalog (a UniqueViolation on
     ``pg_type``), and one submitter died with a traceback, leaving the fleet to the other."""
-    import multiprocessing
-
     import psycopg
 
-    context = multiprocessing.get_context("fork")
     for _ in range(6):
         schema = f"t{uuid.uuid4().hex[:10]}"
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
         try:
-            start = context.Barrier(4)
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-            racers = [context.Process(target=_open_ledger, args=(url, start)) for _ in range(4)]
-            for p in racers:
-                p.start()
-            for p in racers:
-                p.join(60)
-            assert [p.exitcode for p in racers] == [0, 0, 0, 0]
+            assert _race(f"{PG_URL}?options=-csearch_path%3D{schema}") == [0, 0, 0, 0]
         finally:
             with psycopg.connect(PG_URL, autocommit=True) as conn:
                 conn.execute(f"DROP SCHEMA {schema} CASCADE")
