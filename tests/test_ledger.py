@@ -312,6 +312,15 @@ def test_history_faults(ledger: Ledger) -> None:
     many = [event("dock-1", i + 1, history="h-1")[1] for i in range(1200)]  # in parts of 500
     found = ledger.history_faults(many)
     assert sorted(found) == sorted(e.id for e in many[:3])
+    line = [event("line-1", i + 1, history="h-9") for i in range(2)]
+    ledger.ingest(line, SITES.get)
+    line_again = event("line-1", 2, history="h-9")[1]
+    batch = [again, line_again, line[0][1], other, messages[0]]  # several stations in one batch: one query
+    assert ledger.history_faults(batch) == {
+        again.id: f"seq 2 was already event {messages[1].id} in the same history",
+        line_again.id: f"seq 2 was already event {line[1][1].id} in the same history",
+        other.id: f"seq 1 was already event {line[0][1].id} in the same history",  # stored since
+    }
 
 
 def test_sqlite_paths() -> None:

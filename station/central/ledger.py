@@ -211,7 +211,12 @@ def announce_units(c: Any, where: str, params: Sequence[Any], at: float) -> int:
 
 
 def _in(ids: Sequence[str]) -> str:
-    return f"event_id IN ({', '.join('?' * len(ids))})"
+    return f"event_id IN ({_marks(ids)})"
+
+
+def _marks(values: Sequence[Any]) -> str:
+    """As many ``?`` as ``values``, for an ``IN (...)``."""
+    return ", ".join("?" * len(values))
 
 
 @dataclass(frozen=True)
@@ -620,27 +625,29 @@ class Ledger:
         A (station, seq) the ledger has under another id in the same history means the station lost
         its file and started again; a new history is taken only when it names the one it ended
         (``reset_of``, written by a technician's ``station reset``)."""
-        by_station: dict[str, dict[int, EventMessage]] = {}
-        for e in events:
-            by_station.setdefault(e.station, {})[e.seq] = e
+        by_key = {(e.station, e.seq): e for e in events}
+        stations = sorted({e.station for e in events})
+        known: dict[str, str | None] = {}  # each station's history, as of its last stored event
+        for i in range(0, len(stations), 500):  # a query for the batch, not one per station
+            part = stations[i : i + 500]
+            known.update(self.query(f"SELECT station, history FROM stations WHERE station IN ({_marks(part)})", part))
         faults: dict[str, str] = {}
-        for station, by_seq in by_station.items():
-            row = self.query("SELECT history FROM stations WHERE station = ?", (station,))
-            known = row[0][0] if row else None  # the history of the station's last stored event
-            for e in by_seq.values():
-                if known is not None and e.history != known and e.reset_of != known:
-                    faults[e.id] = f"a new history {e.history} that does not name the last one ({known})"
-            seqs = list(by_seq)
-            for i in range(0, len(seqs), 500):
-                part = seqs[i : i + 500]
-                rows = self.query(
-                    f"SELECT seq, id, history FROM events WHERE station = ? AND seq IN ({', '.join('?' * len(part))})",
-                    (station, *part),
-                )
-                for seq, old_id, old_history in rows:
-                    new = by_seq[int(seq)]
-                    if new.id != old_id and new.history == old_history:
-                        faults[new.id] = f"seq {seq} was already event {old_id} in the same history"
+        for e in by_key.values():
+            last = known.get(e.station)
+            if last is not None and e.history != last and e.reset_of != last:
+                faults[e.id] = f"a new history {e.history} that does not name the last one ({last})"
+        keys = list(by_key)
+        for i in range(0, len(keys), 500):
+            pairs = keys[i : i + 500]
+            rows = self.query(
+                "SELECT station, seq, id, history FROM events WHERE (station, seq) IN"
+                f" (VALUES {', '.join(['(?, ?)'] * len(pairs))})",
+                [value for key in pairs for value in key],
+            )
+            for station, seq, old_id, old_history in rows:
+                new = by_key[(station, int(seq))]
+                if new.id != old_id and new.history == old_history:
+                    faults[new.id] = f"seq {seq} was already event {old_id} in the same history"
         return faults
 
     def note_station(self, status: StationStatus) -> str | None:
@@ -897,7 +904,7 @@ class Ledger:
 
     def mark_published(self, event_ids: Iterable[str]) -> None:
         """Results the broker took: sent, and kept until the station acks them."""
-        ids = list(event_ids)
+        ids = sorted(event_ids)  # rows locked in one order by every submitter: no deadlock
         if not ids:
             return
         now = time.time()
@@ -915,7 +922,7 @@ class Ledger:
     def results_acked_many(self, acks: Mapping[str, Iterable[str]]) -> int:
         """:meth:`results_acked` for several stations in one commit (an ingest batch's acks: a
         commit each would cost the ledger an fsync per result)."""
-        pairs = [(i, station) for station, ids in acks.items() for i in ids]
+        pairs = sorted((i, station) for station, ids in acks.items() for i in ids)  # one lock order (mark_published)
         if not pairs:
             return 0
         with self.tx() as c:
