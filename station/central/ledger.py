@@ -548,15 +548,20 @@ class Ledger:
             " ON CONFLICT DO NOTHING"
         )
         with self.tx() as c:
-            c.execute("SAVEPOINT events_in")
             if c.executemany(insert, event_rows).rowcount == len(event_rows):
                 new = Counter(row[1] for row in event_rows)  # the usual batch: every event new
-            else:  # some came before (sent again): counted station by station
-                c.execute("ROLLBACK TO SAVEPOINT events_in")
-                by_station: dict[str, list[tuple[Any, ...]]] = {}
-                for row in event_rows:
-                    by_station.setdefault(row[1], []).append(row)
-                new = Counter({station: c.executemany(insert, rows).rowcount for station, rows in by_station.items()})
+            else:  # some came before (sent again): those this commit wrote carry its received_at
+                new = Counter()
+                ids = [row[0] for row in event_rows]
+                for i in range(0, len(ids), 500):
+                    part = ids[i : i + 500]
+                    new.update(
+                        station
+                        for (station,) in c.execute(
+                            f"SELECT station FROM events WHERE received_at = ? AND id IN ({_marks(part)})",
+                            (now, *part),
+                        ).fetchall()
+                    )
             # counted as they come (the console and /metrics never count the table); one statement
             # for the batch, in station order (two submitters never wait on each other in a cycle)
             c.executemany(
