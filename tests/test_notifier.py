@@ -259,6 +259,55 @@ def test_events_whose_station_does_not_match_the_topic_are_refused(tmp_path: Pat
     assert central.refused == 2 and central.ingested == 1
 
 
+def test_a_message_that_met_a_passing_ledger_error_is_tried_again_not_refused(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two submitters on one PostgreSQL ledger can deadlock: the message that lost is stored on
+    its next try, not refused; one that keeps failing is refused after TRIES, the rest going in."""
+    import paho.mqtt.client as mqtt
+
+    from station.central.ingest import TRIES, Central
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
+
+    notifier, ledger = make(tmp_path, sandbox)
+    central = Central(notifier.config, ledger)
+    texts = [event("line-1", i + 1, gtin(0), f"P{i}")[0] for i in range(3)]
+    ids = [json.loads(t)["id"] for t in texts]
+    failing = {ids[1]: 2, ids[2]: 99}  # times each still fails (the batch, then alone)
+    real = ledger.ingest
+
+    def ingest(events: Any, site_of: Any) -> list[str]:
+        for _, e in events:
+            if failing.get(e.id):
+                failing[e.id] -= 1
+                raise Deadlock("deadlock detected")
+        return real(events, site_of)
+
+    monkeypatch.setattr(ledger, "ingest", ingest)
+
+    def feed(msgs: list[mqtt.MQTTMessage]) -> None:  # what Central.run does with a batch
+        try:
+            central._ingest(msgs)
+        except Exception as e:
+            central._isolate(msgs, e)
+
+    def message(text: str) -> mqtt.MQTTMessage:
+        m = mqtt.MQTTMessage(topic=b"karekod/v1/stations/line-1/events")
+        m.payload = text.encode()
+        return m
+
+    feed([message(t) for t in texts])
+    assert ledger.query("SELECT id FROM events") == [(ids[0],)] and central.refused == 0
+    for i in range(TRIES):  # each round: what was put back, beside a new event
+        more = event("line-1", 10 + i, gtin(0), f"Q{i}")[0]
+        ids.append(json.loads(more)["id"])
+        feed([central.inbox.get_nowait() for _ in range(central.inbox.qsize())] + [message(more)])
+    assert sorted(ledger.query("SELECT id FROM events")) == sorted((i,) for i in ids if i != ids[2])
+    assert central.refused == 1 and central.inbox.empty() and not central._tries  # the one that kept failing
+
+
 def test_its_error_codes_are_fetched_once_and_kept(tmp_path: Path, sandbox: SandboxServer) -> None:
     seed(sandbox.sandbox, depot_units=2)
     sandbox.sandbox.its_units[(gtin(1), "U000001")]["state"] = "recalled"

@@ -58,6 +58,16 @@ FromStation = EventsIn | StationStatus | AckMessage | SummaryMessage | PatientMe
 
 log = logging.getLogger("submitter.mqtt")
 
+TRIES = 3
+"""How many times a message that met a passing ledger error alone is tried before it is refused."""
+
+
+def passing(error: Exception) -> bool:
+    """A ledger error that trying again cures: PostgreSQL's transaction rollbacks (SQLSTATE class
+    40: a deadlock, a serialization failure) and a SQLite file busy past its timeout."""
+    state = getattr(error, "sqlstate", None)
+    return (isinstance(state, str) and state.startswith("40")) or "database is locked" in str(error)
+
 
 class Central:
     def __init__(self, config: SubmitterConfig, ledger: Ledger, batch: int = 1000) -> None:
@@ -69,6 +79,8 @@ class Central:
         self.stations = {s for site in config.sites.values() for s in site.stations}
         """The stations some site lists: events and statuses from any other are refused."""
         self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self._tries: dict[int, int] = {}
+        """Messages tried again after a passing ledger error (by identity): how many times."""
         self.connected = threading.Event()
         self.ingested = 0
         self.refused = 0
@@ -182,20 +194,28 @@ class Central:
 
     def _isolate(self, msgs: list[mqtt.MQTTMessage], error: Exception) -> None:
         """A batch failed. Each message alone: when some go in and others still fail, those are
-        refused (a message the ledger cannot take must not stop the rest); when all fail, the
-        ledger itself is unwell, and the batch waits and is tried again, lost never."""
-        failed: list[mqtt.MQTTMessage] = []
+        refused (a message the ledger cannot take must not stop the rest) — unless what failed was
+        passing (a deadlock, a serialization failure, a busy file: :func:`passing`), which is
+        tried again, up to :data:`TRIES` times; when all fail, the ledger itself is unwell, and the
+        batch waits and is tried again, lost never."""
+        failed: list[tuple[mqtt.MQTTMessage, Exception]] = []
         if len(msgs) > 1:
             for m in msgs:
                 try:
                     self._ingest([m])
-                except Exception:
-                    failed.append(m)
+                except Exception as e:
+                    failed.append((m, e))
         else:
-            failed = msgs
+            failed = [(msgs[0], error)]
         if len(failed) < len(msgs):
-            for m in failed:
-                self._refuse(m, "the ledger could not store it")
+            for m, why in failed:
+                tries = self._tries.pop(id(m), 0) + 1
+                if passing(why) and tries < TRIES:
+                    log.warning("a message on %s met a passing ledger error (%s); trying it again", m.topic, why)
+                    self._tries[id(m)] = tries
+                    self.inbox.put(m)
+                    continue
+                self._refuse(m, f"the ledger could not store it ({why})")
                 if m.qos:
                     self.client.ack(m.mid, m.qos)
             return
@@ -328,6 +348,7 @@ class Central:
                 n,
             )
         for msg in msgs:  # refused ones too: a bad message never blocks the ones behind it
+            self._tries.pop(id(msg), None)
             if msg.qos:
                 self.client.ack(msg.mid, msg.qos)
         by_station: dict[str, list[str]] = {}
