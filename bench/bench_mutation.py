@@ -51,7 +51,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "udi": (
         ["station/gs1/udi.py", "station/gs1/digital_link.py"],
-        ["tests/test_udi.py", "tests/test_gs1_reference.py"],
+        ["tests/test_udi.py", "tests/test_gs1_reference.py", "tests/test_reader_pinned.py"],
     ),
     "verdict": (["station/gs1/verdict.py"], ["tests/test_reader.py", "tests/test_station.py"]),
     "framing": (["station/edge/scanners/framing.py"], ["tests/test_framing.py"]),

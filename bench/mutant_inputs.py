@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_mutation.py --keep /tmp/mut-reader reader
     .venv/bin/python bench/mutant_inputs.py /tmp/mut-reader > cases.py
 
-Reads the survivors of a kept mutmut run of ``station/gs1/reader.py`` (mutants that only change a
+Reads the survivors of a kept mutmut run of ``station/gs1/reader.py``, or of the device labels'
+readers it calls (``udi``: ``udi.py``, ``digital_link.py``) (mutants that only change a
 message's words are left out, as ``bench_mutation.py`` leaves them out), runs each one, in this
 process, through mutmut's trampolines over a corpus (karekods with lost, doubled and stray
 separators, symbology prefixes and suffixes, UDIs of the other agencies, Digital Links, the
@@ -59,6 +60,46 @@ KNOWN = [
 BYTES = [b"\xff01", b"]d2\xff", b"\xc3", b"]\xffabc\r", b"KKC1:\xfe\n"]
 
 
+HIBC_SECONDARIES = [
+    *("$$0125L1", "$$1225L1", "$$1325L1", "$$0025L1"),  # MMYY, the flag the month's first digit
+    *("$$2123125L1", "$$2022925L1", "$$2022924L1", "$$2023025L1", "$$212312"),  # MMDDYY
+    *("$$3261231L1", "$$3261331L1", "$$3260229L1", "$$3240229L1", "$$326123"),  # YYMMDD
+    *("$$426123123L1", "$$426123124L1", "$$426123100L1", "$$42612312"),  # YYMMDDHH
+    *("$$526001L1", "$$526365L1", "$$526366L1", "$$524366L1", "$$524367L1", "$$520001L1", "$$52636"),  # YYJJJ
+    *("$$62636523L1", "$$62636524L1", "$$62636500L1", "$$6263652"),  # YYJJJHH
+    *("$$7L1", "$$+7S1", "$$+3261231S1", "$$8053261231L1", "$$805L1", "$$8L1", "$$912345L1", "$$91234"),
+    *("26365L1", "24366L1", "26366L1", "26000L1", "14D20261231", "14D20260230", "16D20260101", "$$A1", "$$"),
+    *("$L1/$$3261231", "$$3261231/$$3271231", "$+S1", "SS1", "Q12", "Q1234567890", "QX"),
+]
+"""Secondary data of HIBC labels, each date format with its edges (ANSI/HIBC 2.6 table 2)."""
+
+LINK = "https://id.gs1.org"
+LINKS = [
+    *(f"{LINK}/01/{G}/21/S%41B", f"{LINK}/01/{G}/21/S%00", f"{LINK}/01/{G}/21/S%4", f"{LINK}/01/{G}/21/%4G1"),
+    *(f"{LINK}/01/{G}/21/S%5E", f"{LINK}/01/{G}/21/", f"{LINK}/01/{G}/21/S%C3%BC", f"{LINK}/01/{G}/10/A+B"),
+    *(f"{LINK}/01/{G}?10=A+B", f"{LINK}/01/{G}?17=261231&10=L1", f"{LINK}/01/{G}?17=261231&17=261231"),
+    *(f"{LINK}/01/{G}?foo=1&17=261231#frag", f"{LINK}/01/{G}?&=&17=261231&17", f"{LINK}/01/{G}?123=4"),
+    *(f"{LINK}/01/{G}?%31%37=261231", f"{LINK}/01/{G}?99=X", f"{LINK}/01/{G}?21=S1", f"{LINK}/01/{G}?22=C"),
+    *(f"{LINK}/01/{G[:-1]}", f"{LINK}/gtin/{G}", f"{LINK}/a/b/01/{G}/22/CPV/10/L1/21/S1", f"{LINK}/01/{G}/21/S1/10/L1"),
+    *("https://id.g_s1.org/01/" + G, "https://id.gs1.org", "https:///01/" + G, "https://x/01/" + G, "https://"),
+    *(f"HTTP://ID.GS1.ORG/01/{G}", f"http://{LINK[8:]}/01/{G}", f"{LINK}/01/{G}/21/S1?17=261331", f"{LINK}/01 /{G}"),
+    *(f"{LINK}/414/8680000000007/254/X", f"{LINK}/00/{SSCC}", f"{LINK}/01/{G}/21/S1/", f"{LINK}/01/{G}?17=26123"),
+    *(f"{LINK}/01/{G}?11=260101&17=261231&10=L1", f"{LINK}/10/L1/01/{G}", f"{LINK}/01/{G}/01/{G}"),
+]
+"""Digital Links through each branch of ``digital_link.split_link``."""
+
+
+def device_labels() -> list[str]:
+    """HIBC labels (valid check characters, each secondary alone and after a primary) and Digital Links."""
+    from station.gs1.udi import hibc_check
+
+    labels = [*LINKS]
+    for secondary in HIBC_SECONDARIES:
+        for data in (f"+{secondary}", f"+A99912345/{secondary}"):
+            labels += [data + hibc_check(data), data + "0"]
+    return labels
+
+
 def corpus(seed: int = 12) -> list[str]:
     from station.gs1.elements import check_digit
 
@@ -79,7 +120,7 @@ def corpus(seed: int = 12) -> list[str]:
         yy, mm, dd = rng.randint(20, 35), rng.randint(1, 12), rng.randint(1, 28)
         return rng.choice([f"{yy:02d}{mm:02d}{dd:02d}", f"{yy:02d}{mm:02d}00", f"{yy:02d}13{dd:02d}", f"{yy:02d}0230"])
 
-    out = set(KNOWN)
+    out = set(KNOWN) | set(device_labels())
     for _ in range(3000):
         fields = {"01": gtin(), "21": var(), "17": yymmdd(), "10": var()}
         if rng.random() < 0.2:

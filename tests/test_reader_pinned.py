@@ -1,12 +1,15 @@
 # ruff: noqa: E501  (the pinned messages are kept whole, as the reader writes them)
 """Known answers for the reader where no other test looked: each input below is one that a
-mutant of ``station/gs1/reader.py`` read differently from the reader (found by
+mutant of ``station/gs1/reader.py`` (or of the device labels' readers it calls, ``udi.py`` and
+``digital_link.py``) read differently from the reader (found by
 ``bench/mutant_inputs.py``, which runs every survivor of ``bench/bench_mutation.py`` over a corpus
 of karekods with lost, doubled and stray separators, symbology prefixes, suffixes, UDIs of the
 other agencies and Digital Links). Each reading was checked by hand against the rules it shows: which split of a
 scan without separators wins or makes it ambiguous, where the SSCC or the missing-field message
 applies, the GS1 century rule (the same code read in 2020 and in 2026), the strict ``gs1``
-profile's separators, and what ``plain`` gives for bytes that are not UTF-8.
+profile's separators, what ``plain`` gives for bytes that are not UTF-8, HIBC's date formats
+(an hour of 24, day 366 of a year that is not a leap year, a secondary alone ending in its link
+character) and which rule of the Digital Link standard a link breaks.
 
 A reading is pinned whole: reason, message and every field of the karekod.
 """
@@ -73,6 +76,25 @@ READINGS = [
     ('\x1d10C17A016684255058712121Y5Z2\r', 'uts', (2026, 2020), (None, 'Karekod read from a scan with lost separators.', ('66842550587121', 'Y5Z2', 'C17A', None, None, None, True, None, 'gs1', '66842550587121', None, (('10', 'C17A'), ('01', '66842550587121'), ('21', 'Y5Z2'))))),
     ('01086995360901221730123110L\x1d21S\x1d\x1d', 'gs1', (2026, 2020), ('not_gs1', 'A separator (GS) where an application identifier should be.', None)),
     (']d2\x1d01113779638042941726023021+a2_4118Y58B7100\x1d', 'its', (2026, 2020), ('invalid_date', "AI 17 (USE BY or EXPIRY) '260230' has day 30, which month 02 of 2026 does not have.", ('11377963804294', '+a2_4118Y58B7', '0', None, None, None, True, ']d2', 'gs1', '11377963804294', None, (('01', '11377963804294'), ('17', '260230'), ('21', '+a2_4118Y58B7'), ('10', '0'))))),
+    # device labels (HIBC date formats and their edges, Digital Links): mutants of udi.py and digital_link.py
+    ('+$$62636524L13', 'uts', (2026, 2020), ('invalid_date', "HIBC secondary '$$62636524L': not a real date.", None)),
+    ('https://id.gs1.org/01/08699536090122/21/S%5E', 'uts', (2026, 2020), ('invalid_character', "AI 21 in the link holds '^'.", None)),
+    ('https://id.gs1.org/01/08699536090122/21/', 'uts', (2026, 2020), ('invalid_length', "AI 21 in the link's path has no value.", None)),
+    ('https://id.gs1.org/01/08699536090122?22=C', 'uts', (2026, 2020), ('invalid_combination', 'AI 22 may not be a link query attribute.', None)),
+    ('+$$426123124L1.', 'uts', (2026, 2020), ('invalid_date', "HIBC secondary '$$426123124L': not a real date.", None)),
+    ('+26366L10', 'uts', (2026, 2020), ('invalid_date', "HIBC secondary '26366L': not a real date.", None)),
+    ('+24366L1+', 'uts', (2026, 2020), ('missing_field', 'HIBC code without its device identifier (the primary).', (None, None, 'L', '2024-12-31', None, None, False, None, 'hibcc', None, '+24366L1+', (('LOT', 'L'), ('EXPIRY', '2024-12-31'))))),
+    ('+$$520001L1K', 'uts', (2026, 2020), ('missing_field', 'HIBC code without its device identifier (the primary).', (None, None, 'L', '2020-01-01', None, None, False, None, 'hibcc', None, '+$$520001L1K', (('LOT', 'L'), ('EXPIRY', '2020-01-01'))))),
+    ('https://id.g_s1.org/01/08699536090122', 'uts', (2026, 2020), ('invalid_character', "The link's domain holds characters a domain cannot have.", None)),
+    ('https://id.gs1.org/01 /08699536090122', 'uts', (2026, 2020), ('invalid_character', 'The link holds characters a URI cannot have.', None)),
+    ('https://id.gs1.org/01/08699536090122?10=A+B', 'gs1', (2026, 2020), ('invalid_combination', "AI 10 belongs in the link's path, not its query.", None)),
+    ('https://id.gs1.org/01/08699536090122?17=261231&17=261231', 'gs1', (2026, 2020), ('invalid_combination', 'AI 17 appears twice in the link.', None)),
+    ('+$$524367L1$', 'uts', (2026, 2020), ('invalid_date', "HIBC secondary '$$524367L': not a real date.", None)),
+    ('+14D20261231X', 'uts', (2026, 2020), ('invalid_date', "HIBC secondary '14D2026123': not a YYYYMMDD date.", None)),
+    ('+$$426123123L1-', 'uts', (2026, 2020), ('missing_field', 'HIBC code without its device identifier (the primary).', (None, None, 'L', '2026-12-31', None, None, False, None, 'hibcc', None, '+$$426123123L1-', (('LOT', 'L'), ('EXPIRY', '2026-12-31'))))),
+    ('https://id.gs1.org/01/08699536090122/21/S%00', 'gs1', (2026, 2020), ('invalid_character', 'AI 21 in the link decodes to a NUL.', None)),
+    ('https://id.gs1.org/01/08699536090122?&=&17=261231&17', 'gs1', (2026, 2020), ('not_gs1', 'Query parameter  is no GS1 application identifier.', None)),
+    ('https://id.gs1.org/01/08699536090122?foo=1&17=261231#frag', 'uts', (2026, 2020), ('missing_field', 'Missing serial (21) or batch (10) needed by the uts profile.', ('08699536090122', None, None, '2026-12-31', None, None, False, None, 'gs1', '08699536090122', None, (('01', '08699536090122'), ('17', '261231'))))),
 ]
 PLAIN = [
     (b']d2\xff', '�'),
