@@ -118,6 +118,24 @@ def test_stack_light_follows_the_leds(factory: MockFactory) -> None:
     assert not any(factory.pin(p).state for p in (5, 6, 13, 17, 22, 27))
 
 
+def test_active_low_outputs_are_lit_by_a_low_pin(factory: MockFactory) -> None:
+    """Sinking LEDs (``active_high = false``) and relay boards that switch on low
+    (``stack_active_high = false``): the signal's pins are written directly, so "on" must still be
+    the low state for each, and "off" (a signal cut short, a pattern's end) the high one."""
+    config = FeedbackConfig(active_high=False, stack_active_high=False, stack_green_pin=5, stack_red_pin=13)
+    fb = GpioFeedback(config, factory)
+    green, red, buzzer, lamp_green, lamp_red = (factory.pin(p) for p in (17, 22, 23, 5, 13))
+    assert all(p.state for p in (green, red, buzzer, lamp_green, lamp_red))  # all off: high
+    fb.show(Signal.REJECT)
+    assert not red.state and not lamp_red.state and not buzzer.state  # on at once: low
+    assert green.state and lamp_green.state
+    fb.show(Signal.ACCEPT)
+    assert not green.state and not lamp_green.state and red.state and lamp_red.state  # the last one off
+    time.sleep(0.6)  # the accept's 0.4 s blink and 0.08 s beep are over
+    assert all(p.state for p in (green, red, buzzer, lamp_green, lamp_red))
+    fb.close()
+
+
 def test_pin_factory_choice() -> None:
     assert pins.choose("auto", "Raspberry Pi 5 Model B Rev 1.0", {"lgpio", "rpigpio"}) == "lgpio"
     assert pins.choose("auto", "Raspberry Pi 4 Model B Rev 1.4", {"lgpio", "rpigpio"}) == "lgpio"
