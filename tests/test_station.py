@@ -645,3 +645,42 @@ def test_an_older_file_gets_its_watermark_from_what_was_delivered(tmp_path: Path
     ids = [str(i) for (i,) in store._query("SELECT id FROM events ORDER BY seq")]
     assert [r[0] for r in store.pending(0, 10)] == [3, 5] and store.meta("delivered_through") == "2"
     assert store.mark_delivered([ids[2], ids[4]]) == 2 and store.meta("delivered_through") == "5"
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        0.0,
+        1767225600.0,  # 2026-01-01T00:00:00Z
+        1767225599.9995,  # rounds up into the next second's first millisecond
+        1767225599.9999996,  # rounds up into the next second
+        1767225600.0004995,
+        1767225600.0015,
+        1798761599.999,  # the last millisecond of 2026
+        -1.5,
+        -0.0000004,
+        4102444800.123456,  # 2100-01-01
+    ],
+)
+def test_event_times_are_written_as_datetime_writes_them(ts: float) -> None:
+    from datetime import UTC, datetime
+
+    from station.edge.events import utc_iso
+
+    expected = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert utc_iso(ts) == expected
+    assert utc_iso(ts) == expected  # the second's text, now from the cache
+
+
+def test_event_times_match_datetime_over_many_instants() -> None:
+    import random
+    from datetime import UTC, datetime
+
+    from station.edge.events import utc_iso
+
+    rng = random.Random(12)
+    base = 1767225600.0
+    instants = [base + rng.uniform(0, 86400 * 400) for _ in range(20000)]
+    instants += [base + i + k / 1e6 for i in range(50) for k in (999499.5, 999500.5, 999999.4, 999999.6, 500.5)]
+    for ts in instants:
+        assert utc_iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z", ts

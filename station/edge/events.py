@@ -8,6 +8,8 @@ than half the size. The same columns always build the same bytes, so a re-send i
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
@@ -91,7 +93,23 @@ not per row."""
 
 
 def utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``ts`` in UTC, ISO 8601 to the millisecond (``2026-01-01T08:30:00.123Z``), exactly as
+    ``datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")`` writes it (microseconds
+    rounded half to even, then cut to milliseconds). The scan path stamps every event: the
+    second's text is made once a second, not once a scan (7 us of a scan's 0.1 ms of Python)."""
+    frac, whole = math.modf(ts)  # as CPython splits a timestamp, so the same instant comes out
+    micros = round(frac * 1e6)
+    second = int(whole)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    elif micros < 0:
+        second, micros = second - 1, micros + 1_000_000
+    return f"{_utc_second(second)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds").removesuffix("+00:00")
 
 
 def event_row(
