@@ -64,6 +64,7 @@ def check_digit(digits: str) -> int:
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)  # pure; a line reads the same expiry again and again
 def decode_date(yymmdd: str, this_year: int) -> date | None:
     """A YYMMDD date, or None when it is no real date.
 
@@ -161,8 +162,22 @@ def _shape(ai: str) -> tuple[re.Pattern[str], tuple[tuple[int, linters.Linter], 
     return re.compile(body), checks
 
 
+#: AIs whose value differs on every label (serial, SSCC): checked each time, never remembered.
+UNIQUE_AIS = frozenset({"21", "00"})
+
+
 def check_value(ai: str, value: str, this_year: int) -> Fault | None:
-    """The first fault of one value against its AI's parts, character sets and check routines."""
+    """The first fault of one value against its AI's parts, character sets and check routines.
+
+    A pure function: the values a line scans again and again (the GTIN, expiry and batch of one
+    product) are remembered, a dictionary lookup instead of a pattern and check routines on the scan
+    path; serials are not (:data:`UNIQUE_AIS`)."""
+    if ai in UNIQUE_AIS:
+        return _check_value(ai, value, this_year)
+    return _remembered_check(ai, value, this_year)
+
+
+def _check_value(ai: str, value: str, this_year: int) -> Fault | None:
     shape = _shape(ai)
     if shape is not None:
         match = shape[0].fullmatch(value)
@@ -174,6 +189,9 @@ def check_value(ai: str, value: str, this_year: int) -> Fault | None:
             else:
                 return None
     return _explain(ai, value, this_year)
+
+
+_remembered_check = lru_cache(maxsize=1024)(_check_value)
 
 
 def _explain(ai: str, value: str, this_year: int) -> Fault | None:
