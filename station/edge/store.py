@@ -500,7 +500,7 @@ class Store:
         conn = self.open()
         seq = self._seq
         rows, units, events = [], [], []
-        kind = Operation(operation)
+        kind = operation if isinstance(operation, Operation) else Operation(operation)
         for scan, verdict in scans:
             seq += 1
             event_id = f"{self.history}.{seq}"
