@@ -38,6 +38,7 @@ from station.central.ingest import Central  # noqa: E402
 from station.central.ledger import Ledger  # noqa: E402
 from station.central.notifier import Notifier  # noqa: E402
 from station.gs1.reasons import Reason  # noqa: E402
+from station.mqtt import lean_properties  # noqa: E402
 from station.wire import EVENT_SCHEMA, EventMessage, Kind, Operation, Service, Topics, batch_json  # noqa: E402
 
 TOPICS = Topics()
@@ -109,6 +110,7 @@ def bench_ingest(tmp: Path, n: int, batch: int = 1) -> None:
         f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n"
     )
     broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lean_properties()  # the bare subscriber runs on the same paho as the submitter (station.mqtt)
     try:
         time.sleep(0.5)
         topic = TOPICS.every_station(Kind.EVENTS)
@@ -168,7 +170,7 @@ def bench_ingest(tmp: Path, n: int, batch: int = 1) -> None:
             ">= 15,000/s",
             rate >= 15000,
             raw_rate,
-            "bare paho subscriber (msg/s)",
+            "bare paho subscriber, the same paho (msg/s)",
         )
     finally:
         broker.terminate()
