@@ -56,3 +56,15 @@ def emit(
 ) -> None:
     """Print one figure for ``bench/run`` (flushed: a bench that dies later keeps what it measured)."""
     print(Figure(bench, name, ours, unit, goal, met, reference, reference_name).line(), flush=True)
+
+
+def stock_paho() -> None:
+    """paho as it ships, for a reference measured beside the project: undoes, for the clients made
+    from now on, the lean properties objects ``station.mqtt.make_client`` puts in place (the
+    project's clients made next put them back)."""
+    import paho.mqtt._packet
+    import paho.mqtt.client
+    from paho.mqtt.properties import Properties
+
+    for module in (paho.mqtt._packet, paho.mqtt.client):
+        setattr(module, "Properties", Properties)  # noqa: B010
