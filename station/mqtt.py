@@ -39,8 +39,8 @@ def lean_properties() -> bool:
     containers, 45 entries) for every properties object, and the client makes one for every
     message it receives under MQTT 5 and every PUBACK its publishes get back: 13 us each here, and
     the allocations drive the garbage collector, so that with a queue of received messages they
-    were half the submitter's network thread (6,100 events/s ingested one a message; 9,800 with
-    this). :class:`LeanProperties` is paho's class with the tables made once and shared (paho only
+    were half the submitter's network thread (6,100 events/s ingested one a message; 10,600-11,000
+    with this). :class:`LeanProperties` is paho's class with the tables made once and shared (paho only
     reads them) and ``clear()`` deleting what was set instead of testing all 27 names; the values,
     the checks on setting them, ``pack()`` and ``unpack()`` are paho's own
     (``tests/test_mqtt_properties.py`` holds them to the same bytes and values). Installed in the

@@ -64,7 +64,6 @@ def check_digit(digits: str) -> int:
 
 
 @lru_cache(maxsize=4096)
-@lru_cache(maxsize=256)  # pure; a line reads the same expiry again and again
 def decode_date(yymmdd: str, this_year: int) -> date | None:
     """A YYMMDD date, or None when it is no real date.
 
