@@ -201,6 +201,12 @@ def test_two_submitters_share_the_work(tmp_path: Path, broker: Broker, sandbox: 
         with sqlite3.connect(tmp_path / "shared-ledger.db") as conn:
             senders = dict(conn.execute("SELECT submitter, count(*) FROM requests GROUP BY submitter").fetchall())
         assert set(senders) == {"central-a", "central-b"}, senders  # both did part of the work
+
+        def acked() -> int:  # the stations' result acks, each to one of the two (shared as events are)
+            with sqlite3.connect(tmp_path / "shared-ledger.db") as conn:
+                return int(conn.execute("SELECT count(*) FROM jobs WHERE published = 1").fetchone()[0])
+
+        wait_for(lambda: acked() == 180, 30, what="every result acked by its station")
         for x in ("a", "b"):
             assert "ready" in (tmp_path / f"submitter-{x}.log").read_text()
     finally:

@@ -667,3 +667,31 @@ def test_recover_says_why_and_results_go_in_batches(ledger: Ledger) -> None:
     assert len(ledger.results_to_send(60, limit=2)) == 2
     ledger.mark_published(ids)
     assert ledger.results_acked("dock-1", ids[:2]) == 2
+
+
+def test_the_stale_sweep_takes_anyones_old_requests_and_none_young(ledger_url: str) -> None:
+    a, b = Ledger(ledger_url, "sub-a"), Ledger(ledger_url, "sub-b")
+    claim_all(a, 1)
+    b.prepare("uts", "dock", "p", {})
+    assert a.recover(stale_after=3600, mine=False) == 0  # its own young one too: a call may be under way
+    assert a.recover(stale_after=-1, mine=False) == 2
+
+
+def test_a_submitter_starting_beside_a_working_one_takes_no_lock_it_would_wait_for(ledger_url: str) -> None:
+    """A start on a ledger of this version makes nothing: PostgreSQL's ``CREATE INDEX IF NOT
+    EXISTS`` takes the table's SHARE lock before it finds the index, so a starting submitter waited
+    for the other's open write, held its writes back, and deadlocked with its notifier."""
+    import threading
+
+    working = Ledger(ledger_url, "sub-a")
+    working.ingest([event("line-1", 1)], SITES.get)
+    started: list[Ledger] = []
+    with working.tx() as c:  # a write under way: the rows and tables it holds stay locked
+        c.execute("UPDATE jobs SET updated_at = updated_at + 1")
+        c.execute("UPDATE requests SET answered_at = 0")
+        c.execute("UPDATE events SET received_at = received_at")
+        starting = threading.Thread(target=lambda: started.append(Ledger(ledger_url, "sub-b")), daemon=True)
+        starting.start()
+        starting.join(10)
+        assert started, "a second submitter's start waited for the first one's write"
+    started[0].close()

@@ -378,3 +378,72 @@ def test_a_station_that_lost_its_file_cannot_reuse_its_seqs(tmp_path: Path, sand
     ]
     after_reset = [m for _, m in (event("line-1", 1, gtin(5), "NEW", history="b" * 32, reset_of="a" * 32),)]
     assert ledger.history_faults(after_reset) == {}
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"  # what psycopg's DeadlockDetected carries
+
+
+def _failing_after_calls(notifier: Notifier, ledger: Ledger, monkeypatch: pytest.MonkeyPatch, times: int) -> None:
+    """Every İTS call goes out and takes effect; then the ledger's next ``times`` transactions in
+    the thread that made it are rolled back by a deadlock (another submitter's, on PostgreSQL)."""
+    from contextlib import contextmanager
+
+    armed = {"n": 0, "thread": 0}  # the thread that made the call: the one writing its answer
+    real_tx, its = ledger.tx, notifier.its
+    assert its is not None
+    real_notify = its.notify
+    its.error_codes()  # fetched and kept now: only the answer's writes meet the deadlocks
+
+    @contextmanager
+    def tx() -> Iterator[Any]:
+        if armed["n"] and armed["thread"] == threading.get_ident():
+            armed["n"] -= 1
+            raise Deadlock("deadlock detected")
+        with real_tx() as c:
+            yield c
+
+    def notify(call: Call) -> Any:
+        answer = real_notify(call)
+        armed["n"], armed["thread"] = times, threading.get_ident()
+        return answer
+
+    monkeypatch.setattr(ledger, "tx", tx)
+    monkeypatch.setattr(its, "notify", notify)
+
+
+def test_an_answer_that_met_a_deadlock_is_written_on_its_next_try(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fleet benchmark's stall: the answer to a call that had taken effect met a deadlock,
+    was dropped with a traceback, and left its 50 units in flight until a submitter restarted."""
+    from station.central.ledger import TRIES
+
+    seed(sandbox.sandbox, depot_units=4)
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("line-1", i + 1, gtin(i), f"U{i:06d}") for i in range(4)], notifier.config.site_of)
+    _failing_after_calls(notifier, ledger, monkeypatch, TRIES - 1)
+    run_until_final(notifier, ledger, 4)
+    assert dict(ledger.query("SELECT state, count(*) FROM jobs GROUP BY state")) == {"done": 4}
+    assert set(sandbox.effect_counts("dispatch").values()) == {1}
+    assert sandbox.sandbox.calls.get("/reference/app/check_status/", 0) == 0  # written, not asked again
+
+
+def test_an_answer_the_ledger_could_not_write_is_checked_by_the_sweep_not_sent_again(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its tries the answer is lost; the running notifier's sweep finds the request left
+    ``prepared`` past its stale time, puts its units in doubt, and the service is asked."""
+    import station.central.notifier as notifier_module
+    from station.central.ledger import TRIES
+
+    seed(sandbox.sandbox, depot_units=3)
+    notifier, ledger = make(tmp_path, sandbox)
+    ledger.ingest([event("line-1", i + 1, gtin(i), f"U{i:06d}") for i in range(3)], notifier.config.site_of)
+    _failing_after_calls(notifier, ledger, monkeypatch, TRIES)
+    monkeypatch.setattr(notifier_module, "SWEEP_SECONDS", 0.2)
+    notifier.stale_after = 0.5
+    run_until_final(notifier, ledger, 3)
+    assert {j.code for j in ledger.jobs("1 = 1")} == {"RESOLVED"}
+    assert set(sandbox.effect_counts("dispatch").values()) == {1}
+    assert sandbox.sandbox.calls["/reference/app/check_status/"] == 1

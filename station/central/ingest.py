@@ -20,7 +20,7 @@ from paho.mqtt.properties import Properties
 
 from station.central import deliveries, orders, recalls
 from station.central.config import SubmitterConfig
-from station.central.ledger import Job, Ledger
+from station.central.ledger import TRIES, Job, Ledger, passing
 from station.mqtt import Broker, BrokerWatch, json_properties, make_client
 from station.wire import (
     MAX_EVENTS_PER_MESSAGE,
@@ -57,16 +57,6 @@ class EventsIn:
 FromStation = EventsIn | StationStatus | AckMessage | SummaryMessage | PatientMessage
 
 log = logging.getLogger("submitter.mqtt")
-
-TRIES = 3
-"""How many times a message that met a passing ledger error alone is tried before it is refused."""
-
-
-def passing(error: Exception) -> bool:
-    """A ledger error that trying again cures: PostgreSQL's transaction rollbacks (SQLSTATE class
-    40: a deadlock, a serialization failure) and a SQLite file busy past its timeout."""
-    state = getattr(error, "sqlstate", None)
-    return (isinstance(state, str) and state.startswith("40")) or "database is locked" in str(error)
 
 
 class Central:
@@ -138,18 +128,15 @@ class Central:
             self.broker_watch.failed()
             return
         self.broker_watch.up()
-        events = self.topics.every_station(Kind.EVENTS)
-        if self.config.shared_subscription:
-            events = f"$share/karekod-submitters/{events}"
+        # Several submitters share what one of them is enough to store: events, the stations' acks,
+        # summaries, patients (both applying every result ack cost each of them a row lock wait on
+        # the other's, for the same rows). Statuses are retained, which a shared subscription never
+        # delivers: every submitter has them all, from its start.
+        share = "$share/karekod-submitters/" if self.config.shared_subscription else ""
+        shared = (Kind.EVENTS, Kind.RESULT_ACKS, Kind.DELIVERY_ACKS, Kind.SUMMARIES, Kind.PATIENT)
         client.subscribe(
-            [
-                (events, 1),
-                (self.topics.every_station(Kind.STATUS), 1),
-                (self.topics.every_station(Kind.RESULT_ACKS), 1),
-                (self.topics.every_station(Kind.DELIVERY_ACKS), 1),
-                (self.topics.every_station(Kind.SUMMARIES), 1),
-                (self.topics.every_station(Kind.PATIENT), 1),
-            ]
+            [(share + self.topics.every_station(kind), 1) for kind in shared]
+            + [(self.topics.every_station(Kind.STATUS), 1)]
         )
         # Subscribed first, online second: stations start sending once they see this.
         online = CentralStatus(state=State.ONLINE, submitter=self.config.id, batches=MAX_EVENTS_PER_MESSAGE).to_json()

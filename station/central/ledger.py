@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from station.central.config import Site
 from station.gs1.udi import Issuer
@@ -81,6 +82,22 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS announcements (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL)""",
 ]
+
+LATER_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs (delivery, state)",
+    # a call's units (answers, doubts) and one unit's history (the console's lookup)
+    "CREATE INDEX IF NOT EXISTS jobs_request ON jobs (request_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_order ON jobs (order_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_unit ON jobs (gtin, serial)",
+    "CREATE INDEX IF NOT EXISTS jobs_di ON jobs (di, serial)",
+    "CREATE INDEX IF NOT EXISTS events_unit ON events (gtin, serial)",
+    # the newest changes first (the console, the API's results) and date ranges (export)
+    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
+    "CREATE INDEX IF NOT EXISTS requests_answered ON requests (answered_at)",
+    "CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at)",
+]
+"""Indexes on columns a later version added (made after those columns)."""
 
 #: The columns that hold Unix times (seconds, 8-byte floats on both databases).
 SECONDS_COLUMNS = (
@@ -283,6 +300,41 @@ class Outcome:
     """The service's id for the notification (ÜTS BID, İTS notificationId), for cancels and audits."""
 
 
+TRIES = 3
+"""How many times a write that met a passing error (:func:`passing`) is tried in all."""
+
+
+def passing(error: Exception) -> bool:
+    """A ledger error that trying again cures: PostgreSQL's transaction rollbacks (SQLSTATE class
+    40: a deadlock, a serialization failure) and a SQLite file busy past its timeout."""
+    state = getattr(error, "sqlstate", None)
+    return (isinstance(state, str) and state.startswith("40")) or "database is locked" in str(error)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def settled(write: Callable[Concatenate[Ledger, P], R]) -> Callable[Concatenate[Ledger, P], R]:
+    """A write of what already happened outside (a service's answer, a station's ack): one
+    transaction, tried again whole when the ledger rolled it back for a passing reason (a
+    deadlock with another submitter). Lost, it would leave units ``in_flight`` with their answer
+    known, until a submitter's start or the stale sweep puts them in doubt and asks again."""
+
+    @wraps(write)
+    def tried(self: Ledger, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        for attempt in range(1, TRIES):
+            try:
+                return write(self, *args, **kwargs)
+            except Exception as e:
+                if not passing(e):
+                    raise
+                time.sleep(0.02 * 2**attempt)
+        return write(self, *args, **kwargs)
+
+    return tried
+
+
 def _utc(timestamp: str) -> str:
     """An ISO 8601 time as UTC text that sorts as time (stations send Z; an HBYS may send an offset)."""
     return datetime.fromisoformat(timestamp).astimezone(UTC).isoformat(timespec="milliseconds")
@@ -323,10 +375,12 @@ class Ledger:
             self.conn.execute(f"SELECT pg_advisory_unlock(({key}))")
 
     def _migrate(self) -> None:
-        """The tables, columns and indexes of this version, on a new ledger or an older one."""
-        with self.tx() as c:
-            for statement in SCHEMA:
-                c.execute(self._ddl(statement))
+        """The tables, columns and indexes of this version, on a new ledger or an older one.
+
+        Only what is missing is made: PostgreSQL takes a table's SHARE lock for ``CREATE INDEX IF
+        NOT EXISTS`` before it finds the index there, so a submitter starting beside a working one
+        would stop that one's writes until its start's commit, and could deadlock with them."""
+        self._create(SCHEMA)
         self._add_column("jobs", "result_sent_at", "REAL")
         self._add_column("events", "history", "TEXT")
         self._add_column("stations", "history", "TEXT")
@@ -338,19 +392,7 @@ class Ledger:
                 )
         for column in ("issuer", "di", "udi", "delivery", "line", "document", "counterpart", "order_id", "patient"):
             self._add_column("jobs", column, "TEXT")
-        with self.tx() as c:
-            c.execute("CREATE INDEX IF NOT EXISTS jobs_delivery ON jobs (delivery, state)")
-            # a call's units (answers, doubts) and one unit's history (the console's lookup)
-            c.execute("CREATE INDEX IF NOT EXISTS jobs_request ON jobs (request_id)")
-            c.execute("CREATE INDEX IF NOT EXISTS jobs_order ON jobs (order_id)")
-            c.execute("CREATE INDEX IF NOT EXISTS jobs_unit ON jobs (gtin, serial)")
-            c.execute("CREATE INDEX IF NOT EXISTS jobs_di ON jobs (di, serial)")
-            c.execute("CREATE INDEX IF NOT EXISTS events_unit ON events (gtin, serial)")
-            # the newest changes first (the console, the API's results) and date ranges (export)
-            c.execute("CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_at)")
-            c.execute("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)")
-            c.execute("CREATE INDEX IF NOT EXISTS requests_answered ON requests (answered_at)")
-            c.execute("CREATE INDEX IF NOT EXISTS requests_created ON requests (created_at)")
+        self._create(LATER_INDEXES)
         if self.postgres:  # PostgreSQL's REAL is 4 bytes: a Unix time in it is off by a minute
             narrow = self.query(
                 "SELECT table_name, column_name FROM information_schema.columns"
@@ -360,6 +402,20 @@ class Ledger:
                 for table, column in narrow:
                     if (table, column) in SECONDS_COLUMNS:
                         c.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE DOUBLE PRECISION")
+
+    def _create(self, statements: Sequence[str]) -> None:
+        """The ``CREATE ... IF NOT EXISTS`` statements whose table or index is not there yet, in one
+        commit; none when all are (the usual start: no lock taken)."""
+        if self.postgres:
+            there = "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            names = {row[0] for row in self.query(f"{there} WHERE n.nspname = current_schema()")}
+        else:
+            names = {row[0] for row in self.query("SELECT name FROM sqlite_master")}
+        missing = [s for s in statements if s.split(" IF NOT EXISTS ", 1)[1].split()[0] not in names]
+        if missing:
+            with self.tx() as c:
+                for statement in missing:
+                    c.execute(self._ddl(statement))
 
     def _add_column(self, table: str, column: str, kind: str) -> bool:
         """A column a later version added, to a ledger made before it (SQLite and PostgreSQL alike).
@@ -749,7 +805,8 @@ class Ledger:
 
     # -- answers --
 
-    def answer(self, request_id: str, http_status: int | None, response: str, outcomes: Iterable[Outcome]) -> None:
+    @settled
+    def answer(self, request_id: str, http_status: int | None, response: str, outcomes: Sequence[Outcome]) -> None:
         """A definite answer: the request and every unit's outcome, in one commit."""
         now = time.time()
         with self.tx() as c:
@@ -778,6 +835,7 @@ class Ledger:
             if refused:
                 announce_units(c, _in(refused), refused, now)
 
+    @settled
     def in_doubt(self, request_id: str, why: str) -> None:
         """The call may or may not have taken effect: ask the service before anything is sent again."""
         now = time.time()
@@ -792,6 +850,7 @@ class Ledger:
                 (why, now, request_id),
             )
 
+    @settled
     def not_sent(self, request_id: str, why: str, backoff: float, max_attempts: int) -> None:
         """The request certainly did not reach the service: queue its units again, later."""
         now = time.time()
@@ -809,6 +868,7 @@ class Ledger:
             )
             announce_units(c, "request_id = ? AND updated_at = ?", (request_id, now), now)
 
+    @settled
     def resolved(
         self, event_id: str, took_effect: bool, note: str, backoff: float, max_attempts: int, reference: str = ""
     ) -> None:
@@ -849,6 +909,7 @@ class Ledger:
             )
         return request_id
 
+    @settled
     def cancelled(self, event_id: str, request_id: str, response: str, ok: bool, message: str) -> None:
         """The answer to a cancel; a unit whose notification was cancelled is ``cancelled``."""
         now = time.time()
@@ -864,6 +925,7 @@ class Ledger:
                     (message, now, event_id),
                 )
 
+    @settled
     def give_up(self, event_id: str, code: str, message: str) -> None:
         now = time.time()
         with self.tx() as c:
@@ -874,13 +936,15 @@ class Ledger:
             )
             announce_units(c, "event_id = ?", (event_id,), now)
 
-    def recover(self, stale_after: float) -> int:
-        """At start: requests this submitter prepared and never saw answered, and anyone's that went
-        stale, are in doubt (the call may have happened just before a crash)."""
+    def recover(self, stale_after: float, mine: bool = True) -> int:
+        """At start: requests this submitter prepared and never saw answered (``mine``), and
+        anyone's that went stale, are in doubt (the call may have happened just before a crash).
+        While running (``mine=False``): the stale ones only, whose answer a submitter could not
+        write (its ledger gone for longer than :func:`settled` tries) or which died with it."""
         cutoff = time.time() - stale_after
         rows = self.query(
             f"SELECT id FROM requests WHERE state = '{RequestState.PREPARED}' AND (submitter = ? OR created_at < ?)",
-            (self.submitter, cutoff),
+            (self.submitter if mine else None, cutoff),
         )
         for (request_id,) in rows:
             self.in_doubt(request_id, "submitter stopped during the call")
@@ -907,6 +971,7 @@ class Ledger:
             limit=limit,
         )
 
+    @settled
     def mark_published(self, event_ids: Iterable[str]) -> None:
         """Results the broker took: sent, and kept until the station acks them."""
         ids = sorted(event_ids)  # rows locked in one order by every submitter: no deadlock
@@ -924,6 +989,7 @@ class Ledger:
         """The station stored these results: done. Only that station's own units are touched."""
         return self.results_acked_many({station: event_ids})
 
+    @settled
     def results_acked_many(self, acks: Mapping[str, Iterable[str]]) -> int:
         """:meth:`results_acked` for several stations in one commit (an ingest batch's acks: a
         commit each would cost the ledger an fsync per result)."""

@@ -38,6 +38,10 @@ log = logging.getLogger("submitter.notify")
 RESULT_RESEND_SECONDS = 60.0
 """A result the station has not acked is sent again after this long (and when it comes online)."""
 
+SWEEP_SECONDS = 60.0
+"""How often a running notifier looks for requests left ``prepared`` past their stale time (any
+submitter's: one that could not write its answer, or died): their units are put in doubt."""
+
 
 def its_unit(job: Job) -> its.Unit:
     return its.Unit(job.gtin or "", job.serial or "", job.batch, job.expiry)
@@ -140,17 +144,26 @@ class Notifier:
         self.busy: dict[str, int] = {"uts": 0, "its": 0, "doubt": 0, "fetch": 0}
         self.busy_lock = threading.Lock()
         self.auth_blocked_until: dict[str, float] = {}
+        self.stale_after = config.timeout_seconds * 3 + 30
+        """How old a request still ``prepared`` may be before it counts as cut off: longer than
+        any call of any submitter can take."""
 
     # -- the loop --
 
     def run(self, stop: threading.Event) -> None:
-        n = self.ledger.recover(stale_after=self.config.timeout_seconds * 3 + 30)
+        n = self.ledger.recover(stale_after=self.stale_after)
         if n:
             log.warning("%d request(s) were cut off by a stop; their units are in doubt until checked", n)
         last_publish = 0.0
+        swept = time.monotonic()
         while not stop.is_set():
             try:
                 self.tick()
+                if time.monotonic() - swept > SWEEP_SECONDS:
+                    swept = time.monotonic()
+                    n = self.ledger.recover(stale_after=self.stale_after, mine=False)
+                    if n:
+                        log.warning("%d request(s) went stale with no answer written; their units are in doubt", n)
                 if self.publish is not None and time.monotonic() - last_publish > 0.2:
                     self.publish_results()
                     if self.publish_deliveries is not None:
