@@ -83,6 +83,7 @@ class SimStation:
         self.lock = threading.Lock()
         self.outbox: dict[str, tuple[bytes, float, float]] = {}  # id -> (payload, first sent, last sent)
         self.latencies: list[float] = []
+        self.timeline: list[tuple[float, float, int]] = []  # (wall time, ack latency or -1, events re-sent)
         self.results: set[str] = set()
         self.resends = 0
         self.subscribed = threading.Event()
@@ -107,6 +108,7 @@ class SimStation:
                     entry = self.outbox.pop(i, None)
                     if entry is not None:
                         self.latencies.append(now - entry[1])
+                        self.timeline.append((time.time(), now - entry[1], 0))
                         if entry[1] == entry[2]:  # sent once: a round trip (Karn)
                             rtt = max(rtt or 0.0, now - entry[1])
                 self.timer.acked(rtt)
@@ -154,6 +156,7 @@ class SimStation:
                 self.outbox[i] = (body, first, now)
         for message in pack([(0, i, body) for i, (body, _, _) in late], 100):
             self.resends += len(message)
+            self.timeline.append((time.time(), -1.0, len(message)))
             payload = message[0][2] if len(message) == 1 else batch_json([body for _, _, body in message])
             self.client.publish(TOPICS.station(self.sid, Kind.EVENTS), payload, qos=1)
 
@@ -201,6 +204,7 @@ def fleet_worker(
                 "unacked": sum(len(s.outbox) for s in stations),
                 "resends": sum(s.resends for s in stations),
                 "latencies": [x for s in stations for x in s.latencies],
+                "timeline": [x for s in stations for x in s.timeline],
                 "last_seq": {s.sid: s.seq for s in stations},
                 "history": {s.sid: s.history for s in stations},
             },
@@ -246,6 +250,23 @@ class Submitter:
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(p / 100 * len(values)))] if values else float("nan")
+
+
+def buckets(timeline: list[tuple[float, float, int]], start: float, a_killed: float, step: float) -> list[str]:
+    """What the fleet saw, ``step`` seconds at a time from the first scan: events acked, their
+    scan-to-ack p50, events re-sent (the kill's second marked ``*``): where a run that fell short
+    fell."""
+    rows: dict[int, tuple[list[float], int]] = {}
+    for at, latency, resent in timeline:
+        acked, n = rows.setdefault(int((at - start) // step), ([], 0))
+        if latency >= 0:
+            acked.append(latency)
+        rows[int((at - start) // step)] = (acked, n + resent)
+    return [
+        f"{k * step:+5.0f}s{'*' if k * step <= a_killed < (k + 1) * step else ' '} acked {len(acked):6,}"
+        f" p50 {pct(acked, 50) * 1e3:8.0f} ms  re-sent {n:6,}"
+        for k, (acked, n) in sorted(rows.items())
+    ]
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -311,6 +332,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             w.join(30)
         sent = sum(r["sent"] for r in reports["events"])
         latencies = [x for r in reports["events"] for x in r["latencies"]]
+        timeline = [x for r in reports["events"] for x in r["timeline"]]
         last_seq: dict[str, int] = {k: v for r in reports["events"] for k, v in r["last_seq"].items()}
         with psycopg.connect(ledger, autocommit=True) as conn:
             stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
@@ -342,11 +364,13 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "notified_once": len(effects) == sent and all(n == 1 for n in effects.values()),
             "notified": len(effects),
             "results_at_stations": sum(r["results"] for r in reports["results"]),
+            "timeline": buckets(timeline, start, a_killed=submitters[0].kills[0] - start, step=5.0),
         }
         return figures
     finally:
         for s in submitters:
             s.stop()
+            shutil.copy(s.log, ROOT / "var" / f"fleet-submitter-{s.name}.log")  # read after a run that fell short
         sandbox.close()
         broker.terminate()
         broker.wait(10)
@@ -385,6 +409,7 @@ def main() -> None:
         f" {f['gapless']}, notified once {f['notified_once']} ({f['notified']:,}), results back"
         f" {f['results_at_stations']:,}, jobs {f['jobs']}: {'all held' if ok else 'NOT HELD'}"
     )
+    print("\n".join(f"            {line}" for line in f.pop("timeline")))
     print(json.dumps({"python": sys.version.split()[0], "cpus": os.cpu_count(), **f}, default=str))
     fleet = f"{f['stations']} stations at {f['rate_wanted']:,.0f} events/s, 2 submitters on PostgreSQL"
     emit(
