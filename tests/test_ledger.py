@@ -246,23 +246,24 @@ def test_results_are_kept_until_their_station_acks_them(ledger: Ledger) -> None:
     request_id, ids = claim_all(ledger, 3)
     ledger.answer(request_id, 200, "", [Outcome(i, True, "00000", "ok") for i in ids])
 
-    def due(resend_after: float) -> set[str]:
-        return {j.event_id for j in ledger.results_to_send(resend_after)}
+    def take(resend_after: float, limit: int = 500) -> list[str]:
+        return [j.event_id for j in ledger.take_results(resend_after, limit)]
 
-    assert due(60) == set(ids)
-    ledger.mark_published(ids[:2])
-    ledger.mark_published([])
-    assert due(60) == set(ids[2:])  # sent ones wait for their ack
+    assert take(60, limit=2) == ids[:2]  # taken: marked sent before they go
+    assert [job(ledger, i)["published"] for i in ids] == [2, 2, 0]
+    assert take(60) == ids[2:]  # sent ones wait for their ack
+    assert take(60) == []
     assert ledger.results_acked("line-1", ids[:2]) == 0  # another station cannot ack them
     assert ledger.results_acked("dock-1", [ids[0]]) == 1 and ledger.results_acked("dock-1", []) == 0
     assert ledger.results_acked("dock-1", [ids[0]]) == 0  # once
-    assert [job(ledger, i)["published"] for i in ids] == [1, 2, 0]
-    ledger.mark_published([ids[0]])  # an acked result is never marked sent again
-    assert job(ledger, ids[0])["published"] == 1
-    assert due(-1) == set(ids[1:])  # sent long enough ago: again
-    assert ledger.resend_results("dock-1") == 1 and ledger.resend_results("line-1") == 0
+    assert [job(ledger, i)["published"] for i in ids] == [1, 2, 2]
+    assert take(-1) == ids[1:]  # sent long enough ago: again; an acked one never
+    assert ledger.resend_results("dock-1") == 2 and ledger.resend_results("line-1") == 0
     assert rows(ledger, "SELECT result_sent_at FROM jobs WHERE event_id = ?".replace("?", f"'{ids[1]}'")) == [(0,)]
-    assert due(60) == set(ids[1:])
+    assert take(60) == ids[1:]
+    ledger.results_unsent([ids[2], ids[0]], again_at=0.0)  # the broker did not take one; an acked one stays
+    ledger.results_unsent([], again_at=0.0)
+    assert take(60) == [ids[2]] and job(ledger, ids[0])["published"] == 1
 
 
 def test_meta(ledger: Ledger) -> None:
@@ -664,9 +665,8 @@ def test_recover_says_why_and_results_go_in_batches(ledger: Ledger) -> None:
     assert job(ledger, ids[0])["reference"] in (None, "")
     with ledger.tx() as c:
         c.execute("UPDATE jobs SET state = 'done', ok = 1")
-    assert len(ledger.results_to_send(60, limit=2)) == 2
-    ledger.mark_published(ids)
-    assert ledger.results_acked("dock-1", ids[:2]) == 2
+    assert len(ledger.take_results(60, limit=2)) == 2
+    assert ledger.results_acked("dock-1", ids) == 2
 
 
 def test_the_stale_sweep_takes_anyones_old_requests_and_none_young(ledger_url: str) -> None:
@@ -695,3 +695,30 @@ def test_a_submitter_starting_beside_a_working_one_takes_no_lock_it_would_wait_f
         starting.join(10)
         assert started, "a second submitter's start waited for the first one's write"
     started[0].close()
+
+
+def test_two_submitters_taking_results_at_once_never_take_the_same_one(ledger_url: str) -> None:
+    """Each result goes to its station from one submitter: both used to read the same unacked
+    results and send each twice (and wait on each other's marks)."""
+    import threading
+
+    a, b = Ledger(ledger_url, "sub-a"), Ledger(ledger_url, "sub-b")
+    request_id, ids = claim_all(a, 120)
+    a.answer(request_id, 200, "", [Outcome(i, True, "00000", "ok") for i in ids])
+    taken: dict[str, list[str]] = {"sub-a": [], "sub-b": []}
+    go = threading.Barrier(2)
+
+    def take(ledger: Ledger) -> None:
+        go.wait()
+        while jobs := ledger.take_results(60, limit=7):
+            taken[ledger.submitter] += [j.event_id for j in jobs]
+
+    threads = [threading.Thread(target=take, args=(x,)) for x in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    every = taken["sub-a"] + taken["sub-b"]
+    assert sorted(every) == sorted(ids)  # each once
+    a.close()
+    b.close()

@@ -962,27 +962,42 @@ class Ledger:
 
     # -- results: kept until the station acks them --
 
-    def results_to_send(self, resend_after: float, limit: int = 500) -> list[Job]:
-        """Final units whose result no station has acked: never sent, or sent ``resend_after`` s ago."""
+    @settled
+    def take_results(self, resend_after: float, limit: int = 500) -> list[Job]:
+        """Final units whose result no station has acked (never sent, or sent ``resend_after`` s
+        ago), taken to be sent: marked sent, now, in the same commit that reads them.
+
+        Marked before they go, not after: a station acks within milliseconds, and an ack that came
+        before the mark found nothing to ack (40 % of them in the fleet benchmark, each result then
+        sent again a minute later) or waited for the marking commit. Two submitters never take the
+        same results together (``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
+        now = time.time()
         final = f"state IN ('{JobState.DONE}', '{JobState.REFUSED}', '{JobState.FAILED}')"
-        return self.jobs(
-            f"{final} AND (published = {Published.NO} OR (published = {Published.SENT} AND result_sent_at < ?))",
-            (time.time() - resend_after,),
-            limit=limit,
-        )
+        due = f"(published = {Published.NO} OR (published = {Published.SENT} AND result_sent_at < ?))"
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        with self.tx() as c:
+            rows = c.execute(
+                f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs WHERE {final} AND {due} ORDER BY created_at LIMIT ?{lock}",
+                (now - resend_after, limit),
+            ).fetchall()
+            jobs = [Job.of(r) for r in rows]
+            c.executemany(  # in event-id order, as every writer of these rows (no deadlock)
+                f"UPDATE jobs SET published = {Published.SENT}, result_sent_at = ? WHERE event_id = ?",
+                [(now, i) for i in sorted(j.event_id for j in jobs)],
+            )
+        return jobs
 
     @settled
-    def mark_published(self, event_ids: Iterable[str]) -> None:
-        """Results the broker took: sent, and kept until the station acks them."""
-        ids = sorted(event_ids)  # rows locked in one order by every submitter: no deadlock
+    def results_unsent(self, event_ids: Iterable[str], again_at: float) -> None:
+        """Taken results the broker did not take (the submitter was cut off): due again when
+        ``resend_after`` has passed since ``again_at`` would have been their sending."""
+        ids = sorted(event_ids)
         if not ids:
             return
-        now = time.time()
         with self.tx() as c:
             c.executemany(
-                f"UPDATE jobs SET published = {Published.SENT}, result_sent_at = ? WHERE event_id = ?"
-                f" AND published <> {Published.ACKED}",
-                [(now, i) for i in ids],
+                f"UPDATE jobs SET result_sent_at = ? WHERE event_id = ? AND published = {Published.SENT}",
+                [(again_at, i) for i in ids],
             )
 
     def results_acked(self, station: str, event_ids: Iterable[str]) -> int:
@@ -993,7 +1008,7 @@ class Ledger:
     def results_acked_many(self, acks: Mapping[str, Iterable[str]]) -> int:
         """:meth:`results_acked` for several stations in one commit (an ingest batch's acks: a
         commit each would cost the ledger an fsync per result)."""
-        pairs = sorted((i, station) for station, ids in acks.items() for i in ids)  # one lock order (mark_published)
+        pairs = sorted((i, station) for station, ids in acks.items() for i in ids)  # one lock order (take_results)
         if not pairs:
             return 0
         with self.tx() as c:

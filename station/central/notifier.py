@@ -38,6 +38,10 @@ log = logging.getLogger("submitter.notify")
 RESULT_RESEND_SECONDS = 60.0
 """A result the station has not acked is sent again after this long (and when it comes online)."""
 
+UNSENT_RETRY_SECONDS = 5.0
+"""A result the broker did not take (the submitter was cut off from it) is tried again after this
+long (a station's ack comes within milliseconds; waiting for it, RESULT_RESEND_SECONDS)."""
+
 SWEEP_SECONDS = 60.0
 """How often a running notifier looks for requests left ``prepared`` past their stale time (any
 submitter's: one that could not write its answer, or died): their units are put in doubt."""
@@ -670,6 +674,8 @@ class Notifier:
         """Results not yet acked by their station: new ones, and ones sent ``RESULT_RESEND_SECONDS``
         ago without an ack (or sent again at once when the station comes back online)."""
         assert self.publish is not None
-        jobs = self.ledger.results_to_send(RESULT_RESEND_SECONDS)
+        jobs = self.ledger.take_results(RESULT_RESEND_SECONDS)
         if jobs:
-            self.ledger.mark_published(self.publish(jobs))
+            sent = set(self.publish(jobs))
+            again_at = time.time() - RESULT_RESEND_SECONDS + UNSENT_RETRY_SECONDS
+            self.ledger.results_unsent((j.event_id for j in jobs if j.event_id not in sent), again_at)
