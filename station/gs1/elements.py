@@ -110,6 +110,15 @@ def _title(ai: str) -> str:
     return f"AI {ai} ({AIS[ai].title or 'untitled'})"
 
 
+_SPLITS: dict[str, tuple[bool, int]] = {}
+"""Each AI read so far: whether a GS ends it (not of predefined length), and its longest value."""
+
+
+def _split_rule(ai: str) -> tuple[bool, int]:
+    rule = _SPLITS[ai] = (AIS[ai].fnc1, length_range(ai)[1])
+    return rule
+
+
 def split_fields(data: str) -> tuple[list[Field], list[Fault]]:
     """Split an element string whose GS bytes are trusted, as the GS1 Syntax Engine does.
 
@@ -127,8 +136,7 @@ def split_fields(data: str) -> tuple[list[Field], list[Fault]]:
             at = data[pos : pos + 4]
             why = "two separators in a row" if at[:1] == GS else f"no GS1 application identifier at {at!r}"
             return fields, [Fault(Reason.NOT_GS1, f"{why[0].upper()}{why[1:]}.")]
-        fnc1 = AIS[ai].fnc1
-        hi = length_range(ai)[1]
+        fnc1, hi = _SPLITS.get(ai) or _split_rule(ai)
         start = pos + len(ai)
         stop = data.find(GS, start)
         stop = end if stop < 0 else stop
