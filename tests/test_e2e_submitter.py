@@ -214,3 +214,42 @@ def test_two_submitters_share_the_work(tmp_path: Path, broker: Broker, sandbox: 
         dock.close()
         for s in subs:
             s.stop()
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_a_submitter_switched_to_or_from_sharing_gets_each_message_once(
+    tmp_path: Path, broker: Broker, before: bool
+) -> None:
+    """Its MQTT session is persistent: the subscriptions of the setting it ran with before (or of
+    a release that shared only the events) would stay, and every ack come twice."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from station.central.config import load
+    from station.central.ingest import Central
+    from station.central.ledger import Ledger
+    from station.wire import AckMessage, Kind, Topics
+
+    def central(shared: bool) -> Central:
+        config = load(submitter_config(tmp_path, broker.port, "http://127.0.0.1:1", shared=shared))
+        c = Central(config, Ledger(config.ledger, config.id))
+        c.start()
+        wait_for(c.connected.is_set, 10, what="the submitter to connect")
+        time.sleep(0.3)  # its subscribe and unsubscribe answered
+        return c
+
+    central(before).stop()  # the session, with its subscriptions, stays at the broker
+    now = central(not before)
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sender.connect("127.0.0.1", broker.port)
+    sender.loop_start()
+    try:
+        ack = AckMessage(ids=("a.1",)).to_json()
+        sender.publish(Topics().station("line-1", Kind.RESULT_ACKS), ack, qos=1).wait_for_publish(5)
+        wait_for(lambda: now.inbox.qsize() >= 1, 10, what="the ack")
+        time.sleep(0.5)
+        assert now.inbox.qsize() == 1
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+        now.stop()

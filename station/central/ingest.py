@@ -58,6 +58,10 @@ FromStation = EventsIn | StationStatus | AckMessage | SummaryMessage | PatientMe
 
 log = logging.getLogger("submitter.mqtt")
 
+SHARED = (Kind.EVENTS, Kind.RESULT_ACKS, Kind.DELIVERY_ACKS, Kind.SUMMARIES, Kind.PATIENT)
+"""What several submitters share (``shared_subscription``): one of them is enough to store it.
+Both applying every result ack cost each a row lock wait on the other's, for the same rows."""
+
 
 class Central:
     def __init__(self, config: SubmitterConfig, ledger: Ledger, batch: int = 1000) -> None:
@@ -128,16 +132,16 @@ class Central:
             self.broker_watch.failed()
             return
         self.broker_watch.up()
-        # Several submitters share what one of them is enough to store: events, the stations' acks,
-        # summaries, patients (both applying every result ack cost each of them a row lock wait on
-        # the other's, for the same rows). Statuses are retained, which a shared subscription never
-        # delivers: every submitter has them all, from its start.
-        share = "$share/karekod-submitters/" if self.config.shared_subscription else ""
-        shared = (Kind.EVENTS, Kind.RESULT_ACKS, Kind.DELIVERY_ACKS, Kind.SUMMARIES, Kind.PATIENT)
-        client.subscribe(
-            [(share + self.topics.every_station(kind), 1) for kind in shared]
-            + [(self.topics.every_station(Kind.STATUS), 1)]
-        )
+        # Statuses are retained, which a shared subscription never delivers: every submitter reads
+        # them all, from its start.
+        share = "$share/karekod-submitters/"
+        shared = [self.topics.every_station(kind) for kind in SHARED]
+        now, before = (share, "") if self.config.shared_subscription else ("", share)
+        client.subscribe([(now + topic, 1) for topic in shared] + [(self.topics.every_station(Kind.STATUS), 1)])
+        # The session is persistent: a submitter that ran with the other setting (or a release
+        # that shared only the events) still holds those subscriptions, and would get each message
+        # twice, or every one the others take.
+        client.unsubscribe([before + topic for topic in shared])
         # Subscribed first, online second: stations start sending once they see this.
         online = CentralStatus(state=State.ONLINE, submitter=self.config.id, batches=MAX_EVENTS_PER_MESSAGE).to_json()
         client.publish(self.status_topic, online, qos=1, retain=True, properties=json_properties())
