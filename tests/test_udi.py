@@ -114,6 +114,95 @@ def test_isbt128_examples() -> None:
     assert read("=+04000" + raw[: raw.index("&,1")], Profile.UTS, YEAR).reason is Reason.INVALID_LENGTH
 
 
+ISBT_PPIC = "=/A9997AB3456T0123"
+ISBT_DIN = "=G12341765432170"
+
+
+def isbt(*structures: str) -> str:
+    return ISBT_PPIC + ISBT_DIN + "".join(structures)
+
+
+@pytest.mark.parametrize(
+    ("structure", "expiry", "production"),
+    [
+        # ST-001 2.4.4: cyyjjj, c the century (0: 2000-2099, 9: the 1900s), jjj the day of the year
+        ("=>027001", date(2027, 1, 1), None),
+        ("=>027365", date(2027, 12, 31), None),
+        ("=>028366", date(2028, 12, 31), None),  # 2028 is a leap year
+        ("=>999032", date(1999, 2, 1), None),
+        ("=>127032", date(2127, 2, 1), None),
+        ("&>0271512359", date(2027, 5, 31), None),  # with hhmm: the day is the date
+        ("&>0271510000", date(2027, 5, 31), None),
+        ("=}025200", None, date(2025, 7, 19)),
+        ("&}0252001200", None, date(2025, 7, 19)),
+        # 026: yyyymm, a month's expiry: good through its last day (as GS1's day 00)
+        ("=]202702", date(2027, 2, 28), None),
+        ("=]202802", date(2028, 2, 29), None),
+        ("=]202712", date(2027, 12, 31), None),
+        ("=]202701", date(2027, 1, 31), None),
+    ],
+)
+def test_isbt128_dates(structure: str, expiry: date | None, production: date | None) -> None:
+    assert fields(isbt(structure))[4:] == (expiry, production)
+
+
+@pytest.mark.parametrize(
+    "structure",
+    [
+        "=>027000",  # day 0
+        "=>027366",  # 2027 has 365 days
+        "=>028367",
+        "=>099366",  # 2099 is not a leap year
+        "&>0271512400",  # hour 24
+        "&>0271512360",  # minute 60
+        "=}025000",
+        "&}0252002400",
+        "=]202700",  # month 0
+        "=]202713",
+        "=]000001",  # no year 0
+    ],
+)
+def test_isbt128_impossible_dates_are_refused(structure: str) -> None:
+    assert read(isbt(structure), Profile.UTS, YEAR).reason is Reason.INVALID_DATE
+
+
+def test_isbt128_din_flags() -> None:
+    # ST-001: flags 60-96 carry the DIN's MOD 37-2 check value plus 60 (type 3); other flags are
+    # process-control information, not checked
+    assert fields("=/A9997AB3456T0123=G12341765432100")[2] == "G123417654321"
+    assert fields("=/A9997AB3456T0123=G12341765432159")[2] == "G123417654321"
+    assert fields("=/A9997AB3456T0123=G12341765432197")[2] == "G123417654321"
+    for flags in ("60", "96", "69", "71"):
+        r = read(f"=/A9997AB3456T0123=G123417654321{flags}", Profile.UTS, YEAR)
+        assert r.reason is Reason.BAD_CHECK_DIGIT, flags
+    # the ends of the range: a DIN whose check value is 0 (flags 60), one whose is 36 (flags 96)
+    for din, value, wrong in (("A999900000048", 0, "61"), ("A999900000299", 36, "95")):
+        assert mod37(din) == value
+        assert fields(f"=/A9997AB3456T0123={din}{60 + value}")[2] == din
+        assert read(f"=/A9997AB3456T0123={din}{wrong}", Profile.UTS, YEAR).reason is Reason.BAD_CHECK_DIGIT
+    assert fields("=/A9997AB3456T0123=G123417654321A0")[2] == "G123417654321"  # flags of letters: not a check
+    assert read("=/A9997AB3456T0123=G123417654321I0", Profile.UTS, YEAR).reason is Reason.INVALID_VALUE
+
+
+def test_isbt128_structure_rules() -> None:
+    assert read(isbt("=>027151=>027152"), Profile.UTS, YEAR).reason is Reason.INVALID_COMBINATION
+    assert read(isbt("=>02715"), Profile.UTS, YEAR).reason is Reason.INVALID_LENGTH
+    assert read(isbt("=>02715A"), Profile.UTS, YEAR).reason is Reason.INVALID_CHARACTER
+    assert read(isbt("=#027151"), Profile.UTS, YEAR).reason is Reason.NOT_UDI
+    # the Compound Message header counts the structures that follow it
+    assert fields("=+02000" + isbt())[1:3] == ("A9997AB3456T0123", "G123417654321")
+    assert read("=+01000" + isbt(), Profile.UTS, YEAR).reason is Reason.INVALID_LENGTH
+    assert read("=+0A000" + isbt(), Profile.UTS, YEAR).reason is Reason.INVALID_LENGTH
+    # without a DIN, the MPHO Supplemental Identification Number [036] is the unit's serial
+    mpho = "&,2ABC123456789012345"
+    assert fields(ISBT_PPIC + "&,1LOT000000000000001" + mpho)[1:4] == (
+        "A9997AB3456T0123",
+        "ABC123456789012345",
+        "LOT000000000000001",
+    )
+    assert fields(ISBT_PPIC + "&,1LOT000000000000001")[2] is None
+
+
 def test_digital_link() -> None:
     # GS1 Digital Link standard 1.4 §4 examples: key 01, qualifiers 10 then 21, attributes in the query
     raw = "https://id.gs1.org/01/09506000134352/10/AB%2F1/21/S-9?17=271231&11=260101"

@@ -422,6 +422,15 @@ def _isbt_date(content: str, time: bool) -> date | None:
     return date(year, 1, 1) + timedelta(days=day - 1)
 
 
+def _isbt_month(content: str) -> date | None:
+    """yyyymm (ST-001 data structure 026, Expiration Month and Year): good through the month's
+    last day, as GS1 reads an expiry whose day is 00."""
+    year, month = int(content[:4]), int(content[4:6])
+    if not 1 <= month <= 12 or year < 1:
+        return None
+    return date(year, month, calendar.monthrange(year, month)[1])
+
+
 def read_isbt(text: str, this_year: int) -> Udi | Fault:
     """ISBT 128 data structures concatenated (optionally behind a Compound Message header)."""
     pos, count = 0, None
@@ -465,11 +474,12 @@ def read_isbt(text: str, this_year: int) -> Udi | Fault:
     for structure, timed, name in (
         ("004", False, "expiry"),
         ("005", True, "expiry"),
+        ("026", False, "expiry"),
         ("008", False, "production"),
         ("009", True, "production"),
     ):
         if structure in values:
-            when = _isbt_date(values[structure], timed)
+            when = _isbt_month(values[structure]) if structure == "026" else _isbt_date(values[structure], timed)
             if when is None:
                 return _fault(Reason.INVALID_DATE, f"ISBT 128 {name} date {values[structure]!r} is not a real date.")
             if name == "expiry":
