@@ -428,7 +428,7 @@ def _isbt_month(content: str) -> date | None:
     year, month = int(content[:4]), int(content[4:6])
     if not 1 <= month <= 12 or year < 1:
         return None
-    return date(year, month, calendar.monthrange(year, month)[1])
+    return _last_day(year, month)
 
 
 def read_isbt(text: str, this_year: int) -> Udi | Fault:
