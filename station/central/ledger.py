@@ -942,10 +942,11 @@ class Ledger:
         While running (``mine=False``): the stale ones only, whose answer a submitter could not
         write (its ledger gone for longer than :func:`settled` tries) or which died with it."""
         cutoff = time.time() - stale_after
-        rows = self.query(
-            f"SELECT id FROM requests WHERE state = '{RequestState.PREPARED}' AND (submitter = ? OR created_at < ?)",
-            (self.submitter if mine else None, cutoff),
-        )
+        prepared = f"SELECT id FROM requests WHERE state = '{RequestState.PREPARED}'"
+        if mine:
+            rows = self.query(f"{prepared} AND (submitter = ? OR created_at < ?)", (self.submitter, cutoff))
+        else:
+            rows = self.query(f"{prepared} AND created_at < ?", (cutoff,))
         for (request_id,) in rows:
             self.in_doubt(request_id, "submitter stopped during the call")
         return len(rows)
