@@ -83,12 +83,45 @@ def test_hibc_secondary_formats(secondary: str, expiry: date | None, lot: str | 
     assert fields(raw)[2:5] == (serial, lot, expiry)
 
 
+@pytest.mark.parametrize(
+    ("secondary", "reason", "words"),
+    [
+        ("$+", Reason.INVALID_VALUE, "no serial number"),
+        ("$LOT1/$LOT2", Reason.INVALID_COMBINATION, "a second lot number"),
+        ("$$+3270531SER9/SSER8", Reason.INVALID_COMBINATION, "a second serial number"),
+        ("$$3270531LOT1/14D20270531", Reason.INVALID_COMBINATION, "a second expiry date"),
+        ("$" + "A" * 19, Reason.INVALID_LENGTH, "18 characters at most"),
+        ("$LOT-1", Reason.INVALID_CHARACTER, "letters and digits only"),  # '-' is HIBC's, not a lot's
+        # after a $$8 quantity, a digit is the date's format flag: a lot that starts with one needs flag 7
+        ("$$8103ABC", Reason.INVALID_LENGTH, "a date of the wrong length"),
+        ("$$8107LOT1", None, "read"),
+    ],
+)
+def test_hibc_secondary_refusals(secondary: str, reason: Reason | None, words: str) -> None:
+    body = f"+A99912345/{secondary}"
+    r = read(body + hibc_check(body), Profile.UTS, YEAR)
+    assert (r.reason, words in r.message) == (reason, True), r.message
+
+
+def test_hibc_lot_of_18_characters() -> None:
+    body = "+A99912345/$" + "A1" * 9
+    assert fields(body + hibc_check(body))[3] == "A1" * 9
+
+
 def test_ifa_ppn_example() -> None:
     # IFA "Spezifikation PPN-Code" example: PZN 03752864 -> PPN 110375286414 (check digits 14)
     raw = f"[)>{RS}06{GS}9N110375286414{GS}1T12345ABCD{GS}D150600{GS}S12345ABCDEF98765{RS}{EOT}"
     assert fields(raw) == (Issuer.IFA, "110375286414", "12345ABCDEF98765", "12345ABCD", date(2015, 6, 30), None)
     bad = raw.replace("110375286414", "110375286415")
     assert read(bad, Profile.UTS, YEAR).reason is Reason.BAD_CHECK_DIGIT
+
+
+@pytest.mark.parametrize("di", ["14D", "16D"])
+def test_ifa_dates_are_ascii_digits(di: str) -> None:
+    # Python's int() reads full-width digits; a date of them is no MH10.8.2 date
+    raw = f"[)>{RS}06{GS}9N110375286414{GS}1TLOT1{GS}{di}２０２７０５３１{GS}SSER1{RS}{EOT}"
+    assert read(raw, Profile.UTS, YEAR).reason is Reason.INVALID_DATE
+    assert read(raw.replace("２０２７０５３１", "20270531"), Profile.UTS, YEAR).ok
 
 
 def test_ifa_format_05_is_gs1_inside_the_envelope() -> None:

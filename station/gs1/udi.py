@@ -141,8 +141,10 @@ def _hibc_secondary(segment: str, into: _HibcSecondary, this_year: int) -> Fault
     def lot_or_serial(value: str, serial: bool) -> Fault | None:
         if not value:
             return None if not serial else bad("no serial number")
-        if len(value) > 18 or not _ALNUM.fullmatch(value):
-            return bad("a lot or serial must be 1 to 18 letters or digits", Reason.INVALID_LENGTH)
+        if len(value) > 18:
+            return bad("a lot or serial is 18 characters at most", Reason.INVALID_LENGTH)
+        if not _ALNUM.fullmatch(value):
+            return bad("a lot or serial is letters and digits only", Reason.INVALID_CHARACTER)
         if serial:
             if into.serial is not None:
                 return bad("a second serial number", Reason.INVALID_COMBINATION)
