@@ -124,6 +124,60 @@ def test_ifa_dates_are_ascii_digits(di: str) -> None:
     assert read(raw.replace("２０２７０５３１", "20270531"), Profile.UTS, YEAR).ok
 
 
+def ifa(*elements: str, trailer: str = RS + EOT) -> str:
+    return f"[)>{RS}06{GS}" + GS.join(elements) + trailer
+
+
+PPN = "9N110375286414"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (ifa(PPN, "1TLOT1", "D270100", "SSER1"), None),  # day 00: the month's last day
+        (ifa(PPN, "1TLOT1", "D271301", "SSER1"), Reason.INVALID_DATE),
+        (ifa(PPN, "1TLOT1", "D270230", "SSER1"), Reason.INVALID_DATE),
+        (ifa(PPN, "1TLOT1", "D27053", "SSER1"), Reason.INVALID_DATE),
+        (ifa(PPN, "1TLOT1", "D2705311", "SSER1"), Reason.INVALID_DATE),
+        (ifa(PPN, "1TLOT1", "D270531", "14D20270531", "SSER1"), None),  # the same date twice
+        (ifa(PPN, "1TLOT1", "D270531", "14D20270530", "SSER1"), Reason.INVALID_COMBINATION),
+        (ifa(PPN, "1TLOT1", "16D20270230", "SSER1"), Reason.INVALID_DATE),
+        (ifa(PPN, "1T" + "L" * 20, "SSER1"), None),  # MH10.8.2 text: 20 characters at most
+        (ifa(PPN, "1T" + "L" * 21, "SSER1"), Reason.INVALID_CHARACTER),
+        (ifa(PPN, "1TLOT1", "S" + "9" * 21), Reason.INVALID_CHARACTER),
+        (ifa(PPN, "1TLOT 1", "SSER1"), Reason.INVALID_CHARACTER),
+        (ifa(PPN, "1TLOT1", "SSER1", "Q12345678"), None),
+        (ifa(PPN, "1TLOT1", "SSER1", "Q123456789"), Reason.INVALID_VALUE),
+        (ifa(PPN, "1TLOT1", "SSER1", "27Q1A"), Reason.INVALID_VALUE),
+        (ifa(PPN, "1TLOT1", "SSER1", "1TLOT2"), Reason.INVALID_COMBINATION),
+        (ifa(PPN, "1T", "SSER1"), Reason.INVALID_LENGTH),
+        (ifa(PPN, "1TLOT1", "SSER1", "2PXYZ"), Reason.INVALID_VALUE),  # not a data identifier of IFA's
+        (ifa(PPN, "1TLOT1", "SSER1", "1234TX"), Reason.INVALID_VALUE),  # four digits: no MH10 identifier
+        (ifa(PPN, "8P08699536090122", "SSER1"), Reason.MISSING_FIELD),  # a PPN or a GTIN, not both
+        (ifa("8P08699536090122", "SSER1"), None),
+        (ifa("8P08699536090123", "SSER1"), Reason.BAD_CHECK_DIGIT),
+        (ifa("8P0869953609012", "SSER1"), Reason.INVALID_LENGTH),
+        (ifa("9N1103752864", "SSER1"), Reason.BAD_CHECK_DIGIT),  # PPN 4 to 22: 2 data, 2 check at least
+        (ifa("9N" + "1" * 21 + "1", "SSER1"), Reason.BAD_CHECK_DIGIT),
+        (ifa("9N" + "1" * 21 + "11", "SSER1"), Reason.INVALID_LENGTH),
+        (ifa("9N1", "SSER1"), Reason.INVALID_LENGTH),
+        (ifa(PPN, "SSER1", trailer=RS), None),  # a keyboard wedge that drops the EOT
+        (ifa(PPN, "SSER1", trailer=""), None),
+        (ifa(PPN, "SSER1", trailer=RS + EOT + "x"), Reason.NOT_UDI),
+        (f"[)>{RS}07{GS}{PPN}{GS}SSER1{RS}{EOT}", Reason.NOT_UDI),  # format 07: free text
+    ],
+)
+def test_ifa_fields(raw: str, reason: Reason | None) -> None:
+    assert read(raw, Profile.UTS, YEAR).reason is reason
+
+
+def test_ifa_ppn_lengths() -> None:
+    for data in ("11", "1" * 20):  # the shortest and the longest PPN, each with its check digits
+        ppn = data + ppn_check(data)
+        assert fields(ifa("9N" + ppn, "SSER1"))[1] == ppn
+    assert fields(ifa(PPN, "1TLOT1", "D270100", "SSER1"))[4] == date(2027, 1, 31)
+
+
 def test_ifa_format_05_is_gs1_inside_the_envelope() -> None:
     raw = f"[)>{RS}05{GS}0109501101530003{GS}17270531{GS}10LOT1{RS}{EOT}"
     assert fields(raw)[:2] == (Issuer.GS1, "09501101530003")
