@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from station.central.config import load
 from station.central.ledger import Ledger
 from station.central.notifier import Notifier
+from station.gs1.digital_link import split_link
 from station.gs1.reader import Profile, read
 from station.gs1.reasons import Reason
 from station.gs1.udi import Issuer
@@ -297,6 +298,48 @@ def test_digital_link() -> None:
     assert read(raw, Profile.ITS, YEAR).reason is Reason.NOT_GS1  # medicines: the karekod only
     assert read("https://id.gs1.org/01/09506000134352/21/S/10/L", Profile.UTS, YEAR).reason is Reason.NOT_GS1
     assert read("https://id.gs1.org/01/09506000134353/21/S", Profile.UTS, YEAR).reason is Reason.BAD_CHECK_DIGIT
+
+
+LINK = "https://id.gs1.org/01/09506000134352/21/S9"
+
+
+@pytest.mark.parametrize(
+    ("raw", "fields_or_reason"),
+    [
+        # percent escapes in either case (RFC 3986 2.1); '+' is a space in the query only
+        (LINK + "?240=A%2b", (("01", "09506000134352"), ("21", "S9"), ("240", "A+"))),
+        (LINK.replace("S9", "S%2f9"), (("01", "09506000134352"), ("21", "S/9"))),
+        (LINK.replace("S9", "S+9"), (("01", "09506000134352"), ("21", "S+9"))),
+        (LINK + "?240=A+B", Reason.INVALID_CHARACTER),  # a space: not in GS1 character set 82
+        (LINK + "?240=A=B", (("01", "09506000134352"), ("21", "S9"), ("240", "A=B"))),  # split at the first '='
+        (LINK + "?17", (("01", "09506000134352"), ("21", "S9"))),  # no '=': not an attribute, ignored
+        (LINK + "?&&17=271231", (("01", "09506000134352"), ("21", "S9"), ("17", "271231"))),
+        (LINK + "?x=1&17=271231", (("01", "09506000134352"), ("21", "S9"), ("17", "271231"))),
+        (LINK + "?17=", Reason.INVALID_LENGTH),
+        (LINK + "?23=1", Reason.NOT_GS1),  # no AI 23
+        (LINK + "?17=271231&17=271231", Reason.INVALID_COMBINATION),
+        (LINK + "?21=S8", Reason.INVALID_COMBINATION),
+        (LINK + "?10=B1", Reason.INVALID_COMBINATION),  # 01/10/21 is the path's order
+        (LINK + "#17=271231", (("01", "09506000134352"), ("21", "S9"))),  # a fragment is no query
+        ("https:///01/09506000134352/21/S9", Reason.NOT_GS1),  # no domain
+        ("https://id.gs1.org", Reason.NOT_GS1),
+        ("ftp://id.gs1.org/01/09506000134352/21/S9", Reason.NOT_UDI),
+        ("https://id.gs1.org/21/S9", Reason.NOT_GS1),  # no primary key
+        ("https://id.gs1.org/01/09506000134352/21/S9%00", Reason.INVALID_CHARACTER),
+    ],
+)
+def test_digital_link_rules(raw: str, fields_or_reason: tuple[tuple[str, str], ...] | Reason) -> None:
+    r = read(raw, Profile.UTS, YEAR)
+    if isinstance(fields_or_reason, Reason):
+        assert r.reason is fields_or_reason, r.message
+    else:
+        assert r.karekod is not None and r.karekod.fields == fields_or_reason, r.message
+
+
+def test_digital_link_messages_say_where() -> None:
+    assert "query" in read(LINK + "?17=", Profile.UTS, YEAR).message
+    assert "path" in read(LINK.replace("/21/S9", "/21/"), Profile.UTS, YEAR).message
+    assert split_link("ftp://x/01/09506000134352")[1][0].message == "Not an http(s) link."
 
 
 def test_not_a_udi() -> None:
