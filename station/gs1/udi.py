@@ -15,8 +15,8 @@ Each reader takes the scan's text (symbology identifier and suffix already remov
 - **ISBT 128** (ICCBBA ST-001 v6.2, ST-017 for medical devices): the Processor Product
   Identification Code ``=/`` (the DI), with the Donation Identification Number ``=α...`` (its ISO
   7064 mod 37-2 flag check when the flags carry one), Product Divisions ``=,``, MPHO lot
-  ``&,1`` and supplemental number ``&,2``, expiry ``=>``/``&>`` and production ``=}``/``&}`` dates,
-  optionally behind a Compound Message header ``=+`` whose count is checked.
+  ``&,1`` and supplemental number ``&,2``, expiry ``=>``/``&>`` (or its month, ``=]``) and production
+  ``=}``/``&}`` dates, optionally behind a Compound Message header ``=+`` whose count is checked.
 """
 
 from __future__ import annotations
