@@ -228,6 +228,7 @@ def isbt(*structures: str) -> str:
         ("=]202802", date(2028, 2, 29), None),
         ("=]202712", date(2027, 12, 31), None),
         ("=]202701", date(2027, 1, 31), None),
+        ("=]000112", date(1, 12, 31), None),  # year 1: long expired, but a date
     ],
 )
 def test_isbt128_dates(structure: str, expiry: date | None, production: date | None) -> None:
@@ -322,6 +323,8 @@ LINK = "https://id.gs1.org/01/09506000134352/21/S9"
         (LINK + "?10=B1", Reason.INVALID_COMBINATION),  # 01/10/21 is the path's order
         (LINK + "#17=271231", (("01", "09506000134352"), ("21", "S9"))),  # a fragment is no query
         ("https:///01/09506000134352/21/S9", Reason.NOT_GS1),  # no domain
+        ("https:///01/09506000134352/21/S%2F9", Reason.NOT_GS1),  # no domain (the path's '%' is no domain's)
+        ("https://id.gs1.org%", Reason.INVALID_CHARACTER),  # a domain and no path: the domain is all of it
         ("https://id.gs1.org", Reason.NOT_GS1),
         ("ftp://id.gs1.org/01/09506000134352/21/S9", Reason.NOT_UDI),
         ("https://id.gs1.org/21/S9", Reason.NOT_GS1),  # no primary key
