@@ -96,6 +96,14 @@ def test_hibc_secondary_formats(secondary: str, expiry: date | None, lot: str | 
         # after a $$8 quantity, a digit is the date's format flag: a lot that starts with one needs flag 7
         ("$$8103ABC", Reason.INVALID_LENGTH, "a date of the wrong length"),
         ("$$8107LOT1", None, "read"),
+        # the /Q supplemental quantity: up to 8 digits
+        ("$LOT1/Q12345678", None, "read"),
+        ("$LOT1/Q123456789", Reason.INVALID_VALUE, "not a quantity"),
+        ("$LOT1/QA1", Reason.INVALID_VALUE, "not a quantity"),
+        # the old form, YYJJJ and then the lot: five digits at least
+        ("27151", Reason.MISSING_FIELD, "without a serial or lot"),  # an expiry and no lot
+        ("2715", Reason.NOT_UDI, "not a secondary data format"),
+        ("ABCDE", Reason.NOT_UDI, "not a secondary data format"),
     ],
 )
 def test_hibc_secondary_refusals(secondary: str, reason: Reason | None, words: str) -> None:
