@@ -19,9 +19,10 @@ from station.central.config import load
 from station.central.ledger import Ledger
 from station.central.notifier import Notifier
 from station.gs1.digital_link import split_link
+from station.gs1.elements import Fault
 from station.gs1.reader import Profile, read
 from station.gs1.reasons import Reason
-from station.gs1.udi import Issuer
+from station.gs1.udi import Issuer, read_iso15434
 from station.gs1.verdict import Policy, judge
 from station.wire import EventMessage
 
@@ -178,6 +179,37 @@ PPN = "9N110375286414"
 )
 def test_ifa_fields(raw: str, reason: Reason | None) -> None:
     assert read(raw, Profile.UTS, YEAR).reason is reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (ifa("9N110375286415", "SSER1"), "PPN 110375286415 should end in check digits 14"),
+        (ifa("9N1", "SSER1"), "PPN '1' is not 4 to 22"),
+        (ifa("8P08699536090123", "SSER1"), "GTIN (8P) 08699536090123 should end in 2"),
+        (ifa("8P0869953609012", "SSER1"), "GTIN (8P) '0869953609012' is not 14 digits"),
+        (ifa(PPN, "1T" + "L" * 21, "SSER1"), "Batch (1T) must be 1 to 20"),
+        (ifa(PPN, "1TLOT1", "SSER1", "Q1A"), "Quantity (Q) '1A' is not a number"),
+        (ifa(PPN, "1TLOT1", "D27053", "SSER1"), "Expiry (D) '27053' is not YYMMDD"),
+        (ifa(PPN, "1TLOT1", "SSER1", "1TLOT2"), "Data identifier 1T appears twice"),
+        (ifa(PPN, "1T", "SSER1"), "Data identifier 1T has no value"),
+        (ifa(PPN, "1TLOT1", "SSER1", "2PXYZ123"), "Data identifier in '2PXYZ1' is not one"),
+        (ifa(PPN, "SSER1" + RS + "1TLOT1"), "More than one format"),  # a stray RS alone
+        (ifa(PPN, "SSER1" + EOT + "1TLOT1"), "More than one format"),  # a stray EOT alone
+        (f"[)>{RS}071{GS}{PPN}{GS}SSER1{RS}{EOT}", "ISO/IEC 15434 format '07': only 05"),
+    ],
+)
+def test_ifa_messages_name_the_fault(raw: str, words: str) -> None:
+    r = read(raw, Profile.UTS, YEAR)
+    assert not r.ok and words in r.message, r.message
+
+
+def test_iso15434_reader_takes_only_its_envelope() -> None:
+    fault = read_iso15434("9N110375286414", YEAR)
+    assert isinstance(fault, Fault) and (fault.reason, fault.message) == (
+        Reason.NOT_UDI,
+        "Not an ISO/IEC 15434 message.",
+    )
 
 
 def test_ifa_ppn_lengths() -> None:
