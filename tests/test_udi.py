@@ -197,6 +197,9 @@ def test_ifa_fields(raw: str, reason: Reason | None) -> None:
         (ifa(PPN, "SSER1" + RS + "1TLOT1"), "More than one format"),  # a stray RS alone
         (ifa(PPN, "SSER1" + EOT + "1TLOT1"), "More than one format"),  # a stray EOT alone
         (f"[)>{RS}071{GS}{PPN}{GS}SSER1{RS}{EOT}", "ISO/IEC 15434 format '07': only 05"),
+        (ifa(PPN, "1TLOT1", "D270230", "SSER1"), "Expiry (D) 270230 is not a real date"),
+        (ifa(PPN, "1TLOT1", "16D20270230", "SSER1"), "Production date (16D) '20270230' is not a real YYYYMMDD"),
+        (ifa(PPN, "1TLOT1", "D270531", "14D20270530", "SSER1"), "Two different expiry dates (D and 14D)"),
     ],
 )
 def test_ifa_messages_name_the_fault(raw: str, words: str) -> None:
@@ -210,6 +213,12 @@ def test_iso15434_reader_takes_only_its_envelope() -> None:
         Reason.NOT_UDI,
         "Not an ISO/IEC 15434 message.",
     )
+
+
+def test_ifa_long_dates() -> None:
+    # MH10.8.2 14D (expiry) and 16D (production), YYYYMMDD
+    raw = ifa(PPN, "1TLOT1", "14D20270531", "16D20250102", "SSER1")
+    assert fields(raw)[4:] == (date(2027, 5, 31), date(2025, 1, 2))
 
 
 def test_ifa_ppn_lengths() -> None:
@@ -314,7 +323,8 @@ def test_isbt128_din_flags() -> None:
 
 
 def test_isbt128_structure_rules() -> None:
-    assert read(isbt("=>027151=>027152"), Profile.UTS, YEAR).reason is Reason.INVALID_COMBINATION
+    twice = read(isbt("=>027151=>027152"), Profile.UTS, YEAR)
+    assert (twice.reason, twice.message) == (Reason.INVALID_COMBINATION, "ISBT 128 data structure 004 appears twice.")
     assert read(isbt("=>02715"), Profile.UTS, YEAR).reason is Reason.INVALID_LENGTH
     assert read(isbt("=>02715A"), Profile.UTS, YEAR).reason is Reason.INVALID_CHARACTER
     assert read(isbt("=#027151"), Profile.UTS, YEAR).reason is Reason.NOT_UDI
