@@ -86,6 +86,20 @@ def test_hibc_secondary_formats(secondary: str, expiry: date | None, lot: str | 
 
 
 @pytest.mark.parametrize(
+    ("body", "reason", "words"),
+    [
+        ("+", Reason.INVALID_LENGTH, "Too short for a HIBC code."),  # the flag and a check character
+        ("+$", Reason.NOT_UDI, "A HIBC secondary must stand alone or follow its primary."),
+        ("+A", Reason.INVALID_LENGTH, "HIBC primary 'A' is not LIC (4), PCN (1-18), U/M (1)."),
+        ("+A99912345//$LOT1", Reason.NOT_UDI, "An empty HIBC segment (two '/' in a row)."),
+    ],
+)
+def test_hibc_short_and_empty(body: str, reason: Reason, words: str) -> None:
+    r = read(body + hibc_check(body), Profile.UTS, YEAR)
+    assert (r.reason, r.message) == (reason, words)
+
+
+@pytest.mark.parametrize(
     ("secondary", "reason", "words"),
     [
         ("$+", Reason.INVALID_VALUE, "no serial number"),
@@ -301,7 +315,12 @@ def test_isbt128_dates(structure: str, expiry: date | None, production: date | N
     ],
 )
 def test_isbt128_impossible_dates_are_refused(structure: str) -> None:
-    assert read(isbt(structure), Profile.UTS, YEAR).reason is Reason.INVALID_DATE
+    r = read(isbt(structure), Profile.UTS, YEAR)
+    which = "production" if structure[1] == "}" else "expiry"
+    assert (r.reason, r.message) == (
+        Reason.INVALID_DATE,
+        f"ISBT 128 {which} date {structure[2:]!r} is not a real date.",
+    )
 
 
 def test_isbt128_din_flags() -> None:
