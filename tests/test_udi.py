@@ -181,6 +181,7 @@ PPN = "9N110375286414"
         (ifa("8P08699536090122", "SSER1"), None),
         (ifa("8P08699536090123", "SSER1"), Reason.BAD_CHECK_DIGIT),
         (ifa("8P0869953609012", "SSER1"), Reason.INVALID_LENGTH),
+        (ifa("8P０８６９９５３６０９０１２２", "SSER1"), Reason.INVALID_LENGTH),  # full-width digits
         (ifa("9N1103752864", "SSER1"), Reason.BAD_CHECK_DIGIT),  # PPN 4 to 22: 2 data, 2 check at least
         (ifa("9N" + "1" * 21 + "1", "SSER1"), Reason.BAD_CHECK_DIGIT),
         (ifa("9N" + "1" * 21 + "11", "SSER1"), Reason.INVALID_LENGTH),
@@ -281,6 +282,8 @@ def isbt(*structures: str) -> str:
         ("=>027365", date(2027, 12, 31), None),
         ("=>028366", date(2028, 12, 31), None),  # 2028 is a leap year
         ("=>999032", date(1999, 2, 1), None),
+        ("=>985032", date(1985, 2, 1), None),  # the century is the first digit alone
+        ("=>095032", date(2095, 2, 1), None),
         ("=>127032", date(2127, 2, 1), None),
         ("&>0271512359", date(2027, 5, 31), None),  # with hhmm: the day is the date
         ("&>0271510000", date(2027, 5, 31), None),
