@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -412,12 +413,12 @@ def din_check(din: str) -> int:
     return (38 - total) % 37
 
 
-def _isbt_date(content: str, time: bool) -> date | None:
+def _isbt_date(content: str) -> date | None:
     """cyyjjj[hhmm] (ST-001 2.4.4): c the century (0 for 2000-2099, 9 for the 1900s), yy the year
-    within it, jjj the day of the year."""
+    within it, jjj the day of the year; the time when the structure carries one (10 digits)."""
     century = 1900 if content[0] == "9" else 2000 + 100 * int(content[0])
     year, day = century + int(content[1:3]), int(content[3:6])
-    if time and (int(content[6:8]) > 23 or int(content[8:10]) > 59):
+    if len(content) > 6 and (int(content[6:8]) > 23 or int(content[8:10]) > 59):
         return None
     if not 1 <= day <= (366 if calendar.isleap(year) else 365):
         return None
@@ -431,6 +432,16 @@ def _isbt_month(content: str) -> date | None:
     if not 1 <= month <= 12 or year < 1:
         return None
     return _last_day(year, month)
+
+
+#: The date structures: expiry (004, 005 with a time, 026 a month) and production (008, 009).
+_ISBT_DATES: tuple[tuple[str, str, Callable[[str], date | None]], ...] = (
+    ("004", "expiry", _isbt_date),
+    ("005", "expiry", _isbt_date),
+    ("026", "expiry", _isbt_month),
+    ("008", "production", _isbt_date),
+    ("009", "production", _isbt_date),
+)
 
 
 def read_isbt(text: str, this_year: int) -> Udi | Fault:
@@ -473,15 +484,9 @@ def read_isbt(text: str, this_year: int) -> Udi | Fault:
             Reason.INVALID_LENGTH, f"ISBT 128 compound message says {count} data structures, holds {len(values)}."
         )
     expiry = production = None
-    for structure, timed, name in (
-        ("004", False, "expiry"),
-        ("005", True, "expiry"),
-        ("026", False, "expiry"),
-        ("008", False, "production"),
-        ("009", True, "production"),
-    ):
+    for structure, name, read_date in _ISBT_DATES:
         if structure in values:
-            when = _isbt_month(values[structure]) if structure == "026" else _isbt_date(values[structure], timed)
+            when = read_date(values[structure])
             if when is None:
                 return _fault(Reason.INVALID_DATE, f"ISBT 128 {name} date {values[structure]!r} is not a real date.")
             if name == "expiry":
