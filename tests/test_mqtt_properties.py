@@ -115,7 +115,8 @@ def test_properties_cross_a_real_broker_intact(lean: type[Properties], broker: B
     arrived = threading.Event()
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="lean-sub", protocol=mqtt.MQTTv5)
     ready = threading.Event()
-    sub.on_connect = lambda c, u, f, rc, p: (c.subscribe("karekod/lean/#", qos=1), ready.set())
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("karekod/lean/#", qos=1)
+    sub.on_subscribe = lambda c, u, mid, codes, p: ready.set()  # the SUBACK: the broker routes to it now
     sub.on_message = lambda c, u, m: (got.append(m), arrived.set())
     sub.connect("127.0.0.1", broker.port)
     sub.loop_start()
