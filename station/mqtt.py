@@ -6,7 +6,9 @@ The contract itself (topics, messages) is ``station.wire``; this is the plumbing
 from __future__ import annotations
 
 import logging
+import struct
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +89,94 @@ def _lean_class(base: type[Properties]) -> type[Properties]:
     return LeanProperties
 
 
+READ_AHEAD = 64 * 1024
+"""Bytes a client's socket reads at once (:class:`ReadAhead`)."""
+
+
+class ReadAhead:
+    """A connected socket whose small reads are served from one larger read.
+
+    paho-mqtt 2.x reads a packet in three or more ``recv`` calls (its first byte, each byte of its
+    length, then the rest), and one packet per wake of its loop: with a queue of messages waiting,
+    that was four system calls and a ``select`` a message, most of a bare subscriber's time here.
+    This reads up to :data:`READ_AHEAD` bytes at once and hands them out as asked; its ``pending()``
+    (which paho's loop asks of any socket, as it does of a TLS socket's decrypted bytes) says what
+    is held, so the loop reads on at once instead of waiting in ``select`` for bytes already read.
+    A read raises or returns what the socket would: ``BlockingIOError`` (or TLS's want-read) when
+    nothing is held and nothing has come, ``b""`` when the broker closed the connection. Everything
+    else (``send``, ``fileno``, ``close``...) is the socket's own. (A loop outside paho's, woken by
+    the socket's readiness, would not see what is held: both wings run paho's own loop.)"""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._held = b""
+        self._at = 0
+
+    def recv(self, size: int) -> bytes:
+        held, at = self._held, self._at
+        if at >= len(held):
+            held, at = bytes(self._sock.recv(max(size, READ_AHEAD))), 0
+            if len(held) <= size:  # all of it asked for (or the end of the stream): nothing to hold
+                self._held, self._at = b"", 0
+                return held
+            self._held = held
+        end = min(at + size, len(held))
+        self._at = end
+        return held[at:end]
+
+    def pending(self) -> int:
+        """Bytes read and not yet handed out, and those the socket itself holds (TLS)."""
+        inner = getattr(self._sock, "pending", None)
+        return len(self._held) - self._at + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def read_ahead(client: mqtt.Client) -> bool:
+    """Make ``client`` read through :class:`ReadAhead` from its next connection on; True when in
+    place (paho-mqtt 2.x, whose connections are made by ``_create_socket``), False with any other
+    version, which keeps its own reads."""
+    import paho.mqtt
+
+    create = getattr(client, "_create_socket", None)
+    if create is None or not paho.mqtt.__version__.startswith("2."):
+        return False
+
+    def _create_socket() -> ReadAhead:
+        return ReadAhead(create())
+
+    client._create_socket = _create_socket  # type: ignore[method-assign]
+    return True
+
+
+def ack_all(client: mqtt.Client, messages: Iterable[mqtt.MQTTMessage]) -> None:
+    """Acknowledge received messages (a ``manual_ack`` client): the PUBACKs of those of QoS 1 in
+    one write. paho's ``ack()`` queues one packet for each and wakes its loop for each, which then
+    makes one ``send`` for each: a thousand system calls for a batch of a thousand messages. With
+    paho 2.x, the same PUBACKs (MQTT 5 allows the short form, without reason code or properties,
+    for success) go as one queued write; with any other version, or for QoS 2, ``ack()`` each."""
+    import paho.mqtt
+    from paho.mqtt.client import PUBACK
+
+    queue_packet: Callable[..., Any] | None = None
+    if paho.mqtt.__version__.startswith("2."):
+        queue_packet = getattr(client, "_packet_queue", None)
+    single, mids = [], []
+    for message in messages:
+        if message.qos == 1 and queue_packet is not None:
+            mids.append(message.mid)
+        elif message.qos:
+            single.append(message)
+    if mids and queue_packet is not None:  # paho writes a queued packet's bytes as they are: several PUBACKs in one
+        queue_packet(PUBACK, b"".join(_PUBACK.pack(PUBACK, 2, mid) for mid in mids), 0, 0)
+    for message in single:
+        client.ack(message.mid, message.qos)
+
+
+_PUBACK = struct.Struct("!BBH")
+
+
 def json_properties() -> Properties:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
@@ -112,6 +202,7 @@ def make_client(
 
     lean_properties()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    read_ahead(client)
     client.max_inflight_messages_set(max_inflight)
     client.reconnect_delay_set(min_delay=1, max_delay=max_reconnect_delay)
     if broker.username:

@@ -55,6 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    runtime.collect_less()
     central.start()
     threads = [
         threading.Thread(target=central.run, args=(stop,), name="ingest", daemon=True),

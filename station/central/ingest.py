@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from station.central import deliveries, orders, recalls
 from station.central.config import SubmitterConfig
 from station.central.ledger import TRIES, Job, Ledger, passing
-from station.mqtt import Broker, BrokerWatch, json_properties, make_client
+from station.mqtt import Broker, BrokerWatch, ack_all, json_properties, make_client
 from station.wire import (
     MAX_EVENTS_PER_MESSAGE,
     AckMessage,
@@ -72,7 +72,7 @@ class Central:
         self.status_topic = self.topics.central(config.id)
         self.stations = {s for site in config.sites.values() for s in site.stations}
         """The stations some site lists: events and statuses from any other are refused."""
-        self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.inbox: queue.SimpleQueue[mqtt.MQTTMessage] = queue.SimpleQueue()
         self._tries: dict[int, int] = {}
         """Messages tried again after a passing ledger error (by identity): how many times."""
         self.connected = threading.Event()
@@ -338,10 +338,9 @@ class Central:
                 summary.unexpected,
                 n,
             )
-        for msg in msgs:  # refused ones too: a bad message never blocks the ones behind it
+        for msg in msgs:
             self._tries.pop(id(msg), None)
-            if msg.qos:
-                self.client.ack(msg.mid, msg.qos)
+        ack_all(self.client, msgs)  # refused ones too: a bad message never blocks the ones behind it
         by_station: dict[str, list[str]] = {}
         for _, event in events:
             by_station.setdefault(event.station, []).append(event.id)
