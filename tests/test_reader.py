@@ -369,3 +369,16 @@ def test_refuse_keeps_the_reading_and_as_dict_carries_the_udi() -> None:
     ]
     d = judge(hibc, Policy(Profile.UTS), date(2026, 1, 1)).as_dict()
     assert (d["ok"], d["issuer"], d["di"], d["udi"], d["gtin"]) == (True, "hibcc", "A99912345", hibc, None)
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+def test_an_ai_repeated_reads_once_with_its_value_and_is_refused_with_another(profile: Profile) -> None:
+    same = read(f"{CANON}{GS}10LOT123", profile, 2026)  # GS1 allows a repeat of the same value
+    assert same.ok and same.karekod is not None and same.karekod.batch == "LOT123"
+    other = read(f"{CANON}{GS}10LOT124", profile, 2026)
+    assert (other.reason, other.message) == (
+        Reason.INVALID_COMBINATION,
+        "AI 10 (BATCH/LOT) appears twice with different values.",
+    )
+    serial = read(f"{CANON}{GS}21OTHER", profile, 2026)
+    assert serial.reason is Reason.INVALID_COMBINATION and "AI 21 (SERIAL)" in serial.message

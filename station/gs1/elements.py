@@ -263,13 +263,15 @@ def _pairing_fault(ais: tuple[str, ...]) -> Fault | None:
 
 def check_associations(fields: list[Field]) -> list[Fault]:
     """GS1's pairing rules, in the reference's order: exclusions, requisites, repeats, signatures."""
-    pairing = _pairing_fault(tuple(ai for ai, _ in fields))
+    pairing = _pairing_fault(tuple([ai for ai, _ in fields]))
     if pairing is not None:
         return [pairing]
-    seen: dict[str, str] = {}
-    for ai, value in fields:
-        if seen.setdefault(ai, value) != value:
-            return [Fault(Reason.INVALID_COMBINATION, f"{_title(ai)} appears twice with different values.")]
+    seen = dict(fields)
+    if len(seen) < len(fields):  # an AI twice: the same value, or a fault
+        seen = {}
+        for ai, value in fields:
+            if seen.setdefault(ai, value) != value:
+                return [Fault(Reason.INVALID_COMBINATION, f"{_title(ai)} appears twice with different values.")]
     if "8030" in seen:
         for ai in ("253", "255", "8003"):
             if ai in seen and len(seen[ai]) == length_range(ai)[0]:

@@ -331,17 +331,24 @@ def read(raw: bytes | str, profile: Profile = Profile.ITS, this_year: int | None
         if lacking:
             faults.append(Fault(Reason.MISSING_FIELD, _missing_message(lacking, values, profile)))
     karekod = None
-    if fields and not any(f.reason.rank <= Reason.INVALID_LENGTH.rank for f in faults):
-        karekod = _gs1_karekod(fields, this_year, symbology, recovered)
+    if fields and (not faults or not any(f.reason.rank <= Reason.INVALID_LENGTH.rank for f in faults)):
+        karekod = _gs1_karekod(fields, this_year, symbology, recovered, values)
     if faults:
         first = min(faults, key=lambda f: f.reason.rank)
         return Reading(karekod, first.reason, first.message)
     return Reading(karekod, None, "Karekod read from a scan with lost separators." if recovered else "Karekod read.")
 
 
-def _gs1_karekod(fields: list[Field], this_year: int, symbology: str | None, recovered: bool = False) -> Karekod:
-    """A karekod from GS1 fields (an element string or a Digital Link)."""
-    values = dict(fields)
+def _gs1_karekod(
+    fields: list[Field],
+    this_year: int,
+    symbology: str | None,
+    recovered: bool = False,
+    values: dict[str, str] | None = None,
+) -> Karekod:
+    """A karekod from GS1 fields (an element string or a Digital Link); ``values``: ``dict(fields)``
+    when the caller has it already."""
+    values = dict(fields) if values is None else values
     return Karekod(
         gtin=values.get("01"),
         serial=values.get("21"),
