@@ -36,7 +36,7 @@ from station.edge.pipeline import Station
 from station.edge.store import Store
 from station.edge.uplink import MqttUplink
 from station.gs1.verdict import Policy, judge
-from station.wire import Kind, Topics
+from station.wire import AckMessage, Kind, Topics, parse_events
 
 GS = "\x1d"
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +213,130 @@ class Counter:
         self.client.loop_stop()
 
 
+class Acker(Counter):
+    """The central side of a drain: counts the station's events and acks their ids every 5 ms, as
+    a submitter acks what each of its batches stored (only that makes an event delivered, and frees
+    its place in the uplink's window)."""
+
+    def __init__(self, port: int, station: str, expect: int) -> None:
+        self.ids: list[str] = []
+        self.lock = threading.Lock()
+        self.ack_topic = Topics().station(station, Kind.ACKS)
+        self._stop = threading.Event()
+        super().__init__(port, Topics().station(station, Kind.EVENTS), expect)
+        self._flusher = threading.Thread(target=self._flush, daemon=True)
+        self._flusher.start()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        taken, _ = parse_events(msg.payload)
+        with self.lock:
+            self.ids += [event.id for _, event in taken]
+            self.count += len(taken)
+        if self.count >= self.expect:
+            self.done.set()
+
+    def _flush(self) -> None:
+        while not self._stop.wait(0.005):
+            with self.lock:
+                ids, self.ids = self.ids, []
+            for i in range(0, len(ids), 5000):
+                self.client.publish(self.ack_topic, AckMessage(ids=tuple(ids[i : i + 5000])).to_json(), qos=1)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._flusher.join()
+        super().close()
+
+
+class PeakRss:
+    """This process's largest RSS while the block runs, sampled every 20 ms, less its RSS before."""
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = rss_mib(os.getpid())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mib(os.getpid()))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mib(os.getpid()))
+
+    @property
+    def growth(self) -> float:
+        return self.peak - self.before
+
+
+RAW_QUEUE = 10_000
+"""Messages the raw paho reference of the drain has published and not had acked, at most."""
+
+
+def drain_phase(kind: str, workdir: Path, port: int, n: int) -> dict[str, float]:
+    """One side of :func:`bench_drain`, in a process of its own (``--drain-phase``): ``raw``
+    publishes ``n`` messages of the outbox's payload size with paho as it ships, until the broker
+    has acked them all; ``outbox`` starts the station's uplink (its default window) on the filled
+    outbox, until the central side (:class:`Acker`, in the parent) has acked every event. Says
+    ``go`` as it starts (the parent times from there until its subscriber has them all); returns
+    how many went and its RSS growth meanwhile."""
+    with PeakRss() as rss:
+        if kind == "raw":
+            stock_paho()  # paho as it ships (the uplink's client makes its properties the lean way)
+            store = Store(workdir / "outbox.db", durable=False)
+            body = b"x" * len(store.pending(0, 1)[0][2])
+            store.close()
+            raw = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+            raw.max_inflight_messages_set(100)
+            # At most RAW_QUEUE published and not yet acked: paho keeps each message until its
+            # PUBACK, keyed by a 16-bit packet id: a backlog of more than 65,535 at once loses some.
+            room = threading.Semaphore(RAW_QUEUE)
+            acked = [0]
+
+            def on_publish(*args: object) -> None:
+                acked[0] += 1
+                room.release()
+
+            raw.on_publish = on_publish
+            raw.connect("127.0.0.1", port)
+            raw.loop_start()
+            print("go", flush=True)
+            t = time.perf_counter()
+            for _ in range(n):
+                room.acquire()
+                raw.publish("raw/events", body, qos=1)
+            while acked[0] < n and time.perf_counter() - t < 300:
+                time.sleep(0.005)
+            raw.disconnect()
+            raw.loop_stop()
+            done = acked[0]
+        else:
+            uplink = MqttUplink(
+                MqttConfig(host="127.0.0.1", port=port, wait_for_central=False, status_interval_seconds=3600),
+                "bench",
+                str(workdir / "outbox.db"),
+                lambda store, connected: {"station": "bench"},
+            )
+            watch = Store(workdir / "outbox.db", durable=False)
+            print("go", flush=True)
+            t = time.perf_counter()
+            uplink.start()
+            while watch.oldest_undelivered_seq() is not None and time.perf_counter() - t < 300:
+                time.sleep(0.005)
+            done = n if watch.oldest_undelivered_seq() is None else 0
+            uplink.stop()
+            watch.close()
+    return {"count": done, "rss_growth": rss.growth}
+
+
 def bench_drain(workdir: Path, n: int) -> None:
+    """The outbox's backlog of ``n`` events (a broker outage's), drained once the broker is there,
+    beside raw paho publishing as many messages of the same size: each in a fresh process, so
+    each one's time and RSS growth are its own; a subscriber in this process takes the messages
+    (and, for the outbox, acks the events as a submitter would)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     port = free_port()
     conf = workdir / "mosquitto.conf"
@@ -221,9 +344,6 @@ def bench_drain(workdir: Path, n: int) -> None:
     broker = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
-        # Baseline: raw paho as it ships, QoS 1, the same in-flight window, payloads of the same
-        # size (the uplink's client makes paho's properties the lean way: station.mqtt).
-        stock_paho()
         store = Store(workdir / "outbox.db", durable=False)
         today = date(2026, 1, 1)
         v = judge(f"010869953609012221S1{GS}1730123110L", Policy(), today)
@@ -233,40 +353,26 @@ def bench_drain(workdir: Path, n: int) -> None:
             )
         payload_size = len(store.pending(0, 1)[0][2])
         store.close()
-
-        counter = Counter(port, "raw/#", n)
-        raw = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        raw.max_inflight_messages_set(100)
-        raw.connect("127.0.0.1", port)
-        raw.loop_start()
-        body = b"x" * payload_size
-        t = time.perf_counter()
-        for _ in range(n):
-            raw.publish("raw/events", body, qos=1)
-        counter.done.wait(120)
-        raw_rate = n / (time.perf_counter() - t)
-        raw.disconnect()
-        raw.loop_stop()
-        counter.close()
-
-        counter = Counter(port, Topics().station("bench", Kind.EVENTS), n)
-        uplink = MqttUplink(
-            MqttConfig(
-                host="127.0.0.1", port=port, wait_for_central=False, window=100_000, status_interval_seconds=3600
-            ),
-            "bench",
-            str(workdir / "outbox.db"),
-            lambda store, connected: {"station": "bench"},
-        )
-        t = time.perf_counter()
-        uplink.start()
-        counter.done.wait(120)
-        drain_rate = counter.count / (time.perf_counter() - t)
-        uplink.stop()
-        counter.close()
+        runs = {}
+        for kind in ("raw", "outbox"):
+            central = Counter(port, "raw/#", n) if kind == "raw" else Acker(port, "bench", n)
+            argv = [sys.executable, __file__, "--drain-phase", kind, "--port", str(port), "--events", str(n)]
+            child = subprocess.Popen([*argv, "--workdir", str(workdir)], stdout=subprocess.PIPE, text=True)
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "go"
+            t = time.perf_counter()
+            central.done.wait(300)
+            seconds = time.perf_counter() - t  # until the subscriber has them all, either way
+            runs[kind] = {**json.loads(child.stdout.read().strip().splitlines()[-1]), "seconds": seconds}
+            assert child.wait(60) == 0
+            central.close()
+        raw, ours = runs["raw"], runs["outbox"]
+        raw_rate, drain_rate = raw["count"] / raw["seconds"], ours["count"] / ours["seconds"]
+        assert raw["count"] == ours["count"] == n, (raw, ours)
         print(
             f"drain       raw paho QoS 1 {raw_rate:9,.0f} msg/s   outbox {drain_rate:9,.0f} events/s"
             f"   ({drain_rate / raw_rate:4.0%} of raw, goal >= 60 %; {n:,} x {payload_size} B)"
+            f"   RSS growth raw {raw['rss_growth']:.1f} MiB, outbox {ours['rss_growth']:.1f} MiB"
         )
         emit(
             "station",
@@ -278,6 +384,10 @@ def bench_drain(workdir: Path, n: int) -> None:
             raw_rate,
             "raw paho QoS 1",
         )
+        emit("station", f"outbox drain of {n:,} events: time", ours["seconds"], "s", "(reported)", None,
+             raw["seconds"], "raw paho QoS 1")  # fmt: skip
+        emit("station", f"outbox drain of {n:,} events: RSS growth", ours["rss_growth"], "MiB", "(reported)", None,
+             raw["rss_growth"], "raw paho QoS 1")  # fmt: skip
     finally:
         broker.terminate()
         broker.wait(10)
@@ -378,7 +488,13 @@ def main() -> None:
     parser.add_argument("--scans", type=int, default=2000)
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rss-scans", type=int, default=0, help="the daemon's RSS over this many scans (0: skip)")
+    parser.add_argument("--drain-phase", choices=("raw", "outbox"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drain_phase:  # one side of bench_drain, in its own process
+        print(json.dumps(drain_phase(args.drain_phase, args.workdir, args.port, args.events)))
+        return
     # On the project's own disk (not /tmp, which may be tmpfs): fsync must cost what it costs.
     (ROOT / "var").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ROOT / "var") as d:

@@ -480,6 +480,17 @@ def test_a_scan_is_one_write_transaction_and_what_is_rolled_back_leaves_no_gap(
     assert st.store.record(clock.scan(b"y"), v, "t1", "", "receipt").seq == 2  # no gap where it was rolled back
 
 
+def test_an_ack_of_runs_gaps_repeats_and_strangers_marks_exactly_the_named(tmp_path: Path) -> None:
+    store, clock = Store(tmp_path / "s.db", durable=False), Clock()
+    v = judge(karekod("R1"), Policy(), TODAY)
+    ids = [store.record(clock.scan(f"r{i}".encode()), v, "t1", "", "receipt").id for i in range(12)]
+    prefix = ids[0].rsplit(".", 1)[0]
+    acked = [ids[9], ids[1], ids[2], ids[3], ids[2], ids[6], ids[10], f"{prefix}.99", "other.4", f"{prefix}.x"]
+    assert store.mark_delivered(acked) == 6  # seqs 2-4, 7, 10-11 (seq 99 and the strangers are no events here)
+    assert [r[0] for r in store.pending(0, 20)] == [1, 5, 6, 8, 9, 12]
+    assert store.mark_delivered([ids[0], ids[4], ids[5]]) == 3 and store.meta("delivered_through") == "7"
+
+
 def test_the_delivered_watermark_follows_acks_in_any_order(tmp_path: Path) -> None:
     store, clock = Store(tmp_path / "s.db", durable=False), Clock()
     v = judge(karekod("W1"), Policy(), TODAY)

@@ -233,6 +233,21 @@ SELECT_EVENT = f"SELECT payload, {', '.join(EVENT_COLUMNS)} FROM events"
 _ID, _SEQ = (1 + STORED.index(name) for name in ("id", "seq"))
 
 
+def _runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
+    """Numbers as runs of consecutive ones, (first, last) each, in order; repeats count once.
+
+    >>> _runs([7, 3, 4, 5, 9, 8, 4])
+    [(3, 5), (7, 9)]
+    """
+    runs: list[tuple[int, int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
 def _stored(row: Sequence[Any]) -> dict[str, Any]:
     """The :data:`~station.edge.events.STORED` fields of a row as :data:`SELECT_EVENT` reads it."""
     return dict(zip(STORED, row[1:], strict=True))
@@ -1090,9 +1105,11 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             n = 0
             seqs, others = self._locate(ids)
-            n += conn.executemany(
-                "UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL", [(now, q) for q in seqs]
-            ).rowcount
+            for first, last in _runs(seqs):  # an ack names runs of seqs: one statement a run, not a row
+                n += conn.execute(
+                    "UPDATE events SET delivered_at = ? WHERE seq BETWEEN ? AND ? AND delivered_at IS NULL",
+                    (now, first, last),
+                ).rowcount
             for i in range(0, len(ids), 500):
                 part = ids[i : i + 500]
                 marks = ",".join("?" * len(part))
