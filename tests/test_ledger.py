@@ -722,3 +722,31 @@ def test_two_submitters_taking_results_at_once_never_take_the_same_one(ledger_ur
     assert sorted(every) == sorted(ids)  # each once
     a.close()
     b.close()
+
+
+def test_rows_inserted_together_are_those_executemany_inserts_a_row_at_a_time() -> None:
+    import sqlite3
+
+    from station.central.ledger import _many_rows, insert_rows
+
+    made = []
+    for together in (False, True):
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)  # three rows a statement: several statements
+        conn.execute("CREATE TABLE t (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, n INTEGER, flag INTEGER)")
+        conn.execute("CREATE TABLE c (k TEXT PRIMARY KEY, n INTEGER)")
+        insert = "INSERT INTO t (id, n, flag) VALUES (?, ?, 1) ON CONFLICT DO NOTHING"
+        upsert = "INSERT INTO c (k, n) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET n = c.n + excluded.n"
+        rows = [(f"e{i % 8}", i) for i in range(11)]  # e0-e2 come twice: once each is kept
+        sums = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5)]
+        if together:
+            plan = _many_rows(insert)
+            assert plan is not None and plan[1] == "(?, ?, 1)"
+            counts = insert_rows(conn, plan, rows), insert_rows(conn, _many_rows(upsert) or ("", "", ""), sums)
+        else:
+            counts = conn.executemany(insert, rows).rowcount, conn.executemany(upsert, sums).rowcount
+        made.append((counts, conn.execute("SELECT * FROM t").fetchall(), conn.execute("SELECT * FROM c").fetchall()))
+    assert made[0] == made[1]
+    assert made[1][0] == (8, 5) and made[1][2] == [("a", 9), ("b", 2), ("c", 4)]
+    assert _many_rows("INSERT INTO t (n) VALUES (coalesce(?, 1))") is None  # a call in the row: a row at a time
+    assert _many_rows("UPDATE t SET n = ? WHERE id = ?") is None
