@@ -34,6 +34,13 @@ class Broker:
     key_file: str = ""
 
 
+def _paho_2() -> bool:
+    """Whether paho-mqtt is 2.x: the version whose internals the helpers below rely on."""
+    import paho.mqtt
+
+    return paho.mqtt.__version__.startswith("2.")
+
+
 def lean_properties() -> bool:
     """Make paho build MQTT 5 properties without remaking its tables each time; True when in place.
 
@@ -55,7 +62,7 @@ def lean_properties() -> bool:
 
     users = (paho.mqtt._packet, paho.mqtt.client)  # the modules that make properties objects
     current = {getattr(module, "Properties", None) for module in users}
-    if current == {Properties} and paho.mqtt.__version__.startswith("2."):
+    if current == {Properties} and _paho_2():
         lean = _lean_class(Properties)
         for module in users:
             setattr(module, "Properties", lean)  # noqa: B010 (a module's global, set as such)
@@ -137,10 +144,8 @@ def read_ahead(client: mqtt.Client) -> bool:
     """Make ``client`` read through :class:`ReadAhead` from its next connection on; True when in
     place (paho-mqtt 2.x, whose connections are made by ``_create_socket``), False with any other
     version, which keeps its own reads."""
-    import paho.mqtt
-
-    create = getattr(client, "_create_socket", None)
-    if create is None or not paho.mqtt.__version__.startswith("2."):
+    create = getattr(client, "_create_socket", None) if _paho_2() else None
+    if create is None:
         return False
 
     def _create_socket() -> ReadAhead:
@@ -156,12 +161,9 @@ def ack_all(client: mqtt.Client, messages: Iterable[mqtt.MQTTMessage]) -> None:
     makes one ``send`` for each: a thousand system calls for a batch of a thousand messages. With
     paho 2.x, the same PUBACKs (MQTT 5 allows the short form, without reason code or properties,
     for success) go as one queued write; with any other version, or for QoS 2, ``ack()`` each."""
-    import paho.mqtt
     from paho.mqtt.client import PUBACK
 
-    queue_packet: Callable[..., Any] | None = None
-    if paho.mqtt.__version__.startswith("2."):
-        queue_packet = getattr(client, "_packet_queue", None)
+    queue_packet: Callable[..., Any] | None = getattr(client, "_packet_queue", None) if _paho_2() else None
     single, mids = [], []
     for message in messages:
         if message.qos == 1 and queue_packet is not None:

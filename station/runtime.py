@@ -44,13 +44,13 @@ def collect_less() -> None:
 
     Called once its start-up is done: what start-up made is frozen (never looked at again by a
     collection), and the youngest generation is collected every :data:`YOUNG_OBJECTS` objects
-    instead of every 700. The submitter makes a dozen objects a message (paho's packet and
-    message, the JSON, the typed event, the ledger's rows); at the default a collection ran every
-    few dozen messages and took 12 % of ingest (14,149 events/s at the default, 16,157 with this, one
-    event a message, medians of five runs of ``bench/bench_submitter.py``'s ingest). Reference cycles are still found,
-    a little later; nothing is kept that would not be kept anyway. The station's scan path was
-    measured with and without it: no difference (1.53-1.61x either way), so the station leaves the
-    collector as it is."""
+    instead of every 700. The submitter makes a dozen objects a message (paho's packet and message,
+    the JSON, the typed event, the ledger's rows); at the default a collection ran every few dozen
+    messages and took 12 % of ingest (one event a message, medians of five runs of
+    ``bench/bench_submitter.py``'s ingest: 14,149 events/s at the default, 16,157 with this).
+    Reference cycles are still found, a little later; nothing is kept that would not be kept
+    anyway. The station's scan path was measured with and without it: no difference (1.53-1.61x
+    either way), so the station leaves the collector as it is."""
     import gc
 
     gc.freeze()

@@ -11,6 +11,7 @@ submitter gave up and an operator must look (``station-submitter failures``, ``r
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -1055,6 +1056,7 @@ class Ledger:
 _ROW_VALUES = re.compile(r"(INSERT\b.*?\bVALUES\s*)(\([^()]*\))(.*)", re.DOTALL)
 
 
+@functools.cache
 def _many_rows(sql: str) -> tuple[str, str, str] | None:
     """An INSERT of one ``VALUES (...)`` row split around that row (its head, the row, its tail);
     None for any other statement, or a row holding parentheses (a function call: left alone)."""
@@ -1079,10 +1081,10 @@ def insert_rows(conn: sqlite3.Connection, sql: tuple[str, str, str], rows: Seque
     batches went into the ledger at 21,000 events/s that way and at 38,000-41,000 this way (alone,
     46,000 either way; ``bench/bench_submitter.py`` measures the whole ingest)."""
     head, row, tail = sql
-    most = min(ROWS_TOGETHER, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // row.count("?"))
+    most = max(1, min(ROWS_TOGETHER, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // row.count("?")))
     changed, i = 0, 0
     while i < len(rows):
-        n = 1 << (min(most, len(rows) - i).bit_length() - 1) if most > 1 else 1
+        n = 1 << (min(most, len(rows) - i).bit_length() - 1)  # the largest power of two that fits
         values = [value for one in rows[i : i + n] for value in one]
         changed += conn.execute(f"{head}{', '.join([row] * n)}{tail}", values).rowcount
         i += n

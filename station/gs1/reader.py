@@ -332,7 +332,7 @@ def read(raw: bytes | str, profile: Profile = Profile.ITS, this_year: int | None
             faults.append(Fault(Reason.MISSING_FIELD, _missing_message(lacking, values, profile)))
     karekod = None
     if fields and (not faults or not any(f.reason.rank <= Reason.INVALID_LENGTH.rank for f in faults)):
-        karekod = _gs1_karekod(fields, this_year, symbology, recovered, values)
+        karekod = _gs1_karekod(fields, values, this_year, symbology, recovered)
     if faults:
         first = min(faults, key=lambda f: f.reason.rank)
         return Reading(karekod, first.reason, first.message)
@@ -340,15 +340,9 @@ def read(raw: bytes | str, profile: Profile = Profile.ITS, this_year: int | None
 
 
 def _gs1_karekod(
-    fields: list[Field],
-    this_year: int,
-    symbology: str | None,
-    recovered: bool = False,
-    values: dict[str, str] | None = None,
+    fields: list[Field], values: dict[str, str], this_year: int, symbology: str | None, recovered: bool = False
 ) -> Karekod:
-    """A karekod from GS1 fields (an element string or a Digital Link); ``values``: ``dict(fields)``
-    when the caller has it already."""
-    values = dict(fields) if values is None else values
+    """A karekod from GS1 fields (an element string or a Digital Link) and ``dict(fields)``."""
     return Karekod(
         gtin=values.get("01"),
         serial=values.get("21"),
@@ -397,7 +391,7 @@ def _read_other(text: str, profile: Profile, this_year: int) -> Reading | None:
             return Reading(None, faults[0].reason, faults[0].message)
         values = dict(fields)
         lacking = profile.missing(values)
-        karekod = _gs1_karekod(fields, this_year, symbology)
+        karekod = _gs1_karekod(fields, values, this_year, symbology)
         if lacking:
             return Reading(karekod, Reason.MISSING_FIELD, _missing_message(lacking, values, profile))
         return Reading(karekod, None, "GS1 Digital Link read.")
